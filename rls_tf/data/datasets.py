@@ -1,0 +1,469 @@
+"""Image classification datasets used in the paper, as numpy arrays or tf.data.
+
+Data comes from, in order of preference:
+
+1. Files in `data_dir` (or a dataset-named subdirectory of it), detected from
+   their names: `{name}_{split}.npz`, `{name}_{split}_*.npz` or `{split}.npz`
+   holding arrays `x` (uint8 NHWC) and `y`; MNIST/Fashion-MNIST IDX files;
+   CIFAR-10 python batches; SVHN `.mat` files. See `rls_tf.data.offline`.
+2. Otherwise TFDS, with `data_dir` as its data directory (TFDS's default when
+   None). When `data_dir` is None, Fashion-MNIST is first looked for where
+   Debian's `dataset-fashion-mnist` package installs it.
+
+Images are kept as raw uint8 pixels until `to_model_range` scales them to
+[-1, 1], the convention of the paper.
+"""
+
+import dataclasses
+import numbers
+import os
+from typing import Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from rls_tf.data import offline
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
+SPLITS = ("train", "test")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The dataset is neither on disk nor downloadable (e.g. no network)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Static facts about a supported dataset.
+
+    Attributes:
+        name: Name used by this library (one of `DATASETS`).
+        tfds_name: TFDS builder name.
+        input_shape: Image shape `(H, W, C)`.
+        num_classes: Number of classes; labels are `0..num_classes - 1`.
+        num_train: Size of the full training split.
+        num_test: Size of the full test split.
+    """
+
+    name: str
+    tfds_name: str
+    input_shape: Tuple[int, int, int]
+    num_classes: int
+    num_train: int
+    num_test: int
+
+
+_SPECS = {
+    "mnist": DatasetSpec("mnist", "mnist", (28, 28, 1), 10, 60000, 10000),
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist", "fashion_mnist", (28, 28, 1), 10, 60000, 10000
+    ),
+    "cifar10": DatasetSpec("cifar10", "cifar10", (32, 32, 3), 10, 50000, 10000),
+    "svhn": DatasetSpec("svhn", "svhn_cropped", (32, 32, 3), 10, 73257, 26032),
+}
+
+# Subdirectories of `data_dir` also searched for files, by dataset.
+_SUBDIRS = {
+    "mnist": ("mnist",),
+    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
+    "cifar10": ("cifar10", "cifar-10-batches-py"),
+    "svhn": ("svhn",),
+}
+
+# Searched before TFDS when data_dir is None, so that an offline machine with
+# the Debian package works without any flag.
+_DEFAULT_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
+
+# Where TFDS downloads each dataset from. Only used to check reachability in a
+# few seconds: offline, TFDS's own downloader retries for minutes.
+_DOWNLOAD_URLS = {
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    "svhn": "http://ufldl.stanford.edu/housenumbers/",
+}
+_PROBE_TIMEOUT_S = 5.0
+
+# Light augmentation: (zero padding in pixels, random horizontal flip).
+# No flip for digits (a mirrored digit is not the same class).
+_AUGMENT = {
+    "mnist": (2, False),
+    "fashion_mnist": (2, False),
+    "cifar10": (4, True),
+    "svhn": (2, False),
+}
+
+
+# --- Argument validation ---------------------------------------------------
+
+
+def _is_int(value):
+    # bool is an Integral, but `batch_size=True` is surely a mistake.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_name(name):
+    if name not in _SPECS:
+        raise ValueError(
+            f"Unknown dataset: Received: dataset={name!r}. "
+            f"Expected one of {DATASETS}."
+        )
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(
+            f"Unknown split: Received: split={split!r}. Expected one of {SPLITS}."
+        )
+
+
+def _check_positive_int(arg_name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not _is_int(value) or value <= 0:
+        expected = "a positive integer" + (" or None" if allow_none else "")
+        raise ValueError(
+            f"Invalid {arg_name}: Received: {arg_name}={value!r}. "
+            f"Expected {expected}."
+        )
+
+
+def _check_seed(seed):
+    if seed is not None and not _is_int(seed):
+        raise ValueError(
+            f"Invalid seed: Received: seed={seed!r}. Expected an integer or None."
+        )
+
+
+def _check_data_dir(data_dir):
+    if data_dir is None:
+        return None
+    path = os.path.expanduser(os.fspath(data_dir))
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"data_dir does not exist or is not a directory: "
+            f"Received: data_dir={path!r}."
+        )
+    return path
+
+
+def _check_arrays(x, y, spec, source):
+    """Checks loaded arrays against the dataset; `source` names the origin."""
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != spec.input_shape:
+        raise ValueError(
+            f"{source}: images for {spec.name!r} must be uint8 with shape "
+            f"[N, {', '.join(map(str, spec.input_shape))}]. "
+            f"Received: dtype={x.dtype}, shape={x.shape}."
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(
+            f"{source}: labels must have shape [{len(x)}] to match the images. "
+            f"Received: shape={y.shape}."
+        )
+    if len(y) == 0:
+        raise ValueError(f"{source}: holds no examples.")
+    if y.min() < 0 or y.max() >= spec.num_classes:
+        raise ValueError(
+            f"{source}: labels must be in [0, {spec.num_classes}). "
+            f"Received: min={y.min()}, max={y.max()}."
+        )
+
+
+# --- Public API ------------------------------------------------------------
+
+
+def dataset_spec(name):
+    """Returns the `DatasetSpec` of a supported dataset.
+
+    Args:
+        name: One of `DATASETS`.
+
+    Returns:
+        The dataset's `DatasetSpec`.
+
+    Raises:
+        ValueError: For an unknown name.
+
+    Example:
+        >>> dataset_spec("cifar10").input_shape
+        (32, 32, 3)
+    """
+    _check_name(name)
+    return _SPECS[name]
+
+
+def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
+    """Loads a dataset split as numpy arrays of raw pixels.
+
+    Args:
+        name: One of `DATASETS`.
+        split: `"train"` or `"test"`.
+        data_dir: A directory of dataset files (npz, IDX, CIFAR-10 python
+            batches or SVHN `.mat`; see the module docstring), or a TFDS data
+            directory. None: TFDS's default (Fashion-MNIST is first looked for
+            in `/usr/share/datasets/fashion-mnist`).
+        max_examples: If set, keep only the first `max_examples` examples
+            (deterministic: the split's stored order).
+        download: Whether TFDS may download the dataset when it is not
+            prepared in its data directory.
+
+    Returns:
+        `(x, y)`: uint8 `[N, H, W, C]` images and int64 `[N]` labels.
+
+    Raises:
+        ValueError: For invalid arguments or malformed files.
+        FileNotFoundError: When `data_dir` does not exist, or holds only part
+            of a dataset's original files.
+        DatasetUnavailableError: When TFDS can neither find nor download it.
+
+    Example:
+        >>> x, y = load_numpy("mnist", "test", data_dir="/data", max_examples=100)
+        >>> x.shape, y.dtype
+        ((100, 28, 28, 1), dtype('int64'))
+    """
+    _check_name(name)
+    _check_split(split)
+    _check_positive_int("max_examples", max_examples, allow_none=True)
+    path = _check_data_dir(data_dir)
+    spec = _SPECS[name]
+
+    source = _find_offline_source(name, split, path)
+    if source is not None:
+        x, y = source.load()
+        origin = source.description
+    else:
+        x, y = _load_tfds(spec, split, path, download, max_examples)
+        origin = f"TFDS dataset {spec.tfds_name!r} ({split})"
+    _check_arrays(x, y, spec, origin)
+    if max_examples is not None and max_examples < len(x):
+        # Copy, so the full arrays can be freed.
+        x, y = x[:max_examples].copy(), y[:max_examples].copy()
+    return x, y
+
+
+def to_model_range(x):
+    """Scales uint8 pixels to float32 in [-1, 1] (the paper's convention).
+
+    Args:
+        x: Pixels in [0, 255], as a numpy array or a tensor of any dtype.
+
+    Returns:
+        `x / 127.5 - 1` as float32, a tensor if `x` is one, else a numpy array.
+
+    Example:
+        >>> to_model_range(np.array([0, 255], np.uint8))
+        array([-1.,  1.], dtype=float32)
+    """
+    if tf.is_tensor(x):
+        return tf.cast(x, tf.float32) / 127.5 - 1.0
+    return np.asarray(x, np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def make_dataset(
+    name,
+    split,
+    batch_size,
+    data_dir=None,
+    training=None,
+    augment=False,
+    max_examples=None,
+    seed=None,
+    download=True,
+    drop_remainder=False,
+):
+    """Builds a batched `tf.data.Dataset` of `(images, labels)`.
+
+    Images are float32 `[B, H, W, C]` in [-1, 1]; labels int64 `[B]`.
+
+    Args:
+        name: One of `DATASETS`.
+        split: `"train"` or `"test"`.
+        batch_size: Positive batch size.
+        data_dir: See `load_numpy`.
+        training: Shuffle (reshuffled every epoch) and allow augmentation.
+            Defaults to `split == "train"`.
+        augment: When training, apply light augmentation: random translation
+            by zero-padding then cropping back (4 pixels for CIFAR-10, 2
+            otherwise), plus a random horizontal flip for CIFAR-10 only.
+        max_examples: See `load_numpy`.
+        seed: Makes shuffling and augmentation reproducible. None: random.
+        download: See `load_numpy`.
+        drop_remainder: Drop the last batch when it is smaller.
+
+    Returns:
+        A `tf.data.Dataset`, prefetched.
+
+    Raises:
+        ValueError: For invalid arguments.
+
+    Example:
+        >>> ds = make_dataset("cifar10", "train", 128, data_dir="/data",
+        ...                   augment=True, seed=0)
+        >>> images, labels = next(iter(ds))
+    """
+    _check_name(name)
+    _check_split(split)
+    _check_positive_int("batch_size", batch_size)
+    _check_seed(seed)
+    if training is None:
+        training = split == "train"
+    x, y = load_numpy(name, split, data_dir, max_examples, download)
+
+    # Shuffle and batch indices, then gather whole batches: the shuffle buffer
+    # holds integers instead of images, and gathering is vectorised.
+    images, labels = tf.constant(x), tf.constant(y)
+    indices = tf.data.Dataset.range(len(x))
+    if training:
+        indices = indices.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    indices = indices.batch(batch_size, drop_remainder=drop_remainder)
+
+    if training and augment:
+        pad, flip = _AUGMENT[name]
+        # One stateless seed per batch; the stream is reproducible from `seed`
+        # yet differs between epochs.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(indices, seeds.batch(2))
+
+        def load_batch(idx, batch_seed):
+            batch = _augment_batch(tf.gather(images, idx), batch_seed, pad, flip)
+            return to_model_range(batch), tf.gather(labels, idx)
+
+    else:
+        ds = indices
+
+        def load_batch(idx):
+            return to_model_range(tf.gather(images, idx)), tf.gather(labels, idx)
+
+    ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --- Internals --------------------------------------------------------------
+
+
+def _augment_batch(batch, seed, pad, flip):
+    """Random per-image translation (pad + crop) and optional flip, stateless."""
+    shape = tf.shape(batch)
+    n, height, width = shape[0], shape[1], shape[2]
+    crop_seed, flip_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=2)
+    )
+    padded = tf.pad(batch, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    offsets = tf.random.stateless_uniform(
+        [n, 2], crop_seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32
+    )
+    # Gather each image's rows, then its columns: a per-image crop in two ops.
+    rows = offsets[:, :1] + tf.range(height)[tf.newaxis]
+    cols = offsets[:, 1:] + tf.range(width)[tf.newaxis]
+    batch = tf.gather(padded, rows, axis=1, batch_dims=1)
+    batch = tf.gather(batch, cols, axis=2, batch_dims=1)
+    if flip:
+        do_flip = tf.random.stateless_uniform([n], flip_seed) < 0.5
+        batch = tf.where(
+            do_flip[:, tf.newaxis, tf.newaxis, tf.newaxis],
+            tf.reverse(batch, axis=[2]),
+            batch,
+        )
+    return batch
+
+
+def _find_offline_source(name, split, data_dir):
+    roots = (data_dir,) if data_dir is not None else _DEFAULT_DIRS.get(name, ())
+    for root in roots:
+        candidates = [root] + [os.path.join(root, sub) for sub in _SUBDIRS[name]]
+        for directory in candidates:
+            if os.path.isdir(directory):
+                source = offline.find_source(name, split, directory)
+                if source is not None:
+                    return source
+    return None
+
+
+def _load_tfds(spec, split, data_dir, download, max_examples):
+    # Imported here: TFDS is slow to import and unneeded for local files.
+    import tensorflow_datasets as tfds
+
+    kwargs = dict(split=split, data_dir=data_dir, as_supervised=True)
+    try:
+        ds = tfds.load(spec.tfds_name, download=False, **kwargs)
+    except AssertionError as e:
+        # TFDS's way of saying "not prepared in data_dir".
+        if not download:
+            raise DatasetUnavailableError(
+                _unavailable_message(spec, data_dir, e, download)
+            ) from e
+        _check_download_reachable(spec, data_dir)
+        try:
+            ds = tfds.load(spec.tfds_name, download=True, **kwargs)
+        except Exception as e2:
+            raise DatasetUnavailableError(
+                _unavailable_message(spec, data_dir, e2, download)
+            ) from e2
+    if max_examples is not None:
+        ds = ds.take(max_examples)
+    xs, ys = [], []
+    for x, y in tfds.as_numpy(ds.batch(4096)):
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ValueError(f"TFDS dataset {spec.tfds_name!r} ({split}) is empty.")
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def _check_download_reachable(spec, data_dir):
+    """Fails fast when TFDS's download host cannot be reached."""
+    import requests  # A TFDS dependency; honours the same proxy settings.
+
+    url = _DOWNLOAD_URLS[spec.name]
+    try:
+        # Any HTTP answer, even an error status, proves the network works.
+        requests.head(url, timeout=_PROBE_TIMEOUT_S, allow_redirects=False)
+    except requests.exceptions.RequestException as e:
+        raise DatasetUnavailableError(
+            _unavailable_message(spec, data_dir, e, download=True)
+        ) from e
+
+
+def _unavailable_message(spec, data_dir, error, download):
+    where = repr(data_dir) if data_dir else "TFDS's default data directory"
+    reason = (
+        f"downloading it failed ({type(error).__name__}: {error})"
+        if download
+        else f"download=False and it is not prepared there ({error})"
+    )
+    h, w, c = spec.input_shape
+    npz = (
+        f"save numpy arrays x (uint8 [N, {h}, {w}, {c}], raw pixels) and y "
+        f"(integer labels [N]) with numpy.savez as DIR/{spec.name}_train.npz "
+        f"and DIR/{spec.name}_test.npz"
+    )
+    how = {
+        "mnist": (
+            "put the original IDX files train-images-idx3-ubyte.gz, "
+            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+            "t10k-labels-idx1-ubyte.gz (gzipped or not) in DIR, or " + npz
+        ),
+        "fashion_mnist": (
+            "run `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; it "
+            "installs the IDX files in /usr/share/datasets/fashion-mnist, "
+            "which is used automatically when no data_dir is given), or put "
+            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in DIR, "
+            "or " + npz
+        ),
+        "cifar10": (
+            "extract cifar-10-python.tar.gz (from "
+            "https://www.cs.toronto.edu/~kriz/cifar.html) so that DIR/"
+            "cifar-10-batches-py/ holds data_batch_1 ... data_batch_5 and "
+            "test_batch, or " + npz
+        ),
+        "svhn": (
+            "put train_32x32.mat and test_32x32.mat (from "
+            "http://ufldl.stanford.edu/housenumbers/) in DIR, or " + npz
+        ),
+    }[spec.name]
+    return (
+        f"Dataset {spec.name!r} (TFDS {spec.tfds_name!r}) is unavailable: "
+        f"it is not in {where} and {reason}. To use it offline, {how}; then "
+        "pass --data_dir=DIR (data_dir=DIR in Python)."
+    )

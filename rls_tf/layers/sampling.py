@@ -1,0 +1,106 @@
+"""Sampling scopes: how a forward pass maps sampled models onto the batch.
+
+Every RLS layer draws, in its own ``call``, which of its M weight copies each
+sampled model uses. Two things about a forward pass are decided by the caller
+rather than by the layer, because they describe the whole pass and must be the
+same for every layer in it:
+
+* ``num_groups``: the batch is made of ``num_groups`` equal, contiguous blocks
+    and each block is one sampled model (one path through the network). Group
+    training tiles the batch K times with ``num_groups=K``; N-sample inference
+    tiles it N times with ``num_groups=N``.
+* ``pinned``: fixed copy indices for some layers (one per group), e.g. to
+    attack "one sampled model" or to compare against a plain Keras layer.
+
+The scope is a static, trace-time setting (a Python context manager, kept per
+thread so that tf.distribute replica threads do not see each other's scopes);
+the random draw itself is a graph op inside each layer, so a traced function
+keeps sampling fresh paths on every call without retracing.
+"""
+
+import contextlib
+import dataclasses
+import threading
+from typing import Any, Mapping, Optional
+
+__all__ = ["SamplingScope", "sampling_scope", "current_scope"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingScope:
+    """What the RLS layers called inside a scope should do.
+
+    Attributes:
+        num_groups: number of contiguous blocks of the batch, each one sampled
+            model. 1 means the whole batch shares one path (the paper's setting).
+        pinned: mapping from ``id(layer)`` to an int tensor/array of shape
+            ``[num_groups]`` with the copy index each group uses in that layer.
+            Layers not in the mapping sample as usual.
+        per_example: when not None, overrides each layer's own
+            ``per_example_sampling`` setting (every example draws its own path).
+    """
+
+    num_groups: int = 1
+    pinned: Optional[Mapping[int, Any]] = None
+    per_example: Optional[bool] = None
+
+
+_DEFAULT_SCOPE = SamplingScope()
+
+
+class _ScopeStack(threading.local):
+
+    def __init__(self):
+        super().__init__()
+        self.scopes = []
+
+
+_STACK = _ScopeStack()
+
+
+def current_scope() -> SamplingScope:
+    """Returns the innermost active `SamplingScope` (a default one if none)."""
+    return _STACK.scopes[-1] if _STACK.scopes else _DEFAULT_SCOPE
+
+
+@contextlib.contextmanager
+def sampling_scope(num_groups=1, pinned=None, per_example=None):
+    """Sets how RLS layers called inside the block sample their copies.
+
+    Args:
+        num_groups: positive int; the batch is split into this many equal,
+            contiguous blocks, each one independently sampled model.
+        pinned: optional mapping ``{id(layer): indices}`` with ``indices`` of
+            shape ``[num_groups]`` (tensor or array of ints in ``[0, M)``).
+        per_example: optional bool overriding the layers' per-example setting.
+
+    Yields:
+        The active `SamplingScope`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rls_tf.layers import RLSDense, sampling_scope
+    >>> layer = RLSDense(4, num_submodels=2, seed=1)
+    >>> x = np.ones((6, 3), "float32")
+    >>> with sampling_scope(num_groups=3):  # rows 0-1, 2-3, 4-5: 3 models
+    ...   y = layer(x)
+    """
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int):
+        raise ValueError(
+                f"`num_groups` must be a positive int. Received: num_groups={num_groups!r}"
+        )
+    if num_groups < 1:
+        raise ValueError(
+                f"`num_groups` must be a positive int. Received: num_groups={num_groups}"
+        )
+    if per_example is not None and not isinstance(per_example, bool):
+        raise ValueError(
+                f"`per_example` must be a bool or None. Received: per_example={per_example!r}"
+        )
+    scope = SamplingScope(num_groups=num_groups, pinned=pinned, per_example=per_example)
+    _STACK.scopes.append(scope)
+    try:
+        yield scope
+    finally:
+        _STACK.scopes.pop()

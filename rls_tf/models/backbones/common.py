@@ -1,0 +1,98 @@
+"""What every backbone builder shares: argument checks and layer factories."""
+
+import keras
+
+from rls_tf.layers.base import _check_mu
+from rls_tf.layers.base import _check_num_submodels
+from rls_tf.layers.base import _check_seed
+from rls_tf.layers.conv2d_batch_norm import RLSConv2DBatchNorm
+from rls_tf.layers.dense import RLSDense
+
+# BN settings of the reference PyTorch ResNet/VGG the paper trained
+# (momentum 0.1 there is 0.9 here, Keras counts the other way).
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def check_input_shape(input_shape, min_size=8):
+    """Validates an image input shape ``(H, W, C)``."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels). "
+            f"Received: input_shape={input_shape!r}"
+        ) from None
+    if len(shape) != 3 or min(shape) < 1 or shape[0] < min_size or shape[1] < min_size:
+        raise ValueError(
+            f"`input_shape` must be (height, width, channels) with height and "
+            f"width >= {min_size}. Received: input_shape={input_shape!r}"
+        )
+    return shape
+
+
+def check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}"
+        )
+    return num_classes
+
+
+class LayerFactory:
+    """Makes the RLS layers of one network with shared sampling settings.
+
+    Each layer gets its own seed (``seed + its position``) so that seeded
+    layers do not all draw the same sequence of copies.
+
+    Args:
+        num_submodels: M.
+        mu: sampling probabilities (None: uniform).
+        seed: None or int.
+        per_example_sampling: bool.
+        weight_decay: L2 weight decay as in SGD's ``weight_decay`` (PyTorch
+            convention, the paper's 5e-4): the gradient gains
+            ``weight_decay * w``, i.e. an L2 penalty ``weight_decay / 2 *
+            sum(w**2)`` on every kernel.
+    """
+
+    def __init__(self, num_submodels, mu=None, seed=None,
+                 per_example_sampling=False, weight_decay=0.0):
+        self.num_submodels = _check_num_submodels(num_submodels)
+        self.mu = list(_check_mu(mu, self.num_submodels))
+        self.seed = _check_seed(seed)
+        if not float(weight_decay) >= 0.0:
+            raise ValueError(
+                f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay!r}"
+            )
+        self.weight_decay = float(weight_decay)
+        self.per_example_sampling = per_example_sampling
+        self._count = 0
+
+    def _common(self):
+        seed = None if self.seed is None else self.seed + self._count
+        self._count += 1
+        return dict(
+            num_submodels=self.num_submodels,
+            mu=self.mu,
+            seed=seed,
+            per_example_sampling=self.per_example_sampling,
+        )
+
+    def _regularizer(self):
+        if self.weight_decay == 0.0:
+            return None
+        return keras.regularizers.L2(self.weight_decay / 2.0)
+
+    def conv_bn(self, filters, kernel_size, strides=1, activation=None, name=None):
+        return RLSConv2DBatchNorm(
+            filters, kernel_size, strides=strides, padding="same",
+            activation=activation, kernel_regularizer=self._regularizer(),
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, **self._common(),
+        )
+
+    def dense(self, units, activation=None, name=None):
+        return RLSDense(
+            units, activation=activation, kernel_regularizer=self._regularizer(),
+            name=name, **self._common(),
+        )

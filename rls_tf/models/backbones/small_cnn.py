@@ -1,0 +1,43 @@
+"""`small_cnn`: a CPU-sized convolutional network for tests and demos."""
+
+import keras
+
+from rls_tf.models.backbones.common import LayerFactory
+from rls_tf.models.backbones.common import check_input_shape
+from rls_tf.models.backbones.common import check_num_classes
+
+__all__ = ["small_cnn_network"]
+
+
+def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
+                      mu=None, seed=None, per_example_sampling=False,
+                      weight_decay=0.0, width=32):
+    """Four conv-BN-ReLU layers (two 2x2 poolings), global pooling, dense.
+
+    Six RLS layers (4 conv+BN, 2 dense): M**6 sampled models. About 100k
+    parameters per sub-model at ``width=32``.
+
+    Args:
+        num_submodels: M.
+        num_classes: number of classes.
+        input_shape: ``(H, W, C)``, H and W >= 8.
+        mu, seed, per_example_sampling, weight_decay: see `LayerFactory`.
+        width: channels of the first two convolutions (doubled after).
+
+    Returns:
+        A functional `keras.Model` mapping images to class probabilities.
+    """
+    input_shape = check_input_shape(input_shape)
+    num_classes = check_num_classes(num_classes)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay)
+    inputs = keras.Input(input_shape, name="images")
+    x = make.conv_bn(width, 3, activation="relu", name="conv1")(inputs)
+    x = make.conv_bn(width, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = make.conv_bn(2 * width, 3, activation="relu", name="conv3")(x)
+    x = make.conv_bn(2 * width, 3, activation="relu", name="conv4")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = make.dense(4 * width, activation="relu", name="fc1")(x)
+    outputs = make.dense(num_classes, activation="softmax", name="fc2")(x)
+    return keras.Model(inputs, outputs, name="small_cnn")

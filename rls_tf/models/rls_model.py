@@ -1,0 +1,296 @@
+"""`RLSModel`: group training of K sampled models, N-sample inference."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution
+
+from rls_tf import metrics as rls_metrics
+from rls_tf.layers.base import RLSLayer
+from rls_tf.layers.sampling import sampling_scope
+
+__all__ = ["RLSModel", "TRAIN_FORWARDS"]
+
+TRAIN_FORWARDS = ("tiled", "loop")
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return int(value)
+
+
+def _tile(x, times):
+    """Stacks `times` copies of the batch: rows [s*B, (s+1)*B) are copy s."""
+    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
+
+
+@keras.saving.register_keras_serializable(package="rls_tf")
+class RLSModel(keras.Model):
+    """An ensemble of sampled models built from one network of RLS layers.
+
+    Wraps a network whose weighted layers are RLS layers and which outputs
+    class probabilities (softmax). Each forward pass of the network is one
+    *sampled model*: every RLS layer picks one of its M weight copies.
+
+    * Training (`fit` / `train_step`): K sampled models run on the same batch
+      under one `tf.GradientTape`; the loss compiled into the model is applied
+      to their mean prediction ``F(x) = mean_k f_k(x)`` (the paper's group
+      optimization, eq. 6-8). With the default
+      ``sparse_categorical_crossentropy`` this is the cross-entropy of the
+      mean of the K softmax outputs; `rls_tf.losses.GroupMSE` gives eq. 7's
+      MSE form. Extra metric ``diversity``: mean pairwise disagreement of the
+      K samples' predicted classes.
+    * Inference (`predict`, `evaluate`, ``model(x)``): the mean of N sampled
+      models (``eval_samples``), computed in one network call on the batch
+      tiled N times.
+
+    ``train_forward="tiled"`` (default) runs the K training forwards as one
+    network call on the batch tiled K times (each block one sampled model,
+    routed through the per-copy partitioning of the RLS layers);
+    ``"loop"`` calls the network K times inside the tape (the naive form).
+    `benchmarks/train_step_benchmark.py` measures both. In the tiled form a
+    copy's batch-norm statistics are computed over all the rows routed to it,
+    across the K samples; in the loop form over each sample separately.
+
+    When every RLS layer has M=1 the samples are identical, so K and N are
+    treated as 1: the model trains and predicts exactly like the plain Keras
+    network (the undefended baseline).
+
+    Args:
+        network: a `keras.Model` made of RLS (and weightless Keras) layers
+            that maps images to class probabilities.
+        num_samples: K, sampled models per training step.
+        eval_samples: N, sampled models averaged at inference.
+        train_forward: "tiled" or "loop", see above.
+        per_example_sampling: None to use each layer's own setting, or a bool
+            to override it (True: every example draws its own path).
+        **kwargs: `keras.Model` arguments (e.g. `name`).
+
+    Example:
+
+    >>> import rls_tf
+    >>> model = rls_tf.models.small_cnn(num_submodels=2, num_classes=10,
+    ...                                 input_shape=(28, 28, 1))
+    >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"], num_samples=3)
+    >>> # model.fit(train_ds, epochs=5); model.predict(x_test)
+    """
+
+    def __init__(
+        self,
+        network,
+        num_samples=3,
+        eval_samples=10,
+        train_forward="tiled",
+        per_example_sampling=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(network, keras.Model):
+            raise ValueError(
+                "`network` must be a keras.Model. "
+                f"Received: network={type(network).__name__}"
+            )
+        self.network = network
+        self.num_samples = _check_positive_int(num_samples, "num_samples")
+        self.eval_samples = _check_positive_int(eval_samples, "eval_samples")
+        self.train_forward = self._check_train_forward(train_forward)
+        if per_example_sampling is not None and not isinstance(
+            per_example_sampling, bool
+        ):
+            raise ValueError(
+                "`per_example_sampling` must be None or a bool. "
+                f"Received: per_example_sampling={per_example_sampling!r}"
+            )
+        self.per_example_sampling = per_example_sampling
+        self.diversity_tracker = keras.metrics.Mean(name="diversity")
+
+    @staticmethod
+    def _check_train_forward(value):
+        if value not in TRAIN_FORWARDS:
+            raise ValueError(
+                f"`train_forward` must be one of {TRAIN_FORWARDS}. "
+                f"Received: train_forward={value!r}"
+            )
+        return value
+
+    # -- structure ----------------------------------------------------------
+
+    @property
+    def rls_layers(self):
+        """The network's RLS layers in a fixed order (the columns of a path)."""
+        return [
+            layer for layer in self.network._flatten_layers(include_self=False)
+            if isinstance(layer, RLSLayer)
+        ]
+
+    @property
+    def num_submodels(self):
+        """M (the largest number of copies of any RLS layer; 1 if none)."""
+        return max([layer.num_submodels for layer in self.rls_layers] or [1])
+
+    @property
+    def is_stochastic(self):
+        """Whether two forward passes can differ (some layer has M > 1)."""
+        return self.num_submodels > 1
+
+    def compile(self, *args, num_samples=None, eval_samples=None,
+                train_forward=None, **kwargs):
+        """`keras.Model.compile`, plus the number of sampled models.
+
+        Args:
+            *args: passed to `keras.Model.compile`.
+            num_samples: optional K for training (kept if None).
+            eval_samples: optional N for inference (kept if None).
+            train_forward: optional "tiled" or "loop" (kept if None).
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if num_samples is not None:
+            self.num_samples = _check_positive_int(num_samples, "num_samples")
+        if eval_samples is not None:
+            self.eval_samples = _check_positive_int(eval_samples, "eval_samples")
+        if train_forward is not None:
+            self.train_forward = self._check_train_forward(train_forward)
+        super().compile(*args, **kwargs)
+
+    # -- sampling -----------------------------------------------------------
+
+    def _check_images(self, x):
+        expected = self.network.input_shape[1:]
+        shape = tuple(x.shape[1:])
+        if len(shape) != len(expected) or any(
+            e is not None and s is not None and e != s
+            for e, s in zip(expected, shape)
+        ):
+            raise ValueError(
+                f"Images must have shape [batch, {', '.join(map(str, expected))}]. "
+                f"Received: x.shape={tuple(x.shape)}"
+            )
+
+    def sample_outputs(self, x, num_samples, training=False, paths=None):
+        """Outputs of `num_samples` sampled models, in one network call.
+
+        Args:
+            x: images ``[B, H, W, C]``.
+            num_samples: S, number of sampled models (static int).
+            training: passed to the network (batch-norm mode).
+            paths: optional int array/tensor ``[S, L]`` pinning copy indices
+                of every RLS layer (column j: ``self.rls_layers[j]``) for
+                each sampled model; see `sample_paths`.
+
+        Returns:
+            Tensor ``[S, B, num_classes]``.
+        """
+        x = tf.convert_to_tensor(x)
+        self._check_images(x)
+        pinned = None
+        if paths is not None:
+            paths = tf.convert_to_tensor(paths, dtype=tf.int32)
+            layers = self.rls_layers
+            if paths.shape.rank != 2 or paths.shape[1] != len(layers):
+                raise ValueError(
+                    f"`paths` must have shape [num_samples, {len(layers)}] "
+                    f"(one column per RLS layer). Received: paths.shape={paths.shape}"
+                )
+            if paths.shape[0] is not None and paths.shape[0] != num_samples:
+                raise ValueError(
+                    f"`paths` has {paths.shape[0]} rows for "
+                    f"num_samples={num_samples}."
+                )
+            pinned = {id(layer): paths[:, j] for j, layer in enumerate(layers)}
+        batch = tf.shape(x)[0]
+        inputs = x if num_samples == 1 else _tile(x, num_samples)
+        with sampling_scope(
+            num_groups=num_samples,
+            pinned=pinned,
+            per_example=self.per_example_sampling,
+        ):
+            outputs = self.network(inputs, training=training)
+        return tf.reshape(outputs, [num_samples, batch, outputs.shape[-1]])
+
+    def sample_paths(self, num_paths, seed=None):
+        """Draws `num_paths` random paths (one copy index per RLS layer).
+
+        Args:
+            num_paths: number of paths.
+            seed: optional int for a reproducible draw (NumPy generator).
+
+        Returns:
+            int32 array ``[num_paths, L]`` to pass as ``paths=``.
+        """
+        num_paths = _check_positive_int(num_paths, "num_paths")
+        rng = np.random.default_rng(seed)
+        columns = [
+            rng.choice(layer.num_submodels, size=num_paths, p=layer.mu)
+            for layer in self.rls_layers
+        ]
+        if not columns:
+            return np.zeros((num_paths, 0), np.int32)
+        return np.stack(columns, axis=1).astype(np.int32)
+
+    def _effective(self, num_samples):
+        return num_samples if self.is_stochastic else 1
+
+    def call(self, inputs, training=False):
+        if training:
+            return self.sample_outputs(inputs, 1, training=True)[0]
+        return tf.reduce_mean(
+            self.sample_outputs(inputs, self._effective(self.eval_samples)), axis=0
+        )
+
+    # -- training -----------------------------------------------------------
+
+    def _training_samples(self, x):
+        num_samples = self._effective(self.num_samples)
+        if self.train_forward == "tiled" or num_samples == 1:
+            return self.sample_outputs(x, num_samples, training=True)
+        return tf.stack(
+            [self.sample_outputs(x, 1, training=True)[0] for _ in range(num_samples)]
+        )
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            samples = self._training_samples(x)
+            y_pred = tf.reduce_mean(samples, axis=0)
+            loss = self.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(
+                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+            )
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # -- serialization ------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "network": keras.saving.serialize_keras_object(self.network),
+            "num_samples": self.num_samples,
+            "eval_samples": self.eval_samples,
+            "train_forward": self.train_forward,
+            "per_example_sampling": self.per_example_sampling,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(
+            config["network"], custom_objects=custom_objects
+        )
+        return cls(**config)
+
+    def build(self, input_shape):
+        # The network is built already; building the wrapper only marks it so.
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return self.network.compute_output_shape(input_shape)

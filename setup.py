@@ -1,0 +1,33 @@
+"""Packaging for rls-tf."""
+
+import setuptools
+
+setuptools.setup(
+    name="rls-tf",
+    version="0.1.0",
+    description=(
+        "Robust ensembles trained by Random Layer Sampling (Lee et al.) for "
+        "Keras 3 / TensorFlow, with an adversarial evaluation harness."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["rls_tf", "rls_tf.*"]),
+    py_modules=["train"],
+    python_requires=">=3.10,<3.14",
+    install_requires=[
+        # CPU wheels by default; a GPU user installs `tensorflow[and-cuda]`
+        # in the same range instead (see README).
+        "tensorflow-cpu>=2.20,<2.22",
+        "keras>=3.12,<3.16",
+        "tensorflow-datasets>=4.9.8,<5",
+        "cleverhans>=4.0,<5",
+        "numpy>=1.26,<3",
+        "scipy>=1.11,<2",
+        "absl-py>=2.1,<3",
+        # tensorflow-datasets needs it (through etils[epath]) to download.
+        "importlib_resources>=6",
+    ],
+    extras_require={
+        "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+    },
+)
