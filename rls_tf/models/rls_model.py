@@ -45,11 +45,13 @@ class RLSModel(keras.Model):
       models (``eval_samples``), computed in one network call on the batch
       tiled N times.
 
-    ``train_forward="tiled"`` (default) runs the K training forwards as one
+    ``train_forward="loop"`` (default) calls the network K times inside the
+    tape, each call one sampled model; ``"tiled"`` runs the K forwards as one
     network call on the batch tiled K times (each block one sampled model,
-    routed through the per-copy partitioning of the RLS layers);
-    ``"loop"`` calls the network K times inside the tape (the naive form).
-    `benchmarks/train_step_benchmark.py` measures both. In the tiled form a
+    routed through the per-copy partitioning of the RLS layers).
+    `benchmarks/train_step_benchmark.py` measures both against a naive
+    reference; on CPU the loop is the faster (the partitioning copies every
+    activation), see the README. In the tiled form a
     copy's batch-norm statistics are computed over all the rows routed to it,
     across the K samples; in the loop form over each sample separately.
 
@@ -82,7 +84,7 @@ class RLSModel(keras.Model):
         network,
         num_samples=3,
         eval_samples=10,
-        train_forward="tiled",
+        train_forward="loop",
         per_example_sampling=None,
         **kwargs,
     ):

@@ -1,0 +1,44 @@
+"""Name -> network builder."""
+
+from rls_tf.models.backbones.small_cnn import small_cnn_network
+
+__all__ = ["BACKBONES", "build_network"]
+
+_BUILDERS = {
+    "small_cnn": small_cnn_network,
+}
+
+BACKBONES = tuple(_BUILDERS)
+
+
+def build_network(name, num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
+                  mu=None, seed=None, per_example_sampling=False,
+                  weight_decay=0.0):
+    """Builds the functional RLS network called `name`.
+
+    Args:
+        name: one of `BACKBONES`.
+        num_submodels: M, copies of every weighted layer.
+        num_classes: number of output classes.
+        input_shape: ``(H, W, C)``.
+        mu: sampling probabilities of the M copies (None: uniform).
+        seed: None (unpredictable paths) or an int (reproducible paths).
+        per_example_sampling: every example draws its own path.
+        weight_decay: SGD-style L2 weight decay on kernels (paper: 5e-4).
+
+    Returns:
+        A `keras.Model` mapping images in [-1, 1] to class probabilities.
+
+    Raises:
+        ValueError: unknown name or bad argument.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(
+            f"Unknown backbone: Received: backbone={name!r}. "
+            f"Expected one of {BACKBONES}."
+        )
+    return _BUILDERS[name](
+        num_submodels=num_submodels, num_classes=num_classes,
+        input_shape=input_shape, mu=mu, seed=seed,
+        per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+    )
