@@ -24,6 +24,8 @@ setuptools.setup(
         "numpy>=1.26,<3",
         "scipy>=1.11,<2",
         "absl-py>=2.1,<3",
+        # TensorBoard logs (tensorflow-cpu no longer pulls it in).
+        "tensorboard>=2.20,<2.22",
         # tensorflow-datasets needs it (through etils[epath]) to download.
         "importlib_resources>=6",
     ],

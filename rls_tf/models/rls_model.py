@@ -40,7 +40,7 @@ class RLSModel(keras.Model):
       ``sparse_categorical_crossentropy`` this is the cross-entropy of the
       mean of the K softmax outputs; `rls_tf.losses.GroupMSE` gives eq. 7's
       MSE form. Extra metric ``diversity``: mean pairwise disagreement of the
-      K samples' predicted classes.
+      K samples' predicted classes (of the N samples in `evaluate`).
     * Inference (`predict`, `evaluate`, ``model(x)``): the mean of N sampled
       models (``eval_samples``), computed in one network call on the batch
       tiled N times.
@@ -266,6 +266,19 @@ class RLSModel(keras.Model):
                 loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
+        self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        samples = self.sample_outputs(x, self._effective(self.eval_samples))
+        y_pred = tf.reduce_mean(samples, axis=0)
+        loss = self.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        self._loss_tracker.update_state(
+            unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+        )
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 

@@ -1,11 +1,17 @@
 """Name -> network builder."""
 
+from rls_tf.models.backbones.resnet import resnet20_network
+from rls_tf.models.backbones.resnet import resnet50_network
 from rls_tf.models.backbones.small_cnn import small_cnn_network
+from rls_tf.models.backbones.vgg import vgg16_network
 
 __all__ = ["BACKBONES", "build_network"]
 
 _BUILDERS = {
     "small_cnn": small_cnn_network,
+    "resnet20": resnet20_network,
+    "resnet50": resnet50_network,
+    "vgg16": vgg16_network,
 }
 
 BACKBONES = tuple(_BUILDERS)

@@ -1,0 +1,116 @@
+"""Training callbacks: atomic, resumable checkpoints."""
+
+import json
+import os
+import tempfile
+
+import keras
+
+__all__ = ["AtomicCheckpoint", "latest_checkpoint", "write_json_atomic"]
+
+CHECKPOINT_NAME = "latest.keras"
+STATE_NAME = "latest_state.json"
+
+
+def write_json_atomic(path, payload):
+    """Writes JSON to `path` so that readers never see a partial file.
+
+    The data goes to a temporary file in the same directory, is flushed and
+    fsynced, then renamed over `path` (atomic on POSIX file systems).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` (with optimizer state) via a temporary file + rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def latest_checkpoint(directory):
+    """Returns ``(model_path, state)`` of the last complete epoch, or None.
+
+    Args:
+        directory: the checkpoint directory written by `AtomicCheckpoint`.
+
+    Raises:
+        ValueError: the state file exists but is unreadable, or names a
+            checkpoint that is missing.
+    """
+    state_path = os.path.join(directory, STATE_NAME)
+    if not os.path.exists(state_path):
+        return None
+    try:
+        with open(state_path) as f:
+            state = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"Unreadable checkpoint state: Received: {state_path} ({e}). Delete "
+            "the checkpoint directory to start over."
+        ) from None
+    model_path = os.path.join(directory, state["checkpoint"])
+    if not os.path.exists(model_path):
+        raise ValueError(
+            f"Checkpoint state {state_path} names {model_path}, which is missing."
+        )
+    return model_path, state
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the full model (weights + optimizer) at the end of every epoch.
+
+    The model and a small JSON state (last finished epoch and the history so
+    far) are each written to a temporary file and renamed into place, model
+    first, so the state never points at a half-written model: killing the
+    process at any moment loses at most the epoch in progress.
+
+    Args:
+        directory: where ``latest.keras`` and ``latest_state.json`` go.
+        history: optional dict of per-epoch lists to extend (from a resumed
+            run), so the saved history covers every epoch.
+
+    Example:
+
+    >>> # model.fit(ds, epochs=10, callbacks=[AtomicCheckpoint("run/ckpt")])
+    """
+
+    def __init__(self, directory, history=None):
+        super().__init__()
+        self.directory = directory
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        save_model_atomic(self.model, os.path.join(self.directory, CHECKPOINT_NAME))
+        write_json_atomic(
+            os.path.join(self.directory, STATE_NAME),
+            {"epoch": epoch + 1, "checkpoint": CHECKPOINT_NAME, "history": self.history},
+        )

@@ -1,0 +1,311 @@
+"""End-to-end training of an RLS model: data, model, `fit`, checkpoints.
+
+`train.py` is a thin command line over `train`; user code can call it too.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rls_tf import data as rls_data
+from rls_tf.callbacks import AtomicCheckpoint
+from rls_tf.callbacks import latest_checkpoint
+from rls_tf.callbacks import save_model_atomic
+from rls_tf.callbacks import write_json_atomic
+from rls_tf.losses import GroupMSE
+from rls_tf.models import BACKBONES
+from rls_tf.models import TRAIN_FORWARDS
+from rls_tf.models import build_model
+
+__all__ = ["TrainConfig", "train", "LOSSES", "paper_epochs"]
+
+LOSSES = ("crossentropy", "mse")
+
+# Fields that define the model or its optimisation: a resumed run must match.
+_RESUME_KEYS = (
+    "dataset", "backbone", "num_submodels", "num_samples", "mu", "batch_size",
+    "learning_rate", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
+    "momentum", "per_example_sampling", "max_train_examples", "loss",
+    "train_forward", "augment",
+)
+
+
+def paper_epochs(dataset):
+    """Training length of the paper: 50 epochs on MNIST, 150 otherwise."""
+    return 50 if dataset in ("mnist", "fashion_mnist") else 150
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `train` needs; defaults are the paper's (Lee et al. 4.1).
+
+    Attributes:
+        dataset: one of `rls_tf.data.DATASETS`.
+        backbone: one of `rls_tf.models.BACKBONES`.
+        num_submodels: M (1 trains the plain, undefended network).
+        num_samples: K, sampled models per training step.
+        eval_samples: N, sampled models averaged at test time.
+        mu: sampling probabilities of the M copies (None: uniform).
+        epochs: None for the paper's (50 MNIST-like, 150 otherwise).
+        batch_size: examples per step.
+        learning_rate: initial SGD learning rate.
+        lr_decay_epochs: divide the learning rate by 1/lr_decay_factor every
+            this many epochs (0: never).
+        lr_decay_factor: multiplier applied at each decay.
+        weight_decay: SGD weight decay (L2 on kernels, PyTorch convention).
+        momentum: SGD momentum.
+        seed: None, or an int that makes the run reproducible (global Keras /
+            TF / NumPy seeds; the saved model itself stays unseeded).
+        data_dir: TFDS data directory or directory of original files.
+        model_dir: output directory (checkpoints, model, logs, JSON).
+        per_example_sampling: every example draws its own path.
+        max_train_examples: keep only the first N training examples.
+        max_test_examples: evaluate on the first N test examples only.
+        augment: light augmentation (crop, and flip for CIFAR-10).
+        loss: "crossentropy" (of the mean of the K softmax outputs) or "mse"
+            (the paper's eq. 7).
+        train_forward: "loop" or "tiled" (see `RLSModel`).
+        verbose: Keras verbosity (1: progress bar).
+    """
+
+    dataset: str = "mnist"
+    backbone: str = "resnet50"
+    num_submodels: int = 2
+    num_samples: int = 3
+    eval_samples: int = 10
+    mu: Optional[Sequence[float]] = None
+    epochs: Optional[int] = None
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    lr_decay_epochs: int = 50
+    lr_decay_factor: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    seed: Optional[int] = None
+    data_dir: Optional[str] = None
+    model_dir: str = "runs/rls"
+    per_example_sampling: bool = False
+    max_train_examples: Optional[int] = None
+    max_test_examples: Optional[int] = None
+    augment: bool = False
+    loss: str = "crossentropy"
+    train_forward: str = "loop"
+    verbose: int = 1
+
+    def validate(self):
+        """Raises ValueError naming the first bad field and its value."""
+        rls_data.dataset_spec(self.dataset)
+        if self.backbone not in BACKBONES:
+            raise ValueError(
+                f"Unknown backbone: Received: backbone={self.backbone!r}. "
+                f"Expected one of {BACKBONES}."
+            )
+        for name in ("num_submodels", "num_samples", "eval_samples", "batch_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("epochs", "max_train_examples", "max_test_examples"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        _check_int("lr_decay_epochs", self.lr_decay_epochs, minimum=0)
+        if self.seed is not None:
+            _check_int("seed", self.seed, minimum=0)
+        for name, low, high in (
+            ("learning_rate", 0.0, math.inf),
+            ("lr_decay_factor", 0.0, 1.0),
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and low < value <= high):
+                raise ValueError(
+                    f"`{name}` must be in ({low}, {high}]. Received: {name}={value!r}"
+                )
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < math.inf):
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(
+                f"`loss` must be one of {LOSSES}. Received: loss={self.loss!r}"
+            )
+        if self.train_forward not in TRAIN_FORWARDS:
+            raise ValueError(
+                f"`train_forward` must be one of {TRAIN_FORWARDS}. "
+                f"Received: train_forward={self.train_forward!r}"
+            )
+        if not self.model_dir:
+            raise ValueError(f"`model_dir` must be set. Received: model_dir={self.model_dir!r}")
+        # mu is checked against num_submodels by the layers; fail before any work.
+        from rls_tf.layers.base import _check_mu
+        _check_mu(self.mu, self.num_submodels)
+        return self
+
+    def resolved_epochs(self):
+        return self.epochs if self.epochs is not None else paper_epochs(self.dataset)
+
+    def to_json(self):
+        payload = dataclasses.asdict(self)
+        payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
+        payload["epochs"] = self.resolved_epochs()
+        return payload
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
+
+
+def _learning_rate(config, steps_per_epoch):
+    """SGD learning rate: constant, or divided every `lr_decay_epochs`."""
+    epochs = config.resolved_epochs()
+    if config.lr_decay_epochs == 0 or config.lr_decay_epochs >= epochs:
+        return config.learning_rate
+    decays = (epochs - 1) // config.lr_decay_epochs
+    boundaries = [steps_per_epoch * config.lr_decay_epochs * i for i in range(1, decays + 1)]
+    values = [config.learning_rate * config.lr_decay_factor ** i for i in range(decays + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def _check_resume(config, model_dir):
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    current = config.to_json()
+    different = {
+        k: (saved.get(k), current[k]) for k in _RESUME_KEYS if saved.get(k) != current[k]
+    }
+    if different:
+        details = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in different.items())
+        raise ValueError(
+            f"--model_dir={model_dir} holds a checkpoint of a different run ({details}). "
+            "Use a new --model_dir, or rerun with the same settings to resume."
+        )
+
+
+def _num_examples(config, split):
+    spec = rls_data.dataset_spec(config.dataset)
+    total = spec.num_train if split == "train" else spec.num_test
+    limit = config.max_train_examples if split == "train" else config.max_test_examples
+    return total if limit is None else min(total, limit)
+
+
+def train(config):
+    """Trains, checkpoints, evaluates and saves an RLS model.
+
+    Writes into ``config.model_dir``: ``config.json``, ``checkpoints/``
+    (latest complete epoch, atomically), ``logs/`` (TensorBoard),
+    ``model.keras`` (final model) and ``metrics.json`` (per-epoch history and
+    the test accuracy of the N-sample ensemble). Rerunning with the same
+    settings resumes after the last complete epoch.
+
+    Args:
+        config: a `TrainConfig`.
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+
+    Raises:
+        ValueError: bad configuration, or a model_dir of a different run.
+        rls_tf.data.DatasetUnavailableError: the data can be neither found nor
+            downloaded (the message says how to supply it offline).
+
+    Example:
+
+    >>> # train(TrainConfig(dataset="mnist", backbone="small_cnn", epochs=3,
+    >>> #                   data_dir="../shared/data", model_dir="runs/mnist"))
+    """
+    config.validate()
+    model_dir = config.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    checkpoint_dir = os.path.join(model_dir, "checkpoints")
+    checkpoint = latest_checkpoint(checkpoint_dir)
+    if checkpoint is not None:
+        _check_resume(config, model_dir)
+    write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+
+    spec = rls_data.dataset_spec(config.dataset)
+    train_ds = rls_data.make_dataset(
+        config.dataset, "train", config.batch_size, data_dir=config.data_dir,
+        training=True, augment=config.augment,
+        max_examples=config.max_train_examples, seed=config.seed,
+    )
+    test_ds = rls_data.make_dataset(
+        config.dataset, "test", config.batch_size, data_dir=config.data_dir,
+        training=False, max_examples=config.max_test_examples,
+    )
+    steps_per_epoch = math.ceil(_num_examples(config, "train") / config.batch_size)
+    epochs = config.resolved_epochs()
+
+    if checkpoint is not None:
+        model_path, state = checkpoint
+        model = keras.models.load_model(model_path)
+        initial_epoch, history = state["epoch"], state["history"]
+        print(f"Resuming from {model_path}: {initial_epoch} of {epochs} epochs done.")
+    else:
+        model = build_model(
+            config.backbone, num_submodels=config.num_submodels,
+            num_classes=spec.num_classes, input_shape=spec.input_shape,
+            num_samples=config.num_samples, eval_samples=config.eval_samples,
+            train_forward=config.train_forward, mu=config.mu,
+            per_example_sampling=config.per_example_sampling,
+            weight_decay=config.weight_decay,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(
+                learning_rate=_learning_rate(config, steps_per_epoch),
+                momentum=config.momentum,
+            ),
+            loss=GroupMSE() if config.loss == "mse" else "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        initial_epoch, history = 0, {}
+    # N can be changed at evaluation time without touching the checkpoint.
+    model.eval_samples = config.eval_samples
+
+    started = time.time()
+    if initial_epoch < epochs:
+        checkpointer = AtomicCheckpoint(checkpoint_dir, history=history)
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[
+                checkpointer,
+                keras.callbacks.TensorBoard(log_dir=os.path.join(model_dir, "logs")),
+            ],
+            verbose=config.verbose,
+        )
+        history = checkpointer.history
+    train_seconds = time.time() - started
+
+    evaluation = model.evaluate(test_ds, verbose=config.verbose, return_dict=True)
+    save_model_atomic(model, os.path.join(model_dir, "model.keras"))
+    metrics = {
+        "dataset": config.dataset,
+        "backbone": config.backbone,
+        "num_submodels": config.num_submodels,
+        "num_samples": config.num_samples,
+        "eval_samples": config.eval_samples,
+        "epochs": epochs,
+        "history": history,
+        "test_accuracy": float(evaluation["accuracy"]),
+        "test_loss": float(evaluation["loss"]),
+        "test_examples": _num_examples(config, "test"),
+        "train_seconds_this_run": train_seconds,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    write_json_atomic(os.path.join(model_dir, "metrics.json"), metrics)
+    print(
+        f"Test accuracy of the N={config.eval_samples}-sample ensemble "
+        f"(M={config.num_submodels}, {metrics['test_examples']} {config.dataset} "
+        f"test images, clean): {metrics['test_accuracy']:.4f}"
+    )
+    return metrics
