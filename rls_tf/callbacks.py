@@ -102,11 +102,15 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.directory = directory
         self.history = {k: list(v) for k, v in (history or {}).items()}
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        logs["learning_rate"] = float(
+    def on_epoch_begin(self, epoch, logs=None):
+        # The rate the epoch trains with (at its end a schedule may have moved on).
+        self._learning_rate = float(
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        logs["learning_rate"] = self._learning_rate
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         save_model_atomic(self.model, os.path.join(self.directory, CHECKPOINT_NAME))

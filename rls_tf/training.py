@@ -165,7 +165,11 @@ def _learning_rate(config, steps_per_epoch):
     if config.lr_decay_epochs == 0 or config.lr_decay_epochs >= epochs:
         return config.learning_rate
     decays = (epochs - 1) // config.lr_decay_epochs
-    boundaries = [steps_per_epoch * config.lr_decay_epochs * i for i in range(1, decays + 1)]
+    # Keras keeps values[i] up to and including step boundaries[i]; the first
+    # step of epoch `lr_decay_epochs` (0-based) must already use values[i+1].
+    boundaries = [
+        steps_per_epoch * config.lr_decay_epochs * i - 1 for i in range(1, decays + 1)
+    ]
     values = [config.learning_rate * config.lr_decay_factor ** i for i in range(decays + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -186,13 +190,6 @@ def _check_resume(config, model_dir):
             f"--model_dir={model_dir} holds a checkpoint of a different run ({details}). "
             "Use a new --model_dir, or rerun with the same settings to resume."
         )
-
-
-def _num_examples(config, split):
-    spec = rls_data.dataset_spec(config.dataset)
-    total = spec.num_train if split == "train" else spec.num_test
-    limit = config.max_train_examples if split == "train" else config.max_test_examples
-    return total if limit is None else min(total, limit)
 
 
 def train(config):
@@ -241,7 +238,10 @@ def train(config):
         config.dataset, "test", config.batch_size, data_dir=config.data_dir,
         training=False, max_examples=config.max_test_examples,
     )
-    steps_per_epoch = math.ceil(_num_examples(config, "train") / config.batch_size)
+    steps_per_epoch = int(train_ds.cardinality())
+    if steps_per_epoch < 1:
+        raise ValueError(f"No training data for dataset={config.dataset!r}.")
+    test_examples = int(test_ds.reduce(0, lambda n, batch: n + tf.shape(batch[1])[0]))
     epochs = config.resolved_epochs()
 
     if checkpoint is not None:
@@ -298,7 +298,7 @@ def train(config):
         "history": history,
         "test_accuracy": float(evaluation["accuracy"]),
         "test_loss": float(evaluation["loss"]),
-        "test_examples": _num_examples(config, "test"),
+        "test_examples": test_examples,
         "train_seconds_this_run": train_seconds,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }

@@ -184,7 +184,7 @@ class RLSLayer(keras.layers.Layer):
     # -- weights ------------------------------------------------------------
 
     def add_copies(self, name, shape, initializer, regularizer=None, trainable=True,
-                   dtype=None):
+                   dtype=None, autocast=True):
         """Adds a weight of shape ``[M, *shape]`` with independent copies.
 
         Args:
@@ -194,6 +194,8 @@ class RLSLayer(keras.layers.Layer):
             regularizer: optional regularizer applied to all copies.
             trainable: whether the weight is trained.
             dtype: optional dtype.
+            autocast: whether reads inside a mixed-precision layer are cast to
+                the compute dtype (False for statistics that must stay float32).
 
         Returns:
             The Keras variable.
@@ -205,6 +207,7 @@ class RLSLayer(keras.layers.Layer):
             regularizer=regularizer,
             trainable=trainable,
             dtype=dtype,
+            autocast=autocast,
         )
 
     @staticmethod
@@ -301,7 +304,8 @@ class RLSLayer(keras.layers.Layer):
         if indices.shape.rank == 1 and indices.shape[0] == 1:
             return fn(inputs, indices[0], **kwargs)
         batch = tf.shape(inputs)[0]
-        groups = tf.shape(indices)[0]
+        # An empty batch (a replica's share of a short last batch) has no groups.
+        groups = tf.maximum(tf.shape(indices)[0], 1)
         tf.debugging.assert_equal(
             batch % groups, 0,
             message=f"{self.name}: batch size must be a multiple of the number "
@@ -312,12 +316,16 @@ class RLSLayer(keras.layers.Layer):
         positions = tf.dynamic_partition(
             tf.range(batch), per_example, self.num_submodels
         )
-        out_shape = tuple(self.compute_output_shape(tuple(inputs.shape)))[1:]
+        dynamic = tf.shape(inputs)
+        in_shape = tuple(
+            dynamic[i] if d is None else d for i, d in enumerate(inputs.shape)
+        )
+        out_shape = tuple(self.compute_output_shape(in_shape))[1:]
         outputs = []
         for m, part in enumerate(parts):
             # TF's CPU convolution returns a wrongly shaped result for an empty
             # batch, so a copy that no row uses is skipped, not run on zero rows.
-            empty = tf.zeros([0, *out_shape], dtype=self.compute_dtype)
+            empty = tf.zeros(tf.stack([0, *out_shape]), dtype=self.compute_dtype)
             outputs.append(
                 tf.cond(
                     tf.shape(part)[0] > 0,

@@ -1,6 +1,7 @@
 """`RLSBatchNormalization`: batch normalization with M sampled copies."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rls_tf.layers.base import RLSLayer
@@ -10,31 +11,43 @@ __all__ = ["RLSBatchNormalization"]
 
 def check_bn_args(momentum, epsilon):
     """Validates the normalization arguments shared with the fused layer."""
-    if not 0.0 <= float(momentum) < 1.0:
+    def number(name, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ValueError(f"`{name}` must be a number. Received: {name}={value!r}")
+        return float(value)
+
+    momentum, epsilon = number("momentum", momentum), number("epsilon", epsilon)
+    if not 0.0 <= momentum < 1.0:
         raise ValueError(
             f"`momentum` must be in [0, 1). Received: momentum={momentum!r}"
         )
-    if not float(epsilon) > 0.0:
+    if not epsilon > 0.0:
         raise ValueError(f"`epsilon` must be > 0. Received: epsilon={epsilon!r}")
-    return float(momentum), float(epsilon)
+    return momentum, epsilon
 
 
 def add_bn_weights(layer, channels, center, scale, gamma_regularizer=None,
                    beta_regularizer=None):
-    """Creates gamma, beta and the moving statistics, each ``[M, channels]``."""
+    """Creates gamma, beta and the moving statistics, each ``[M, channels]``.
+
+    Like Keras' BatchNormalization they are never autocast: under mixed
+    precision a float16 running average would lose its small updates.
+    """
     layer.gamma = (
-        layer.add_copies("gamma", (channels,), "ones", gamma_regularizer)
+        layer.add_copies("gamma", (channels,), "ones", gamma_regularizer,
+                         autocast=False)
         if scale else None
     )
     layer.beta = (
-        layer.add_copies("beta", (channels,), "zeros", beta_regularizer)
+        layer.add_copies("beta", (channels,), "zeros", beta_regularizer,
+                         autocast=False)
         if center else None
     )
     layer.moving_mean = layer.add_copies(
-        "moving_mean", (channels,), "zeros", trainable=False
+        "moving_mean", (channels,), "zeros", trainable=False, autocast=False
     )
     layer.moving_variance = layer.add_copies(
-        "moving_variance", (channels,), "ones", trainable=False
+        "moving_variance", (channels,), "ones", trainable=False, autocast=False
     )
 
 
@@ -126,7 +139,8 @@ class RLSBatchNormalization(RLSLayer):
         self.scale = scale
         self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
         self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.supports_masking = True
+        # Images carry no mask; masked moments are not implemented.
+        self.supports_masking = False
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape):

@@ -1,29 +1,34 @@
 """`RLSConv2D`: a 2-D convolution with M sampled kernel copies."""
 
 import keras
+import numpy as np
 
 from rls_tf.layers.base import RLSLayer
 
 __all__ = ["RLSConv2D"]
 
 
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _pair(value, name):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
-    ):
+    pair = (value, value) if _is_int(value) else value
+    try:
+        pair = tuple(pair)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
         raise ValueError(
             f"`{name}` must be a positive int or a pair of them. Received: "
             f"{name}={value!r}"
         )
-    return value
+    return tuple(int(v) for v in pair)
 
 
 def conv_args(filters, kernel_size, strides, padding, dilation_rate):
     """Validates Conv2D arguments shared by `RLSConv2D` and the fused layer."""
-    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+    if not _is_int(filters) or filters < 1:
         raise ValueError(
             f"`filters` must be a positive int. Received: filters={filters!r}"
         )
@@ -33,7 +38,7 @@ def conv_args(filters, kernel_size, strides, padding, dilation_rate):
             f"`padding` must be 'valid' or 'same'. Received: padding={padding!r}"
         )
     return (
-        filters,
+        int(filters),
         _pair(kernel_size, "kernel_size"),
         _pair(strides, "strides"),
         padding,

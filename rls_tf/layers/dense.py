@@ -1,6 +1,7 @@
 """`RLSDense`: a densely-connected layer with M sampled weight copies."""
 
 import keras
+import numpy as np
 
 from rls_tf.layers.base import RLSLayer
 
@@ -57,11 +58,12 @@ class RLSDense(RLSLayer):
             per_example_sampling=per_example_sampling,
             **kwargs,
         )
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        if (isinstance(units, bool) or not isinstance(units, (int, np.integer))
+                or units < 1):
             raise ValueError(
                 f"`units` must be a positive int. Received: units={units!r}"
             )
-        self.units = units
+        self.units = int(units)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

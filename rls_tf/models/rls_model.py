@@ -107,6 +107,8 @@ class RLSModel(keras.Model):
             )
         self.per_example_sampling = per_example_sampling
         self.diversity_tracker = keras.metrics.Mean(name="diversity")
+        # The wrapper adds no weights: it is built when its network is.
+        self.built = network.built
 
     @staticmethod
     def _check_train_forward(value):
@@ -283,6 +285,14 @@ class RLSModel(keras.Model):
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     # -- serialization ------------------------------------------------------
+
+    def compile_from_config(self, config):
+        # Keras skips recompiling a model whose compile() is overridden;
+        # ours only adds keyword arguments, so the saved config applies as is.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         return {

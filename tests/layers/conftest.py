@@ -116,12 +116,14 @@ def conv_reference(rls, m):
     return ref
 
 
-def bn_reference(rls, m):
+def bn_reference(rls, m, ndim=None):
     ref = keras.layers.BatchNormalization(
         momentum=rls.momentum, epsilon=rls.epsilon, center=rls.center,
         scale=rls.scale,
     )
-    ref.build((None, rls.moving_mean.shape[-1]))
+    if ndim is None:  # Keras' BN fixes the input rank when built.
+        ndim = len(rls.get_build_config()["input_shape"])
+    ref.build((None,) * (ndim - 1) + (rls.moving_mean.shape[-1],))
     for name in BN_WEIGHTS:
         if getattr(rls, name, None) is not None:
             getattr(ref, name).assign(copy_of(getattr(rls, name), m))
@@ -141,7 +143,7 @@ class ConvBNReference:
         self.conv.kernel.assign(copy_of(rls.kernel, m))
         if rls.use_bias:
             self.conv.bias.assign(copy_of(rls.bias, m))
-        self.bn = bn_reference(rls, m)
+        self.bn = bn_reference(rls, m, ndim=4)
         self.activation = rls.activation
         self.moving_mean = self.bn.moving_mean
         self.moving_variance = self.bn.moving_variance

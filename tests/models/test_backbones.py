@@ -299,8 +299,13 @@ def _plain_resnet20(input_shape, num_classes):
     be copied by name.
     """
     def conv_bn(x, filters, kernel_size, strides, name):
+        # PyTorch-style symmetric padding for strided 3x3 convolutions.
+        padding = "same"
+        if strides != 1 and kernel_size > 1:
+            x = keras.layers.ZeroPadding2D(kernel_size // 2)(x)
+            padding = "valid"
         x = keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, padding="same",
+            filters, kernel_size, strides=strides, padding=padding,
             use_bias=False, kernel_initializer="he_normal", name=name)(x)
         return keras.layers.BatchNormalization(
             momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
@@ -414,3 +419,27 @@ def test_resnet20_rls_model_save_load(tmp_path):
         loaded.sample_outputs(x, 3, paths=paths).numpy(), expected,
         rtol=0, atol=1e-6)
     assert _counts(loaded.network) == _counts(network)
+
+
+def test_strided_conv_is_aligned_with_projection_shortcut():
+    """A strided 3x3 conv and the 1x1 stride-2 shortcut read the same pixels.
+
+    An impulse at pixel (2, 2) must reach output (1, 1) through the centre tap
+    of the 3x3 kernel, as with PyTorch's symmetric padding (TF's "same" would
+    pad bottom/right only and shift the 3x3 grid by one pixel).
+    """
+    from rls_tf.models.backbones.common import LayerFactory
+
+    make = LayerFactory(num_submodels=1)
+    block = make.conv_bn(1, 3, strides=2, name="probe")
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, block(inputs))
+    layer = model.get_layer("probe")
+    kernel = np.zeros((1, 3, 3, 1, 1), "float32")
+    kernel[0, 1, 1, 0, 0] = 1.0  # centre tap only
+    layer.kernel.assign(kernel)
+    x = np.zeros((1, 8, 8, 1), "float32")
+    x[0, 2, 2, 0] = 1.0
+    y = keras.ops.convert_to_numpy(model(x, training=False))[0, :, :, 0]
+    assert y.shape == (4, 4)
+    assert np.argmax(y) == np.ravel_multi_index((1, 1), (4, 4))

@@ -85,11 +85,26 @@ class LayerFactory:
         return keras.regularizers.L2(self.weight_decay / 2.0)
 
     def conv_bn(self, filters, kernel_size, strides=1, activation=None, name=None):
-        return RLSConv2DBatchNorm(
-            filters, kernel_size, strides=strides, padding="same",
+        """Returns a callable applying an `RLSConv2DBatchNorm` to a tensor.
+
+        Strided convolutions pad ``kernel_size // 2`` on every side, as the
+        PyTorch networks of the paper do. TF's "same" padding would pad only
+        bottom/right on even inputs, putting a strided 3x3 convolution one
+        pixel off the 1x1 projection shortcut beside it.
+        """
+        strided = strides != 1 and strides != (1, 1) and kernel_size != 1
+        layer = RLSConv2DBatchNorm(
+            filters, kernel_size, strides=strides,
+            padding="valid" if strided else "same",
             activation=activation, kernel_regularizer=self._regularizer(),
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, **self._common(),
         )
+        if not strided:
+            return layer
+        pad = keras.layers.ZeroPadding2D(
+            kernel_size // 2, name=None if name is None else f"{name}_pad"
+        )
+        return lambda x: layer(pad(x))
 
     def dense(self, units, activation=None, name=None):
         return RLSDense(
