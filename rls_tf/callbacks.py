@@ -12,42 +12,41 @@ CHECKPOINT_NAME = "latest.keras"
 STATE_NAME = "latest_state.json"
 
 
-def write_json_atomic(path, payload):
-    """Writes JSON to `path` so that readers never see a partial file.
+def _write_atomic(path, suffix, write):
+    """Calls ``write(tmp_path)``, fsyncs, then renames tmp_path over `path`.
 
-    The data goes to a temporary file in the same directory, is flushed and
-    fsynced, then renamed over `path` (atomic on POSIX file systems).
+    The temporary file lives in the same directory, so the rename is atomic
+    on POSIX file systems: readers see the old file or the new one, never a
+    partial one, whenever the process dies.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.flush()
+        write(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(path, payload):
+    """Writes `payload` as JSON to `path` atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+
+    _write_atomic(path, ".json", write)
 
 
 def save_model_atomic(model, path):
-    """`model.save(path)` (with optimizer state) via a temporary file + rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """`model.save(path)` (with optimizer state), atomically."""
+    _write_atomic(path, ".keras", model.save)
 
 
 def latest_checkpoint(directory):
