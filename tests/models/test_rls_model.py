@@ -30,8 +30,8 @@ def _plain_small_cnn():
 
     return keras.Sequential(
         [keras.Input((28, 28, 1))]
-        + conv_bn(32, "conv1") + conv_bn(32, "conv2") + [layers.MaxPooling2D(2)]
-        + conv_bn(64, "conv3") + conv_bn(64, "conv4") + [layers.MaxPooling2D(2)]
+        + conv_bn(32, "conv1") + [layers.MaxPooling2D(2)] + conv_bn(32, "conv2")
+        + conv_bn(64, "conv3") + [layers.MaxPooling2D(2)] + conv_bn(64, "conv4")
         + [layers.Flatten(), layers.Dense(128, activation="relu", name="fc1"),
            layers.Dense(10, activation="softmax", name="fc2")]
     )
