@@ -28,6 +28,8 @@ setuptools.setup(
         "tensorboard>=2.20,<2.22",
         # tensorflow-datasets needs it (through etils[epath]) to download.
         "importlib_resources>=6",
+        # DeepFool, Carlini-Wagner L2 and EAD in rls_tf.attacks.
+        "foolbox>=3.3.4,<4",
     ],
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],

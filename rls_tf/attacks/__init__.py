@@ -1,0 +1,59 @@
+"""Adversarial attacks for evaluating (randomised) classifiers.
+
+Every attack takes ``model_fn(x) -> logits``: x float32 ``[B, H, W, C]`` in
+``[clip_min, clip_max]`` (default [-1, 1], the project's pixel range), logits
+``[B, K]``, or ``[E, B, K]`` for E stochastic draws of a randomised model
+(Expectation over Transformation, Athalye et al. 2018), and the true labels
+``y`` (int ``[B]``, required). They return the adversarial batch as a float32
+``tf.Tensor``; success is measured by the caller against the model.
+
+| attack | threat model | implementation |
+|---|---|---|
+| ``fgsm`` | L-inf, one step | CleverHans 4.0 TF2 ``fast_gradient_method`` |
+| ``pgd`` | L-inf, iterative | CleverHans 4.0 TF2 (FGM steps + ``clip_eta``) |
+| ``apgd`` | L-inf, Auto-PGD, CE or DLR | own TensorFlow code |
+| ``deepfool`` | L2, minimum norm | Foolbox 3.3 ``L2DeepFoolAttack`` |
+| ``cw_l2`` | L2, minimum norm | Foolbox 3.3 ``L2CarliniWagnerAttack`` |
+| ``ead`` | L1 (elastic net), minimum norm | Foolbox 3.3 ``EADAttack`` |
+
+EOT: FGSM, PGD and APGD average the per-draw loss over the E axis (one call,
+E samples per gradient). DeepFool, C&W and EAD use the single decision
+function ``log(mean_e softmax(logits_e))``. Randomness in ``model_fn`` must
+come from TF ops, since gradients are taken inside ``tf.function``.
+
+This package depends on no other part of ``rls_tf``.
+"""
+
+from rls_tf.attacks.auto_pgd import apgd
+from rls_tf.attacks.auto_pgd import apgd_checkpoints
+from rls_tf.attacks.carlini_wagner import cw_l2
+from rls_tf.attacks.deep_fool import deepfool
+from rls_tf.attacks.elastic_net import ead
+from rls_tf.attacks.fast_gradient import fgsm
+from rls_tf.attacks.norms import l1_distance
+from rls_tf.attacks.norms import l2_distance
+from rls_tf.attacks.norms import linf_distance
+from rls_tf.attacks.projected_gradient import pgd
+
+ATTACKS = {
+    "fgsm": fgsm,
+    "pgd": pgd,
+    "apgd": apgd,
+    "deepfool": deepfool,
+    "cw_l2": cw_l2,
+    "ead": ead,
+}
+
+__all__ = [
+    "ATTACKS",
+    "apgd",
+    "apgd_checkpoints",
+    "cw_l2",
+    "deepfool",
+    "ead",
+    "fgsm",
+    "l1_distance",
+    "l2_distance",
+    "linf_distance",
+    "pgd",
+]
