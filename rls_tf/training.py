@@ -303,9 +303,13 @@ def train(config):
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     write_json_atomic(os.path.join(model_dir, "metrics.json"), metrics)
+    what = (
+        f"N={config.eval_samples}-sample ensemble (M={config.num_submodels}"
+        if model.is_stochastic
+        else "plain network (M=1, deterministic"
+    )
     print(
-        f"Test accuracy of the N={config.eval_samples}-sample ensemble "
-        f"(M={config.num_submodels}, {metrics['test_examples']} {config.dataset} "
+        f"Test accuracy of the {what}, {metrics['test_examples']} {config.dataset} "
         f"test images, clean): {metrics['test_accuracy']:.4f}"
     )
     return metrics
