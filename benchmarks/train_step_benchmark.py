@@ -16,7 +16,9 @@ For every backbone it prints ONE JSON line (then a human summary at the end):
   cross-entropy + regularization losses, ``optimizer.apply``.
 * ratios: ``train_step_ratio = rls_step_s / (K * plain_step_s)`` (also
   ``loop_ratio``, ``tiled_ratio``), ``vs_naive_ratio = rls_step_s /
-  naive_step_s`` (also ``loop_vs_naive``, ``tiled_vs_naive``).
+  naive_step_s`` (also ``loop_vs_naive``, ``tiled_vs_naive``). Without the
+  ``shipped`` variant in ``--variants`` (the default) the shipped step is the
+  ``loop``/``tiled`` variant equal to the shipped default (the same model).
 * inference on one batch: ``plain_predict_s`` (M=1 model), ``rls_predict_s``
   (the shipped path: ``model(x, training=False)`` = mean of N sampled models in
   ONE network call on the batch tiled N times), ``rls_predict_loop_s`` (N
@@ -24,6 +26,9 @@ For every backbone it prints ONE JSON line (then a human summary at the end):
   rls_predict_s / (N * plain_predict_s)``, ``predict_loop_ratio =
   rls_predict_loop_s / (N * plain_predict_s)``, ``predict_tiled_vs_loop =
   rls_predict_s / rls_predict_loop_s``.
+* ``cpu_time`` / ``cpu_time_predict``: the same from process CPU time (all
+  threads); far less sensitive than wall time to other processes on the
+  machine, but it also counts threads that spin while waiting.
 
 What is timed (identical for every training variant): the compiled Keras
 train function, ``model.train_function(iterator)``, over an iterator of
@@ -34,16 +39,19 @@ The naive reference is a ``tf.function`` that pulls its batch from the same
 kind of iterator. Inference: a ``tf.function`` wrapping the call, on a fixed
 tensor. The first ``--warmup`` calls of each variant (tracing included) are not
 timed; then ``--repeats`` rounds each time ``--steps`` consecutive calls of
-every variant, the variants in a rotating order per round so that drift (CPU
-frequency, other load) hits all alike; a variant's time is the median over
-rounds of the per-call mean of its block. ``*_spread`` gives (max - min) /
-median over the rounds, a noise gauge.
+every variant, the variants in a rotating (and every other round reversed)
+order so that drift (CPU frequency, other load) hits all alike; a variant's
+time is the median over rounds of the per-call mean of its block, and a ratio
+is the median over rounds of the ratio of the two blocks of the same round.
+``*_spread`` gives (max - min) / median over the rounds, a noise gauge; the
+1-minute load average at start and end is recorded (other processes on a
+2-core machine distort wall times a lot: compare runs only at low load).
 
 Usage:
 
     python benchmarks/train_step_benchmark.py                      # default
-    python benchmarks/train_step_benchmark.py --steps=2 --repeats=3 \
-        --warmup=2 --predict_steps=5                               # CI-sized
+    python benchmarks/train_step_benchmark.py --steps=1 --repeats=3 \
+        --warmup=1 --predict_steps=2 --variants=plain,loop,tiled,naive  # CI
     python benchmarks/train_step_benchmark.py --backbones=small_cnn --batch_size=64
 
 The functions are importable (``run_backbone``) so that experiments can
@@ -75,6 +83,8 @@ from rls_tf.models import BACKBONES  # noqa: E402
 from rls_tf.models import RLSModel  # noqa: E402
 from rls_tf.models import build_model  # noqa: E402
 from rls_tf.models import build_network  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # one retracing warning per model is expected
 
 INPUT_SHAPES = {
     "small_cnn": (28, 28, 1),
@@ -108,14 +118,17 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=4,
                    help="timed train calls per variant per round")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds")
-    p.add_argument("--predict_steps", type=int, default=10,
+    p.add_argument("--predict_steps", type=int, default=5,
                    help="timed inference calls per variant per round")
     p.add_argument("--steps_per_execution", type=int, default=1)
     p.add_argument("--jit_compile", action="store_true",
                    help="compile(jit_compile=True) for the Keras variants "
                    "(XLA; tiled routing cannot compile)")
-    p.add_argument("--variants", default="plain,keras_plain,shipped,loop,tiled,naive",
-                   help="training variants to time (plain is needed by the ratios)")
+    p.add_argument("--variants", default="plain,keras_plain,loop,tiled,naive",
+                   help="training variants to time, some of plain, keras_plain, "
+                   "shipped, loop, tiled, naive (plain is needed by the ratios); "
+                   "without 'shipped' the shipped default is the loop/tiled "
+                   "variant of the same train_forward")
     p.add_argument("--no_predict", action="store_true")
     p.add_argument("--intra_op_threads", type=int, default=0)
     p.add_argument("--inter_op_threads", type=int, default=0)
@@ -236,6 +249,22 @@ def _sync(out):
         leaves[0].numpy() if hasattr(leaves[0], "numpy") else None
 
 
+class Timing(tuple):
+    """(median wall s, spread, median process-CPU s, per-round wall list,
+    per-round CPU list)."""
+
+    def __new__(cls, wall, spread, cpu, rounds, cpu_rounds):
+        return super().__new__(cls, (wall, spread, cpu, rounds, cpu_rounds))
+
+    wall = property(lambda self: self[0])
+    spread = property(lambda self: self[1])
+    cpu = property(lambda self: self[2])
+    rounds = property(lambda self: self[3])
+    cpu_rounds = property(lambda self: self[4])
+    wall_min = property(lambda self: min(self[3]))
+    cpu_min = property(lambda self: min(self[4]))
+
+
 def time_interleaved(fns, warmup, steps, repeats):
     """Median seconds per call of each no-arg function in `fns`.
 
@@ -244,42 +273,68 @@ def time_interleaved(fns, warmup, steps, repeats):
     functions rotated by one each round.
 
     Returns:
-        ``{name: (median, spread, per_round_list)}``.
+        ``{name: Timing}``; spread is (max - min) / median of the rounds'
+        wall times; cpu is the median process CPU time (all threads) per
+        call, less sensitive to other processes on the machine.
     """
     names = list(fns)
     for name in names:
         for _ in range(warmup):
             _sync(fns[name]())
     rounds = {name: [] for name in names}
+    cpu_rounds = {name: [] for name in names}
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         if r % 2:
             order = order[::-1]
         for name in order:
             fn = fns[name]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             out = None
             for _ in range(steps):
                 out = fn()
             _sync(out)
             rounds[name].append((time.perf_counter() - start) / steps)
+            cpu_rounds[name].append((time.process_time() - cpu_start) / steps)
     result = {}
     for name, values in rounds.items():
         med = statistics.median(values)
-        result[name] = (med, (max(values) - min(values)) / med, values)
+        result[name] = Timing(med, (max(values) - min(values)) / med,
+                              statistics.median(cpu_rounds[name]), values,
+                              cpu_rounds[name])
     return result
 
 
 def _keras_train_fn(model, dataset, x, y):
-    model.train_on_batch(x[:8], y[:8])  # builds optimizer, metrics, train_function
+    """`model.train_function` on an iterator of `dataset`, as `fit` runs it."""
+    if hasattr(model, "_maybe_symbolic_build"):
+        # What `fit` does before its first step: build metrics and optimizer.
+        model._maybe_symbolic_build(data_batch=(x[:1], y[:1], None))
+        model.make_train_function()
+    else:  # older/newer Keras: train_on_batch builds everything (one more trace)
+        model.train_on_batch(x[:8], y[:8])
     iterator = iter(dataset)
     spe = model.steps_per_execution
     return lambda: model.train_function(iterator), spe
 
 
+def paired_ratio(a, b, factor=1.0, cpu=False):
+    """Median over rounds of ``a_r / (factor * b_r)`` (a, b: `Timing`s
+    measured in the same rounds, so each pair shares the same conditions)."""
+    ra, rb = (a.cpu_rounds, b.cpu_rounds) if cpu else (a.rounds, b.rounds)
+    return round(statistics.median(x / (factor * y) for x, y in zip(ra, rb)), 4)
+
+
+# variant -> result key of its per-step time
+_KEYS = {"plain": "plain_step_s", "keras_plain": "keras_plain_step_s",
+         "shipped": "rls_step_s", "loop": "rls_loop_step_s",
+         "tiled": "rls_tiled_step_s", "naive": "naive_step_s"}
+
+
 def run_backbone(backbone, args):
     """Measures one backbone; returns the JSON-able result dict."""
     shape = INPUT_SHAPES.get(backbone, (32, 32, 3))
+    load_start = round(os.getloadavg()[0], 2)
     rng = np.random.default_rng(args.seed)
     x = rng.uniform(-1, 1, (args.batch_size, *shape)).astype("float32")
     y = rng.integers(0, args.num_classes, (args.batch_size,)).astype("int32")
@@ -292,6 +347,8 @@ def run_backbone(backbone, args):
     train_fns = {}
     spe = {}
     for name in variants:
+        if name not in _KEYS:
+            raise ValueError(f"unknown variant {name!r}; expected some of {list(_KEYS)}")
         if name == "naive":
             train_fns[name], spe[name] = _naive_step(backbone, args, dataset), 1
             continue
@@ -303,43 +360,55 @@ def run_backbone(backbone, args):
                 continue
         elif name == "shipped":
             model = _rls_model(backbone, args, M, shipped)
-        elif name in ("loop", "tiled"):
-            model = _rls_model(backbone, args, M, name)
         else:
-            raise ValueError(f"unknown variant {name!r}")
+            model = _rls_model(backbone, args, M, name)
         models[name] = model
         train_fns[name], spe[name] = _keras_train_fn(model, dataset, x, y)
 
     timed = time_interleaved(train_fns, args.warmup, args.steps, args.repeats)
+    # Without a separate "shipped" variant the shipped default is the
+    # variant of the same train_forward (the identical configuration).
+    if "shipped" not in timed and shipped in timed:
+        timed["shipped"], spe["shipped"] = timed[shipped], spe[shipped]
+        models.setdefault("shipped", models.get(shipped))
+
     res = {
         "backbone": backbone,
         "input_shape": list(shape),
         "batch_size": args.batch_size,
         "M": M, "K": K, "N": N,
         "shipped_train_forward": shipped,
+        "shipped_measured_as": "shipped" if "shipped" in variants else shipped,
         "weight_decay": args.weight_decay,
         "jit_compile": bool(args.jit_compile),
         "steps_per_execution": args.steps_per_execution,
+        "loadavg_1min_start": load_start,
     }
-    key = {"plain": "plain_step_s", "keras_plain": "keras_plain_step_s",
-           "shipped": "rls_step_s", "loop": "rls_loop_step_s",
-           "tiled": "rls_tiled_step_s", "naive": "naive_step_s"}
-    for name, (med, spread, _) in timed.items():
-        res[key[name]] = med / spe[name]
-        res[key[name].replace("_s", "_spread")] = round(spread, 3)
+    cpu = {}
+    for name, t in timed.items():
+        res[_KEYS[name]] = t.wall / spe[name]
+        cpu[_KEYS[name]] = t.cpu / spe[name]
+        res[_KEYS[name][:-2] + "_spread"] = round(t.spread, 3)
 
-    def ratio(a, b, factor=1.0):
-        if a in res and b in res:
-            return round(res[a] / (factor * res[b]), 4)
-        return None
+    def ratios(use_cpu):
+        def ratio(a, b, factor=1.0):
+            if a in timed and b in timed:
+                return paired_ratio(timed[a], timed[b],
+                                    factor * spe[b] / spe[a], cpu=use_cpu)
+            return None
+        return {
+            "train_step_ratio": ratio("shipped", "plain", K),
+            "loop_ratio": ratio("loop", "plain", K),
+            "tiled_ratio": ratio("tiled", "plain", K),
+            "vs_naive_ratio": ratio("shipped", "naive"),
+            "loop_vs_naive": ratio("loop", "naive"),
+            "tiled_vs_naive": ratio("tiled", "naive"),
+            "keras_plain_vs_plain": ratio("keras_plain", "plain"),
+        }
 
-    res["train_step_ratio"] = ratio("rls_step_s", "plain_step_s", K)
-    res["loop_ratio"] = ratio("rls_loop_step_s", "plain_step_s", K)
-    res["tiled_ratio"] = ratio("rls_tiled_step_s", "plain_step_s", K)
-    res["vs_naive_ratio"] = ratio("rls_step_s", "naive_step_s")
-    res["loop_vs_naive"] = ratio("rls_loop_step_s", "naive_step_s")
-    res["tiled_vs_naive"] = ratio("rls_tiled_step_s", "naive_step_s")
-    res["keras_plain_vs_plain"] = ratio("keras_plain_step_s", "plain_step_s")
+    res.update(ratios(False))
+    res["cpu_time"] = {k: round(v, 5) for k, v in cpu.items()}
+    res["cpu_time"].update(ratios(True))
 
     if not args.no_predict:
         res.update(_predict(backbone, args, x, models))
@@ -350,11 +419,13 @@ def run_backbone(backbone, args):
         "timed": TIMED.format(spe=args.steps_per_execution),
         "tf_version": tf.__version__, "keras_version": keras.__version__,
         "rls_tf_version": rls_tf.__version__,
+        "rls_tf_path": os.path.dirname(rls_tf.__file__),
         "cpu_count": os.cpu_count(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
+        "loadavg_1min_end": round(os.getloadavg()[0], 2),
     })
     for k, v in list(res.items()):
         if isinstance(v, float) and k.endswith("_s"):
@@ -363,7 +434,8 @@ def run_backbone(backbone, args):
 
 
 def _predict(backbone, args, x, models):
-    """Inference timings on one batch (same weights shape as the train variants)."""
+    """Inference timings on one batch: plain M=1 call, the shipped N-sample
+    call, and N separate single-sample calls."""
     N = args.eval_samples
     plain = models.get("plain") or _rls_model(backbone, args, 1, "loop")
     rls = (models.get("shipped") or models.get("loop") or models.get("tiled")
@@ -371,22 +443,28 @@ def _predict(backbone, args, x, models):
     xt = tf.constant(x)
 
     plain_fn = tf.function(lambda t: plain(t, training=False))
-    tiled_fn = tf.function(lambda t: rls(t, training=False))
-    loop_fn = tf.function(lambda t: tf.reduce_mean(
-        tf.stack([rls.sample_outputs(t, 1)[0] for _ in range(N)]), axis=0))
-    fns = {"plain": lambda: plain_fn(xt), "tiled": lambda: tiled_fn(xt),
+    shipped_fn = tf.function(lambda t: rls(t, training=False))
+    loop_fn = tf.function(lambda t: tf.add_n(
+        [rls.sample_outputs(t, 1)[0] for _ in range(N)]) / float(N))
+    fns = {"plain": lambda: plain_fn(xt), "shipped": lambda: shipped_fn(xt),
            "loop": lambda: loop_fn(xt)}
     timed = time_interleaved(fns, max(args.warmup, 2), args.predict_steps,
                              args.repeats)
-    p, t, l = (timed[k][0] for k in ("plain", "tiled", "loop"))
+    p, t, l = (timed[k] for k in ("plain", "shipped", "loop"))
     return {
-        "plain_predict_s": p,
-        "rls_predict_s": t,
-        "rls_predict_loop_s": l,
-        "predict_ratio": round(t / (N * p), 4),
-        "predict_loop_ratio": round(l / (N * p), 4),
-        "predict_tiled_vs_loop": round(t / l, 4),
-        "predict_spread": round(max(timed[k][1] for k in timed), 3),
+        "plain_predict_s": round(p.wall, 5),
+        "rls_predict_s": round(t.wall, 5),
+        "rls_predict_loop_s": round(l.wall, 5),
+        "predict_ratio": paired_ratio(t, p, N),
+        "predict_loop_ratio": paired_ratio(l, p, N),
+        "predict_tiled_vs_loop": paired_ratio(t, l),
+        "predict_spread": round(max(v.spread for v in timed.values()), 3),
+        "cpu_time_predict": {
+            "plain_predict_s": round(p.cpu, 5), "rls_predict_s": round(t.cpu, 5),
+            "rls_predict_loop_s": round(l.cpu, 5),
+            "predict_ratio": paired_ratio(t, p, N, cpu=True),
+            "predict_loop_ratio": paired_ratio(l, p, N, cpu=True),
+        },
     }
 
 
@@ -404,10 +482,13 @@ def _summary(results):
         def ms(key):
             return f"{1e3 * r[key]:8.1f} ms" if key in r else "     n/a"
 
+        cpu = r["cpu_time"]
         lines.append(f"  plain step {ms('plain_step_s')}   keras plain "
                      f"{ms('keras_plain_step_s')}")
         lines.append(f"  shipped    {ms('rls_step_s')}   x{r['K']} plain ratio "
-                     f"{r['train_step_ratio']}   vs naive {r['vs_naive_ratio']}")
+                     f"{r['train_step_ratio']}   vs naive {r['vs_naive_ratio']}"
+                     f"   (CPU time: {cpu['train_step_ratio']}, "
+                     f"{cpu['vs_naive_ratio']})")
         lines.append(f"  loop       {ms('rls_loop_step_s')}   ratio "
                      f"{r['loop_ratio']}   vs naive {r['loop_vs_naive']}")
         lines.append(f"  tiled      {ms('rls_tiled_step_s')}   ratio "
@@ -415,9 +496,15 @@ def _summary(results):
         lines.append(f"  naive      {ms('naive_step_s')}")
         if "predict_ratio" in r:
             lines.append(
-                f"  predict: plain {ms('plain_predict_s')}, N={r['N']} tiled "
-                f"{ms('rls_predict_s')} (ratio {r['predict_ratio']}), N calls "
+                f"  predict: plain {ms('plain_predict_s')}, N={r['N']} shipped "
+                f"{ms('rls_predict_s')} (ratio {r['predict_ratio']}; CPU "
+                f"{r['cpu_time_predict']['predict_ratio']}), N calls "
                 f"{ms('rls_predict_loop_s')} (ratio {r['predict_loop_ratio']})")
+        busy = max(r["loadavg_1min_start"], r["loadavg_1min_end"])
+        if busy > 0.5 * (r["cpu_count"] or 1):
+            lines.append(f"  WARNING: load average {busy} on {r['cpu_count']} CPUs: "
+                         "other processes ran; wall times are unreliable, see "
+                         "the cpu_time ratios")
     return "\n".join(lines)
 
 

@@ -149,6 +149,11 @@ def test_inference_is_mean_of_n_sampled_models():
     for s in range(5):
         single = model.sample_outputs(x, 1, paths=paths[s:s + 1]).numpy()[0]
         np.testing.assert_allclose(samples[s], single, atol=1e-5)
+    np.testing.assert_allclose(
+        model.sample_outputs(x, 5, paths=paths, forward="loop"), samples, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="forward='fast'"):
+        model.sample_outputs(x, 5, forward="fast")
     # Unpinned N-sample predictions vary from call to call, and each is a
     # probability vector.
     predictions = [model.predict_on_batch(x) for _ in range(5)]
