@@ -20,12 +20,13 @@ For every backbone it prints ONE JSON line (then a human summary at the end):
   ``shipped`` variant in ``--variants`` (the default) the shipped step is the
   ``loop``/``tiled`` variant equal to the shipped default (the same model).
 * inference on one batch: ``plain_predict_s`` (M=1 model), ``rls_predict_s``
-  (the shipped path: ``model(x, training=False)`` = mean of N sampled models in
-  ONE network call on the batch tiled N times), ``rls_predict_loop_s`` (N
-  separate single-sample network calls, averaged), ``predict_ratio =
-  rls_predict_s / (N * plain_predict_s)``, ``predict_loop_ratio =
-  rls_predict_loop_s / (N * plain_predict_s)``, ``predict_tiled_vs_loop =
-  rls_predict_s / rls_predict_loop_s``.
+  (the shipped path: ``model(x, training=False)``, the mean of N sampled
+  models; ``shipped_eval_forward`` says how the library runs them),
+  ``rls_predict_tiled_s`` (``sample_outputs(x, N)``: ONE network call on the
+  batch tiled N times), ``rls_predict_loop_s`` (N separate single-sample
+  network calls, averaged); ``predict_ratio = rls_predict_s / (N *
+  plain_predict_s)``, ``predict_tiled_ratio``, ``predict_loop_ratio`` likewise,
+  ``predict_tiled_vs_loop = rls_predict_tiled_s / rls_predict_loop_s``.
 * ``cpu_time`` / ``cpu_time_predict``: the same from process CPU time (all
   threads); far less sensitive than wall time to other processes on the
   machine, but it also counts threads that spin while waiting.
@@ -434,8 +435,9 @@ def run_backbone(backbone, args):
 
 
 def _predict(backbone, args, x, models):
-    """Inference timings on one batch: plain M=1 call, the shipped N-sample
-    call, and N separate single-sample calls."""
+    """Inference timings on one batch: the plain M=1 call, the shipped
+    N-sample call, one network call on the batch tiled N times, and N
+    separate single-sample calls."""
     N = args.eval_samples
     plain = models.get("plain") or _rls_model(backbone, args, 1, "loop")
     rls = (models.get("shipped") or models.get("loop") or models.get("tiled")
@@ -444,25 +446,31 @@ def _predict(backbone, args, x, models):
 
     plain_fn = tf.function(lambda t: plain(t, training=False))
     shipped_fn = tf.function(lambda t: rls(t, training=False))
+    tiled_fn = tf.function(lambda t: tf.reduce_mean(rls.sample_outputs(t, N), 0))
     loop_fn = tf.function(lambda t: tf.add_n(
         [rls.sample_outputs(t, 1)[0] for _ in range(N)]) / float(N))
     fns = {"plain": lambda: plain_fn(xt), "shipped": lambda: shipped_fn(xt),
-           "loop": lambda: loop_fn(xt)}
+           "tiled": lambda: tiled_fn(xt), "loop": lambda: loop_fn(xt)}
     timed = time_interleaved(fns, max(args.warmup, 2), args.predict_steps,
                              args.repeats)
-    p, t, l = (timed[k] for k in ("plain", "shipped", "loop"))
+    p, s, t, l = (timed[k] for k in ("plain", "shipped", "tiled", "loop"))
     return {
+        "shipped_eval_forward": getattr(rls, "eval_forward", "tiled"),
         "plain_predict_s": round(p.wall, 5),
-        "rls_predict_s": round(t.wall, 5),
+        "rls_predict_s": round(s.wall, 5),
+        "rls_predict_tiled_s": round(t.wall, 5),
         "rls_predict_loop_s": round(l.wall, 5),
-        "predict_ratio": paired_ratio(t, p, N),
+        "predict_ratio": paired_ratio(s, p, N),
+        "predict_tiled_ratio": paired_ratio(t, p, N),
         "predict_loop_ratio": paired_ratio(l, p, N),
         "predict_tiled_vs_loop": paired_ratio(t, l),
         "predict_spread": round(max(v.spread for v in timed.values()), 3),
         "cpu_time_predict": {
-            "plain_predict_s": round(p.cpu, 5), "rls_predict_s": round(t.cpu, 5),
+            "plain_predict_s": round(p.cpu, 5), "rls_predict_s": round(s.cpu, 5),
+            "rls_predict_tiled_s": round(t.cpu, 5),
             "rls_predict_loop_s": round(l.cpu, 5),
-            "predict_ratio": paired_ratio(t, p, N, cpu=True),
+            "predict_ratio": paired_ratio(s, p, N, cpu=True),
+            "predict_tiled_ratio": paired_ratio(t, p, N, cpu=True),
             "predict_loop_ratio": paired_ratio(l, p, N, cpu=True),
         },
     }
@@ -496,10 +504,12 @@ def _summary(results):
         lines.append(f"  naive      {ms('naive_step_s')}")
         if "predict_ratio" in r:
             lines.append(
-                f"  predict: plain {ms('plain_predict_s')}, N={r['N']} shipped "
-                f"{ms('rls_predict_s')} (ratio {r['predict_ratio']}; CPU "
-                f"{r['cpu_time_predict']['predict_ratio']}), N calls "
-                f"{ms('rls_predict_loop_s')} (ratio {r['predict_loop_ratio']})")
+                f"  predict: plain {ms('plain_predict_s')}; N={r['N']}: shipped "
+                f"({r['shipped_eval_forward']}) {ms('rls_predict_s')} ratio "
+                f"{r['predict_ratio']} (CPU {r['cpu_time_predict']['predict_ratio']})"
+                f", tiled {ms('rls_predict_tiled_s')} ratio "
+                f"{r['predict_tiled_ratio']}, N calls {ms('rls_predict_loop_s')} "
+                f"ratio {r['predict_loop_ratio']}")
         busy = max(r["loadavg_1min_start"], r["loadavg_1min_end"])
         if busy > 0.5 * (r["cpu_count"] or 1):
             lines.append(f"  WARNING: load average {busy} on {r['cpu_count']} CPUs: "

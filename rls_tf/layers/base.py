@@ -298,6 +298,11 @@ class RLSLayer(keras.layers.Layer):
         Returns:
             The outputs, in the order of `inputs`.
         """
+        share = current_scope().share
+        if share is not None and self.num_submodels > 1:
+            outputs = share.route(self, fn, inputs, **kwargs)
+            if outputs is not None:
+                return outputs
         indices = self.sample_indices(inputs)
         if indices is None:
             return fn(inputs, 0, **kwargs)

@@ -23,7 +23,9 @@ import dataclasses
 import threading
 from typing import Any, Mapping, Optional
 
-__all__ = ["SamplingScope", "sampling_scope", "current_scope"]
+import tensorflow as tf
+
+__all__ = ["PrefixSharing", "SamplingScope", "sampling_scope", "current_scope"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +40,14 @@ class SamplingScope:
             Layers not in the mapping sample as usual.
         per_example: when not None, overrides each layer's own
             ``per_example_sampling`` setting (every example draws its own path).
+        share: optional `PrefixSharing` of the single-sample passes of one
+            step (set by `RLSModel`; None: every layer computes its output).
     """
 
     num_groups: int = 1
     pinned: Optional[Mapping[int, Any]] = None
     per_example: Optional[bool] = None
+    share: Optional[Any] = None
 
 
 _DEFAULT_SCOPE = SamplingScope()
@@ -64,7 +69,7 @@ def current_scope() -> SamplingScope:
 
 
 @contextlib.contextmanager
-def sampling_scope(num_groups=1, pinned=None, per_example=None):
+def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None):
     """Sets how RLS layers called inside the block sample their copies.
 
     Args:
@@ -98,9 +103,73 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None):
         raise ValueError(
                 f"`per_example` must be a bool or None. Received: per_example={per_example!r}"
         )
-    scope = SamplingScope(num_groups=num_groups, pinned=pinned, per_example=per_example)
+    scope = SamplingScope(num_groups=num_groups, pinned=pinned,
+                          per_example=per_example, share=share)
     _STACK.scopes.append(scope)
     try:
         yield scope
     finally:
         _STACK.scopes.pop()
+
+
+class PrefixSharing:
+    """Reuses layer outputs between the single-sample passes of one step.
+
+    Group training runs S sampled models on the same batch, one network call
+    each (and N-sample inference N of them). If sample s drew, in an RLS
+    layer and in every RLS layer that layer's input depends on, the same
+    copies as an earlier sample j, its output there is sample j's output:
+    it is reused instead of recomputed. This is exact, gradients included
+    (the reused tensor collects the gradients of both samples); only the
+    batch-norm moving statistics of a copy are updated once per distinct
+    prefix instead of once per sample. Whether two samples agree is known
+    only when the graph runs, so the reuse is a ``tf.cond``.
+
+    Built by `RLSModel` only where reuse is exact (see
+    `RLSModel._sharing_plan`); layers missing from ``ancestors`` (deep
+    layers, where two samples rarely agree) always compute.
+
+    Args:
+        ancestors: ``{id(layer): ids of the RLS layers its input depends
+            on}`` for the layers that may reuse; every ancestor of such a
+            layer is in the mapping too.
+    """
+
+    def __init__(self, ancestors):
+        self.ancestors = ancestors
+        self.sample = 0  # index of the single-sample pass being traced
+        self._drawn = {}
+        self._outputs = {}
+
+    def route(self, layer, fn, inputs, **kwargs):
+        """Output of `layer` in the current sample; None if not shared."""
+        key = id(layer)
+        ancestors = self.ancestors.get(key)
+        if ancestors is None:
+            return None
+        s = self.sample
+        index = layer.draw_indices(1)[0]
+        self._drawn[key, s] = index
+        if s == 0:
+            outputs = fn(inputs, index, **kwargs)
+        else:
+            # first: the earliest sample with the same path up to this layer.
+            path = tf.stack([self._drawn[a, s] for a in ancestors] + [index])
+            first = tf.constant(s, tf.int32)
+            for j in reversed(range(s)):
+                other = tf.stack([self._drawn[a, j] for a in ancestors]
+                                 + [self._drawn[key, j]])
+                first = tf.where(tf.reduce_all(tf.equal(path, other)), j, first)
+            earlier = [self._outputs[key, j] for j in range(s)]
+
+            def reuse(j=0):
+                if j == s - 1:
+                    return tf.identity(earlier[j])
+                return tf.cond(tf.equal(first, j),
+                               lambda: tf.identity(earlier[j]),
+                               lambda: reuse(j + 1))
+
+            outputs = tf.cond(tf.equal(first, s),
+                              lambda: fn(inputs, index, **kwargs), reuse)
+        self._outputs[key, s] = outputs
+        return outputs

@@ -7,11 +7,17 @@ from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf import metrics as rls_metrics
 from rls_tf.layers.base import RLSLayer
+from rls_tf.layers.sampling import PrefixSharing
 from rls_tf.layers.sampling import sampling_scope
 
 __all__ = ["RLSModel", "TRAIN_FORWARDS"]
 
 TRAIN_FORWARDS = ("tiled", "loop")
+
+# A layer reuses outputs between samples when at least this share of the
+# samples is expected to repeat an earlier sample's path up to it; deeper
+# layers (where paths rarely repeat) skip the test.
+_MIN_REPEATS = 0.1
 
 
 def _check_positive_int(value, name):
@@ -68,6 +74,12 @@ class RLSModel(keras.Model):
         train_forward: "tiled" or "loop", see above.
         per_example_sampling: None to use each layer's own setting, or a bool
             to override it (True: every example draws its own path).
+        share_prefixes: in the "loop" forwards, reuse a layer's output
+            between the sampled models of one step whose sampled copies agree
+            up to that layer (exact, gradients included; only the batch-norm
+            moving statistics of a copy are updated once per distinct prefix).
+            Off automatically where reuse would not be exact (see
+            `_prefix_sharing`).
         eval_forward: "loop" or "tiled", how the N inference samples run.
         **kwargs: `keras.Model` arguments (e.g. `name`).
 
@@ -89,6 +101,7 @@ class RLSModel(keras.Model):
         train_forward="loop",
         per_example_sampling=None,
         eval_forward="loop",
+        share_prefixes=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -110,6 +123,7 @@ class RLSModel(keras.Model):
                 f"Received: per_example_sampling={per_example_sampling!r}"
             )
         self.per_example_sampling = per_example_sampling
+        self.share_prefixes = bool(share_prefixes)
         self.diversity_tracker = keras.metrics.Mean(name="diversity")
         # The wrapper adds no weights: it is built when its network is.
         self.built = network.built
@@ -180,7 +194,7 @@ class RLSModel(keras.Model):
             )
 
     def sample_outputs(self, x, num_samples, training=False, paths=None,
-                       forward="tiled"):
+                       forward="tiled", _share=None):
         """Outputs of `num_samples` sampled models.
 
         Args:
@@ -203,13 +217,17 @@ class RLSModel(keras.Model):
         if paths is not None:
             paths = tf.convert_to_tensor(paths, dtype=tf.int32)
         if forward == "loop" and num_samples > 1:
-            return tf.stack([
-                self.sample_outputs(
+            share = self._prefix_sharing(num_samples) if paths is None else None
+            outputs = []
+            for s in range(num_samples):
+                if share is not None:
+                    share.sample = s
+                outputs.append(self.sample_outputs(
                     x, 1, training=training,
                     paths=None if paths is None else paths[s:s + 1],
-                )[0]
-                for s in range(num_samples)
-            ])
+                    _share=share,
+                )[0])
+            return tf.stack(outputs)
         pinned = None
         if paths is not None:
             layers = self.rls_layers
@@ -230,6 +248,7 @@ class RLSModel(keras.Model):
             num_groups=num_samples,
             pinned=pinned,
             per_example=self.per_example_sampling,
+            share=_share,
         ):
             outputs = self.network(inputs, training=training)
         return tf.reshape(outputs, [num_samples, batch, outputs.shape[-1]])
@@ -256,6 +275,61 @@ class RLSModel(keras.Model):
 
     def _effective(self, num_samples):
         return num_samples if self.is_stochastic else 1
+
+    def _prefix_sharing(self, num_samples):
+        """A `PrefixSharing` for `num_samples` single-sample calls, or None.
+
+        Reuse is exact only if a layer's input is a deterministic function of
+        the images and of the outputs of the RLS layers it depends on: a
+        functional network whose RLS layers are each called once, with no
+        random weightless layers (dropout, noise, augmentation) and no
+        per-example sampling. A layer is shared when at least `_MIN_REPEATS`
+        of the samples are expected to repeat an earlier sample's path up to
+        it (1 - E[distinct paths] / S, from the paths' collision probability).
+        """
+        if not self.share_prefixes or num_samples < 2:
+            return None
+        network = self.network
+        layers = self.rls_layers
+        operations = getattr(network, "_operations", None)
+        if not layers or operations is None:
+            return None
+        for layer in network._flatten_layers(include_self=False):
+            if isinstance(layer, RLSLayer):
+                per_example = (self.per_example_sampling
+                               if self.per_example_sampling is not None
+                               else layer.per_example_sampling)
+                if (per_example or len(layer._inbound_nodes) != 1
+                        or not any(layer is op for op in operations)):
+                    return None
+            elif any(isinstance(v, keras.random.SeedGenerator)
+                     for v in vars(layer).values()):
+                return None
+        memo = {}
+
+        def ancestors(node):  # the RLS layers the node's inputs depend on
+            if id(node) not in memo:
+                found = {}
+                for parent in node.parent_nodes:
+                    found.update(ancestors(parent))
+                    if isinstance(parent.operation, RLSLayer):
+                        found[id(parent.operation)] = parent.operation
+                memo[id(node)] = found
+            return memo[id(node)]
+
+        shared = {}
+        for layer in layers:
+            if layer.num_submodels == 1:
+                continue
+            above = ancestors(layer._inbound_nodes[0])
+            paths = 1.0  # effective number of paths: 1 / collision probability
+            for a in [*above.values(), layer]:
+                paths /= float(np.sum(np.square(a.mu)))
+            distinct = paths * (1.0 - (1.0 - 1.0 / paths) ** num_samples)
+            if 1.0 - distinct / num_samples >= _MIN_REPEATS:
+                shared[id(layer)] = tuple(
+                    key for key, a in above.items() if a.num_submodels > 1)
+        return PrefixSharing(shared) if shared else None
 
     def call(self, inputs, training=False):
         if training:
@@ -326,6 +400,7 @@ class RLSModel(keras.Model):
             "eval_samples": self.eval_samples,
             "train_forward": self.train_forward,
             "eval_forward": self.eval_forward,
+            "share_prefixes": self.share_prefixes,
             "per_example_sampling": self.per_example_sampling,
         }
 

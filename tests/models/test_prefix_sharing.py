@@ -1,0 +1,80 @@
+"""Prefix sharing between the sampled models of a step is exact."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rls_tf.layers import RLSDense
+from rls_tf.models import RLSModel
+from rls_tf.models import build_network
+
+
+def _pair(backbone, shape, seed=3, **kwargs):
+    """Two identical seeded models, prefix sharing off / on."""
+    models = []
+    for share in (False, True):
+        keras.utils.set_random_seed(0)
+        network = build_network(backbone, num_submodels=2, input_shape=shape, seed=seed)
+        models.append(RLSModel(network, num_samples=3, eval_samples=6,
+                               share_prefixes=share, **kwargs))
+    models[1].set_weights(models[0].get_weights())
+    return models
+
+
+@pytest.mark.parametrize("backbone,shape", [("small_cnn", (28, 28, 1)),
+                                            ("resnet20", (16, 16, 3))])
+def test_same_outputs_and_gradients(backbone, shape):
+    plain, shared = _pair(backbone, shape)
+    assert plain._prefix_sharing(3) is None
+    assert shared._prefix_sharing(3) is not None
+    x = np.random.default_rng(0).uniform(-1, 1, (4, *shape)).astype("float32")
+
+    for _ in range(3):  # several draws (the seeded draws are the same)
+        np.testing.assert_allclose(plain(x), shared(x), atol=1e-6)
+
+    def step(model):
+        with tf.GradientTape() as tape:
+            samples = model._training_samples(x)
+            loss = tf.reduce_sum(tf.reduce_mean(samples, 0) * tf.range(10.0))
+        return samples, tape.gradient(loss, model.trainable_weights)
+
+    # (Training updates a copy's moving statistics once per distinct prefix,
+    # so inference is compared before training.)
+    for _ in range(3):
+        s0, g0 = step(plain)
+        s1, g1 = step(shared)
+        np.testing.assert_allclose(s0, s1, atol=1e-6)
+        for a, b in zip(g0, g1):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_layers_are_the_early_ones():
+    _, model = _pair("small_cnn", (28, 28, 1))
+    names = {id(l): l.name for l in model.rls_layers}
+    k3 = [names[k] for k in model._prefix_sharing(3).ancestors]
+    n10 = [names[k] for k in model._prefix_sharing(10).ancestors]
+    assert k3 == ["conv1", "conv2", "conv3"]
+    assert n10 == ["conv1", "conv2", "conv3", "conv4", "fc1"]
+
+
+def test_off_where_not_exact():
+    shape = (28, 28, 1)
+    _, model = _pair("small_cnn", shape, per_example_sampling=True)
+    assert model._prefix_sharing(3) is None
+    inputs = keras.Input((8,))
+    h = RLSDense(8, num_submodels=2)(inputs)
+    h = keras.layers.Dropout(0.5)(h)
+    outputs = RLSDense(3, num_submodels=2, activation="softmax")(h)
+    model = RLSModel(keras.Model(inputs, outputs))
+    assert model._prefix_sharing(3) is None
+
+
+def test_fit_and_config():
+    _, model = _pair("small_cnn", (28, 28, 1))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
+    y = np.arange(8) % 10
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert np.all(np.isfinite(model.evaluate(x, y, verbose=0)))
+    assert model.get_config()["share_prefixes"] is True
