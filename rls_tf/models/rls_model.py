@@ -325,10 +325,15 @@ class RLSModel(keras.Model):
             paths = 1.0  # effective number of paths: 1 / collision probability
             for a in [*above.values(), layer]:
                 paths /= float(np.sum(np.square(a.mu)))
-            distinct = paths * (1.0 - (1.0 - 1.0 / paths) ** num_samples)
-            if 1.0 - distinct / num_samples >= _MIN_REPEATS:
-                shared[id(layer)] = tuple(
-                    key for key, a in above.items() if a.num_submodels > 1)
+            # paths * (1 - (1 - 1/paths)**S), written to stay exact when
+            # 1/paths is below float64's resolution (deep layers).
+            distinct = -paths * np.expm1(num_samples * np.log1p(-1.0 / paths))
+            upstream = tuple(
+                key for key, a in above.items() if a.num_submodels > 1)
+            # A layer can compare paths only if all its ancestors record theirs.
+            if (1.0 - distinct / num_samples >= _MIN_REPEATS
+                    and all(key in shared for key in upstream)):
+                shared[id(layer)] = upstream
         return PrefixSharing(shared) if shared else None
 
     def call(self, inputs, training=False):

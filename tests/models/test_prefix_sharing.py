@@ -78,3 +78,17 @@ def test_fit_and_config():
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert np.all(np.isfinite(model.evaluate(x, y, verbose=0)))
     assert model.get_config()["share_prefixes"] is True
+
+
+def test_deep_layers_of_a_deep_network_are_not_shared():
+    """With 2**54 possible paths the fc layer's samples never repeat: the
+    plan must not share it (1 - 1/2**54 rounds to 1 in float64)."""
+    from rls_tf.models import build_model
+
+    model = build_model("resnet50", num_submodels=2, input_shape=(32, 32, 3))
+    share = model._prefix_sharing(3)
+    fc = model.network.get_layer("fc")
+    assert id(fc) not in share.ancestors
+    for key, ancestors in share.ancestors.items():
+        assert all(a in share.ancestors for a in ancestors)
+    assert 1 <= len(share.ancestors) <= 4
