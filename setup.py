@@ -30,6 +30,8 @@ setuptools.setup(
         "importlib_resources>=6",
         # DeepFool, Carlini-Wagner L2 and EAD in rls_tf.attacks.
         "foolbox>=3.3.4,<4",
+        # attack_eval.py's robustness.png (rls_tf.evaluation.report).
+        "matplotlib>=3.7,<4",
     ],
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],

@@ -1,0 +1,394 @@
+"""Writes an evaluation's results: ``results.json``, ``results.md``, ``robustness.png``.
+
+* ``results.json``: everything `runner.run_evaluation` returned (every
+  number, the full configuration, the defender's and attacker's paths,
+  library versions, timings), plus the command line; NaN is written as null.
+* ``results.md``: the paper's layout (attack, parameter, then one column
+  block per threat model holding the baseline and the RLS model), robust
+  accuracy in % as mean +- std over the R repeats of the defender's draw;
+  then the minimum-norm attacks' success rates and sizes, every run in
+  detail (with the accuracy of the attacker's own model), interrater
+  agreement, accuracy against the number of defender samples, timings and
+  the notes needed to read the numbers.
+* ``robustness.png``: robust accuracy against eps for PGD, one line per
+  threat model and model (baseline dashed, RLS solid), eps = 0 being the
+  clean accuracy; for ``apgd_rand``, which runs no PGD, its APGD line.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+
+__all__ = ["MODEL_TITLES", "markdown_report", "plot_robustness", "write_reports"]
+
+MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS"}
+_ATTACK_ORDER = ("fgsm", "pgd", "apgd", "deepfool", "cw", "ead")
+_ATTACK_TITLES = {
+    "fgsm": "FGSM",
+    "pgd": "PGD",
+    "apgd": "APGD",
+    "deepfool": "DeepFool",
+    "cw": "C&W-L2",
+    "ead": "EAD",
+}
+_DASH = "—"
+
+
+def _title(key):
+    return MODEL_TITLES.get(key, key)
+
+
+def _clean_json(value):
+    """Replaces NaN/inf by None and numpy scalars/arrays by Python values."""
+    if isinstance(value, dict):
+        return {str(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean_json(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _pct(summary, std=True):
+    if not summary or summary.get("mean") is None:
+        return _DASH
+    text = f"{100 * summary['mean']:.1f}"
+    if std and summary.get("repeats", 1) > 1:
+        text += f" ± {100 * (summary.get('std') or 0.0):.1f}"
+    return text
+
+
+def _rate(value):
+    return _DASH if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, digits=3):
+    return _DASH if value is None else f"{value:.{digits}f}"
+
+
+def _threat_model_labels(results):
+    labels = [t["label"] for t in results["config"]["threat_models"]]
+    seen = {r["threat_model"] for r in results["robust"]}
+    return [label for label in labels if label in seen] or labels
+
+
+def _rows(results):
+    """(attack, param) rows in table order."""
+    rows = []
+    for attack in _ATTACK_ORDER:
+        for record in results["robust"]:
+            row = (attack, record["param"])
+            if record["attack"] == attack and row not in rows:
+                rows.append(row)
+    return rows
+
+
+def _index(results):
+    return {(r["threat_model"], r["attack"], r["param"], r["model"]): r for r in results["robust"]}
+
+
+def markdown_report(results, command=None):
+    """The ``results.md`` text."""
+    config = results["config"]
+    preset = config["preset"]
+    models = list(results["models"])
+    labels = _threat_model_labels(results)
+    index = _index(results)
+    out = ["# Robustness evaluation", ""]
+    if command:
+        out += ["Command:", "", "```", command, "```", ""]
+    dataset = results.get("data", {}).get("dataset", preset.get("dataset"))
+    out.append(
+        f"Dataset **{dataset}**, {config['num_examples']} test images; defender: "
+        f"N={config['eval_samples']} fresh sampled models, robust accuracies in % as "
+        f"mean ± std over R={config['repeats']} repeats of the defender's draw "
+        f"(deterministic models are evaluated once). Preset `{preset['name']}`, "
+        f"eps units `{preset['eps_units']}`, seed {config['seed']}."
+    )
+    out.append("")
+
+    # -- Main table --------------------------------------------------------
+    out.append("## Accuracy under attack (%), by threat model")
+    out.append("")
+    header = ["Attack", "Parameter"]
+    for label in labels:
+        header += [f"{label}: {_title(m)}" for m in models]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    clean = ["Clean", _DASH]
+    for _ in labels:
+        clean += [_pct(results["clean"][m]["accuracy"]) for m in models]
+    out.append("| " + " | ".join(clean) + " |")
+    for attack, param in _rows(results):
+        cells = [_ATTACK_TITLES[attack], param]
+        for label in labels:
+            for m in models:
+                record = index.get((label, attack, param, m))
+                cells.append(_pct(record["accuracy"]) if record else _DASH)
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(
+        f"{_DASH}: not run under that threat model. Threat models: `paper` = attacker "
+        "crafts on one random sampled model (a pinned path), `multi_sample[S]` = on the "
+        "mean of S pinned sampled models, `eot[E]` = every gradient averaged over E fresh "
+        "draws, `apgd_rand[E]` = APGD-CE then APGD-DLR with EOT E (AutoAttack's rand "
+        "version). For the M=1 baseline every threat model is the plain white-box attack."
+    )
+    out.append("")
+
+    # -- Minimum-norm attacks ----------------------------------------------
+    min_norm = [r for r in results["robust"] if "success_rate" in r]
+    if min_norm:
+        out.append("## Minimum-norm attacks: success rate and perturbation size")
+        out.append("")
+        out.append(
+            "Success rate: among the images the attacked model (the attacker's model, not "
+            "the defender) classifies correctly, the fraction the attack turned into "
+            "misclassified ones for that model. L2 / L1: mean (median) over those images, "
+            "in [-1, 1] pixel units (halve for [0, 1] units)."
+        )
+        out.append("")
+        out.append("| Threat model | Attack | Parameter | Model | Success rate | Mean L2 (median) "
+                   "| Mean L1 (median) | Defender accuracy (%) |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in sorted(min_norm, key=lambda r: (labels.index(r["threat_model"])
+                                                 if r["threat_model"] in labels else 99,
+                                                 _ATTACK_ORDER.index(r["attack"]))):
+            out.append(
+                f"| {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | {r['param']} | "
+                f"{_title(r['model'])} | {_rate(r['success_rate'])} | "
+                f"{_num(r['l2']['mean'])} ({_num(r['l2']['median'])}) | "
+                f"{_num(r['l1']['mean'], 2)} ({_num(r['l1']['median'], 2)}) | "
+                f"{_pct(r['accuracy'])} |"
+            )
+        out.append("")
+
+    # -- Every run -----------------------------------------------------------
+    out.append("## Every run")
+    out.append("")
+    out.append(
+        "Attacker's model: accuracy of the model the attack was run on (the pinned "
+        "sampled model(s); under EOT a fresh E-draw estimate) on the adversarial "
+        "images; the defender column is what the table above reports."
+    )
+    out.append("")
+    out.append("| Threat model | Attack | Parameter | Model | Defender accuracy (%) "
+               "| Attacker's model accuracy (%), clean → attacked | Max L-inf | Attack s "
+               "| Defender s |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for r in results["robust"]:
+        out.append(
+            f"| {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | {r['param']} | "
+            f"{_title(r['model'])} | {_pct(r['accuracy'])} | "
+            f"{100 * r['attacker_clean_accuracy']:.1f} → {100 * r['attacker_accuracy']:.1f} | "
+            f"{r['linf_max']:.4f} | "
+            f"{r['seconds']['attack']:.1f} | {r['seconds']['defender']:.1f} |"
+        )
+    out.append("")
+
+    # -- Interrater agreement ------------------------------------------------
+    out.append(f"## Interrater agreement of the N={config['eval_samples']} sampled models (clean)")
+    out.append("")
+    out.append("Kuncheva & Whitaker (2003) kappa (paper Table 5): 1 = the samples are right "
+               "on the same images; lower = more diverse.")
+    out.append("")
+    out.append("| Model | kappa (mean ± std over R) |")
+    out.append("|---|---|")
+    for m in models:
+        kappa = results["interrater"].get(m)
+        if kappa is None or kappa.get("mean") is None:
+            text = f"{_DASH} (deterministic: all samples identical)" if not results["models"][m][
+                "stochastic"] else _DASH
+        else:
+            text = f"{kappa['mean']:.4f} ± {kappa['std']:.4f} (R={kappa['repeats']})"
+        out.append(f"| {_title(m)} | {text} |")
+    out.append("")
+
+    # -- Accuracy against N --------------------------------------------------
+    stochastic = [m for m in models if results["models"][m]["stochastic"]]
+    if stochastic:
+        counts = list(results["clean"][stochastic[0]]["accuracy_vs_samples"])
+        out.append("## Accuracy (%) against the number of defender samples N")
+        out.append("")
+        out.append("Each cell: mean ± std over the R repeats (paper Table 6).")
+        out.append("")
+        out.append("| Model | Threat model | Attack | Parameter | "
+                   + " | ".join(f"N={n}" for n in counts) + " |")
+        out.append("|---|---|---|---|" + "---|" * len(counts))
+        for m in stochastic:
+            clean = results["clean"][m]["accuracy_vs_samples"]
+            out.append(f"| {_title(m)} | {_DASH} | Clean | {_DASH} | "
+                       + " | ".join(_pct(clean[n]) for n in counts) + " |")
+            for r in results["robust"]:
+                if r["model"] != m:
+                    continue
+                out.append(
+                    f"| {_title(m)} | {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | "
+                    f"{r['param']} | "
+                    + " | ".join(_pct(r["accuracy_vs_samples"].get(n)) for n in counts) + " |"
+                )
+        out.append("")
+
+    # -- Timings -------------------------------------------------------------
+    out.append("## Timings")
+    out.append("")
+    out.append("| Part | Seconds |")
+    out.append("|---|---|")
+    for part, seconds in results["timings"].items():
+        out.append(f"| {part} | {_num(seconds, 1)} |")
+    out.append("")
+
+    # -- Notes ---------------------------------------------------------------
+    out.append("## Settings and notes")
+    out.append("")
+    scale = 2.0 if preset["eps_units"] == "unit" else 1.0
+    out.append(
+        f"- eps units: `{preset['eps_units']}`. "
+        + ("The eps above are applied as given to the model's [-1, 1] pixels (eps=0.1 "
+           "is 0.05 of the [0, 1] range, 12.75/255); the paper does not state its units."
+           if scale == 1.0 else
+           "The eps above are fractions of the [0, 1] range, doubled for the model's "
+           "[-1, 1] pixels (eps=0.1 is 0.2 in model units, 25.5/255).")
+    )
+    out.append(
+        f"- PGD ({'paper'} protocol): {preset['pgd_steps']} steps of "
+        f"{preset['pgd_step_ratio']:g} eps, random start {preset['pgd_rand_init']}. "
+        f"Under eot: {preset['eot_pgd_steps']} steps of 2.5 eps / {preset['eot_pgd_steps']}, "
+        f"random start, {preset['eot_pgd_restarts']} restart(s), E={preset['eot_samples']}."
+    )
+    out.append(
+        f"- APGD: {preset['apgd_steps']} steps; APGD-CE ({preset['apgd_restarts']} restart(s)) "
+        "under paper/multi_sample/eot, APGD-CE then APGD-DLR (1 restart) under apgd_rand. "
+        "With restarts or two losses the attacker keeps, per example, the candidate "
+        "its own model (EOT estimate) finds worst; the defender is never consulted."
+    )
+    out.append(
+        f"- C&W-L2: constant c, {preset['cw_steps']} Adam steps at lr {preset['cw_lr']:g}, "
+        f"confidence {preset['cw_confidence']:g}, {preset['cw_binary_search_steps']} "
+        f"binary-search step(s). EAD: beta {preset['ead_beta']:g}, {preset['ead_steps']} "
+        f"steps at lr {preset['ead_lr']:g}, {preset['ead_binary_search_steps']} binary-search "
+        f"step(s), rule {preset['ead_decision_rule']}. DeepFool: "
+        f"overshoot {preset['deepfool_overshoot']:g}, {preset['deepfool_max_iter']} "
+        "iterations at most."
+    )
+    if preset.get("eot_min_norm"):
+        out.append(
+            f"- Minimum-norm attacks under eot ({preset['eot_min_norm_steps']} steps) stop on "
+            "the averaged model's decision boundary, where a random defender flips a coin: "
+            f"they are also run with confidence kappa={preset['eot_kappa']:g} (C&W/EAD, in "
+            "log mean probability) and DeepFool with overshoot "
+            f"{preset['eot_deepfool_overshoot']:g}."
+        )
+    weak = {}
+    for r in results["robust"]:
+        if (r.get("success_rate") is not None and r["success_rate"] < 0.05
+                and not results["models"][r["model"]]["stochastic"]):
+            key = (_ATTACK_TITLES[r["attack"]], r["param"], _title(r["model"]))
+            weak.setdefault(key, []).append((r["threat_model"], r["success_rate"]))
+    for (attack, param, model), hits in weak.items():
+        where = ", ".join(f"{label}: {100 * rate:.0f}%" for label, rate in hits)
+        out.append(
+            f"- **{attack} {param} found adversarial examples for almost none of the images "
+            f"the undefended {model} gets right ({where})**: at this constant the attack is "
+            "too weak for this model, so its rows measure the attack, not robustness (a "
+            "binary search over c, --cw_binary_search_steps / --ead_binary_search_steps, "
+            "finds more)."
+        )
+    skipped = {}
+    for skip in results.get("skipped", []):
+        skipped.setdefault((skip["threat_model"], skip["reason"]), []).append(skip["attack"])
+    for (label, reason), names in skipped.items():
+        out.append(f"- Not run under {label}: {', '.join(names)} ({reason}).")
+    env = results.get("environment", {})
+    versions = ", ".join(f"{k} {env[k]}" for k in ("tensorflow-cpu", "tensorflow", "keras",
+                                                   "cleverhans", "foolbox", "numpy")
+                         if k in env)
+    out.append(f"- Versions: {versions}; {env.get('cpu_count', '?')} CPU core(s).")
+    out.append("")
+    return "\n".join(out)
+
+
+def plot_robustness(results, path):
+    """Saves robust accuracy against eps for PGD (one line per threat model x model).
+
+    A threat model without PGD results (``apgd_rand``) gets its APGD line.
+    """
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    preset = results["config"]["preset"]
+    labels = [t["label"] for t in results["config"]["threat_models"]]
+    models = list(results["models"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["--", "-", ":", "-."]
+    plotted = False
+    for i, label in enumerate(labels):
+        for j, m in enumerate(models):
+            # PGD; APGD where the threat model has no PGD (apgd_rand).
+            for attack in ("pgd", "apgd"):
+                records = sorted(
+                    (r for r in results["robust"]
+                     if r["attack"] == attack and r["threat_model"] == label and r["model"] == m),
+                    key=lambda r: r["eps"],
+                )
+                if records:
+                    break
+            if not records:
+                continue
+            clean = results["clean"][m]["accuracy"]
+            eps = [0.0] + [r["eps"] for r in records]
+            mean = [clean["mean"]] + [r["accuracy"]["mean"] for r in records]
+            std = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
+            ax.errorbar(eps, 100 * np.asarray(mean), yerr=100 * np.asarray(std),
+                        color=colors[i % len(colors)], linestyle=styles[j % len(styles)],
+                        marker="o", capsize=3,
+                        label=f"{_title(m)}, {label}" + (" (APGD)" if attack == "apgd" else ""))
+            plotted = True
+    if not plotted:
+        ax.text(0.5, 0.5, "no PGD results", ha="center", va="center", transform=ax.transAxes)
+    unit = "[-1, 1] pixel units" if preset["eps_units"] == "model" else "[0, 1] units (x2 applied)"
+    ax.set_xlabel(f"eps (L-inf, {unit})")
+    ax.set_ylabel("accuracy under attack (%)")
+    ax.set_ylim(0, 100)
+    dataset = results.get("data", {}).get("dataset", preset.get("dataset"))
+    ax.set_title(f"{dataset}: accuracy under PGD (APGD for apgd_rand) against eps, "
+                 f"by threat model (N={results['config']['eval_samples']})", fontsize=10)
+    ax.grid(alpha=0.3)
+    if plotted:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_reports(results, output_dir, command=None):
+    """Writes results.json, results.md and robustness.png; returns their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    if command is not None:
+        results = {**results, "command": command}
+    paths = {
+        "json": os.path.join(output_dir, "results.json"),
+        "markdown": os.path.join(output_dir, "results.md"),
+        "plot": os.path.join(output_dir, "robustness.png"),
+    }
+    payload = _clean_json(results)
+    tmp = paths["json"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, allow_nan=False)
+    os.replace(tmp, paths["json"])
+    with open(paths["markdown"], "w", encoding="utf-8") as f:
+        f.write(markdown_report(payload, command=command))
+    plot_robustness(payload, paths["plot"])
+    return paths

@@ -1,0 +1,305 @@
+"""Threat models: what the attacker sees of a randomised (RLS) model.
+
+Every robust accuracy the harness reports carries the label of the threat
+model that produced it. The *defender* is the same in all of them: the
+model's own inference, the mean softmax of N fresh sampled models
+(`defender_outputs`). What changes is the ``model_fn`` handed to the attack:
+
+* ``paper`` (Lee et al., Section 4.2): the attacker gets ONE sampled model,
+  a random path pinned for the whole attack (every RLS layer fixed to one
+  copy), and crafts its examples on it. For an undefended model (M=1) this
+  is the ordinary white-box attack.
+* ``multi_sample`` (Lee et al., Table 4): the attacker attacks the ensemble
+  of S pinned sampled models, ``log(mean_s softmax_s)`` (S = 1, 5, 10, 15).
+* ``eot`` (adaptive white box, Athalye et al. 2018): every call of the
+  ``model_fn`` returns the log-probabilities of E fresh, independent draws
+  of the full stochastic model, ``[E, B, K]``, in one network call on the
+  batch tiled E times with per-example sampling (every row of the tiled batch
+  draws its own path). The loss-based attacks average their loss over the E
+  draws (the EOT gradient); the minimum-norm attacks use
+  ``log(mean_e softmax_e)``.
+* ``apgd_rand``: AutoAttack's version for randomised defenses (Croce & Hein
+  2020): APGD-CE then APGD-DLR on the same EOT ``model_fn`` (E=20), the worst
+  case over both per example. Its ``model_fn`` is the ``eot`` one; the
+  runner decides the attack recipe.
+
+For a deterministic model (``is_stochastic`` False, M=1) every threat model's
+``model_fn`` is the plain white-box one: ``log`` of the network's softmax,
+``[B, K]`` (an EOT of E identical draws would only cost E times more).
+
+Model outputs are probabilities (the networks end in a softmax); attacks
+need logits, so every ``model_fn`` returns ``log(p + TINY)``: valid logits
+(their softmax is p up to TINY) with finite gradients where p underflows.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from rls_tf.layers import sampling_scope
+
+__all__ = [
+    "THREAT_MODELS",
+    "TINY",
+    "Attacker",
+    "ThreatModel",
+    "defender_outputs",
+    "eot_model_fn",
+    "log_probabilities",
+    "make_attacker",
+    "pinned_model_fn",
+    "plain_model_fn",
+    "threat_model_grid",
+]
+
+THREAT_MODELS = ("paper", "multi_sample", "eot", "apgd_rand")
+TINY = 1e-12
+
+# Threat models whose attacker uses fresh draws (EOT) rather than pinned paths.
+_EOT_THREAT_MODELS = ("eot", "apgd_rand")
+
+
+def log_probabilities(probs):
+    """``log(probs + TINY)``: logits whose softmax is ``probs``."""
+    return tf.math.log(tf.convert_to_tensor(probs) + TINY)
+
+
+def _tile(x, times):
+    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
+
+
+def plain_model_fn(model):
+    """White-box ``model_fn`` of a deterministic model: ``[B, K]`` log-probs.
+
+    For a stochastic model this is ONE fresh draw per call (one path for the
+    batch); the threat models below never use it on one.
+    """
+
+    def model_fn(x):
+        return log_probabilities(model.sample_outputs(x, 1)[0])
+
+    return model_fn
+
+
+def pinned_model_fn(model, paths):
+    """``model_fn`` of the ensemble of S pinned sampled models.
+
+    Args:
+        model: an `RLSModel`.
+        paths: int ``tf.Variable`` (or array) ``[S, L]``, one path per row
+            (see `RLSModel.sample_paths`). A variable is read at every call,
+            so a traced attack picks up newly assigned paths without
+            retracing.
+
+    Returns:
+        ``x -> log(mean_s sample_outputs(x, S, paths)[s])``, ``[B, K]``. For
+        S=1 this is the log-softmax of the one pinned sampled model.
+    """
+    num_paths = int(paths.shape[0])
+
+    def model_fn(x):
+        probs = model.sample_outputs(x, num_paths, paths=tf.convert_to_tensor(paths))
+        return log_probabilities(tf.reduce_mean(probs, axis=0))
+
+    return model_fn
+
+
+def eot_model_fn(model, num_draws):
+    """``model_fn`` returning E fresh draws of the stochastic model, ``[E, B, K]``.
+
+    One network call on the batch tiled E times, under
+    ``sampling_scope(per_example=True)``: every row of the tiled batch draws
+    its own path, so the E draws of an example are independent, and so are
+    the draws of different examples. (The network is called directly:
+    `RLSModel.sample_outputs` opens its own scope, which would override an
+    enclosing ``per_example`` setting.)
+
+    Args:
+        model: an `RLSModel`.
+        num_draws: E >= 1.
+
+    Returns:
+        ``x -> [E, B, K]`` log-probabilities of the E draws.
+    """
+    num_draws = int(num_draws)
+    if num_draws < 1:
+        raise ValueError(f"`num_draws` must be >= 1. Received: num_draws={num_draws}")
+
+    def model_fn(x):
+        x = tf.convert_to_tensor(x)
+        batch = tf.shape(x)[0]
+        inputs = x if num_draws == 1 else _tile(x, num_draws)
+        with sampling_scope(per_example=True):
+            probs = model.network(inputs, training=False)
+        probs = tf.reshape(probs, [num_draws, batch, probs.shape[-1]])
+        return log_probabilities(probs)
+
+    return model_fn
+
+
+def defender_outputs(model, x, num_samples):
+    """The defender's view: ``[N, B, K]`` probabilities of N fresh samples.
+
+    The model's own inference mode (``model(x)`` is their mean), i.e. the
+    paper's: one fresh path per sampled model for the whole batch unless the
+    model was built with per-example sampling. A deterministic model gives
+    ``[1, B, K]`` (its N samples would be identical).
+    """
+    n = int(num_samples) if model.is_stochastic else 1
+    return model.sample_outputs(x, n)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreatModel:
+    """A threat model and its size parameter.
+
+    Attributes:
+        name: one of `THREAT_MODELS`.
+        num_paths: S, pinned sampled models attacked together
+            (``multi_sample``; 1 for ``paper``).
+        eot_samples: E, draws per gradient (``eot``, ``apgd_rand``).
+    """
+
+    name: str
+    num_paths: int = 1
+    eot_samples: int = 20
+
+    def __post_init__(self):
+        if self.name not in THREAT_MODELS:
+            raise ValueError(
+                f"Unknown threat model. Received: threat_model={self.name!r}. "
+                f"Expected one of {THREAT_MODELS}."
+            )
+        for field in ("num_paths", "eot_samples"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{field}` must be an int >= 1. Received: {field}={value!r}")
+        if self.name == "paper" and self.num_paths != 1:
+            raise ValueError(
+                "The `paper` threat model attacks one sampled model "
+                f"(num_paths=1). Received: num_paths={self.num_paths}"
+            )
+
+    @property
+    def uses_eot(self):
+        return self.name in _EOT_THREAT_MODELS
+
+    @property
+    def label(self):
+        """The label printed next to every number it produced."""
+        if self.name == "multi_sample":
+            return f"multi_sample[S={self.num_paths}]"
+        if self.uses_eot:
+            return f"{self.name}[E={self.eot_samples}]"
+        return self.name
+
+    def to_json(self):
+        out = {"name": self.name, "label": self.label}
+        if self.name == "multi_sample":
+            out["num_paths"] = self.num_paths
+        if self.uses_eot:
+            out["eot_samples"] = self.eot_samples
+        return out
+
+
+@dataclasses.dataclass
+class Attacker:
+    """What the attack gets: its ``model_fn`` and how it was made.
+
+    Attributes:
+        threat_model: the `ThreatModel`.
+        model_fn: ``x -> logits`` ``[B, K]`` or ``[E, B, K]``.
+        white_box: True when the model is deterministic and ``model_fn`` is
+            the plain white-box one (whatever the threat model).
+        paths: the pinned paths ``[S, L]`` (pinned threat models on a
+            stochastic model), else None.
+        model: the attacked model (pinned attackers, for `repin`).
+        paths_variable: the variable the pinned ``model_fn`` reads.
+    """
+
+    threat_model: ThreatModel
+    model_fn: object
+    white_box: bool
+    paths: Optional[np.ndarray] = None
+    model: Any = None
+    paths_variable: Optional[tf.Variable] = None
+
+    def repin(self, seed):
+        """Draws new pinned paths (same S) for the next attack; returns them.
+
+        The traced ``model_fn`` reads them from a variable: no retracing.
+        A no-op (returns None) for unpinned attackers.
+        """
+        if self.paths_variable is None:
+            return None
+        paths = self.model.sample_paths(self.threat_model.num_paths, seed=seed)
+        self.paths_variable.assign(paths)
+        self.paths = paths
+        return paths
+
+    def describe(self):
+        """JSON-able description of the attacker (paths included)."""
+        out = {"white_box": self.white_box}
+        if self.paths is not None:
+            out["paths"] = np.asarray(self.paths).tolist()
+        if self.threat_model.uses_eot and not self.white_box:
+            out["eot_samples"] = self.threat_model.eot_samples
+            out["sampling"] = "per-example, fresh draws at every call"
+        return out
+
+
+def make_attacker(model, threat_model, seed=None):
+    """Builds the attacker's view of `model` under `threat_model`.
+
+    Args:
+        model: an `RLSModel` (M=1 baselines included).
+        threat_model: a `ThreatModel` (or its name, with default sizes).
+        seed: seed of the pinned paths (``paper``, ``multi_sample``).
+
+    Returns:
+        An `Attacker`.
+    """
+    if isinstance(threat_model, str):
+        threat_model = ThreatModel(threat_model)
+    if not model.is_stochastic:
+        return Attacker(threat_model, plain_model_fn(model), white_box=True)
+    if threat_model.uses_eot:
+        return Attacker(
+            threat_model, eot_model_fn(model, threat_model.eot_samples), white_box=False
+        )
+    paths = model.sample_paths(threat_model.num_paths, seed=seed)
+    variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="pinned_paths")
+    attacker = Attacker(
+        threat_model,
+        pinned_model_fn(model, variable),
+        white_box=False,
+        paths=paths,
+        model=model,
+        paths_variable=variable,
+    )
+    return attacker
+
+
+def threat_model_grid(names, multi_sample_paths=(1, 5, 10, 15), eot_samples=20):
+    """Expands threat-model names into `ThreatModel`s (one per S for multi_sample).
+
+    Returns:
+        tuple of `ThreatModel`.
+    """
+    out = []
+    for name in names:
+        if name not in THREAT_MODELS:
+            raise ValueError(
+                f"Unknown threat model. Received: threat_model={name!r}. "
+                f"Expected one of {THREAT_MODELS}."
+            )
+        if name == "multi_sample":
+            out.extend(ThreatModel(name, num_paths=int(s)) for s in multi_sample_paths)
+        elif name in _EOT_THREAT_MODELS:
+            out.append(ThreatModel(name, eot_samples=int(eot_samples)))
+        else:
+            out.append(ThreatModel(name))
+    return tuple(out)
+

@@ -1,0 +1,162 @@
+"""Threat models: pinned paths honoured, multi-sample means, exact EOT, M=1 = white box."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rls_tf.evaluation import threat_models as tm
+from rls_tf.evaluation.runner import Defender
+
+from tests.evaluation.conftest import toy_images
+
+
+def _log(p):
+    return np.log(np.asarray(p) + tm.TINY)
+
+
+def test_paper_attacker_uses_its_pinned_path(tiny_models):
+    model = tiny_models["rls"]
+    x, _ = toy_images(6, seed=3)
+    attacker = tm.make_attacker(model, "paper", seed=0)
+    assert not attacker.white_box and attacker.paths.shape == (1, len(model.rls_layers))
+    pinned = model.sample_outputs(x, 1, paths=attacker.paths)[0]
+    out = attacker.model_fn(x).numpy()
+    np.testing.assert_allclose(out, _log(pinned), rtol=1e-5, atol=1e-5)
+    # Pinned: the same sampled model at every call (also inside tf.function).
+    traced = tf.function(attacker.model_fn)
+    np.testing.assert_allclose(traced(x).numpy(), out, rtol=1e-5, atol=1e-5)
+    # Re-pinning changes the path the (already traced) function uses.
+    other = attacker.paths.copy()
+    other[0, 0] = 1 - other[0, 0]
+    attacker.paths_variable.assign(other)
+    np.testing.assert_allclose(
+        traced(x).numpy(), _log(model.sample_outputs(x, 1, paths=other)[0]),
+        rtol=1e-5, atol=1e-5,
+    )
+    assert not np.allclose(traced(x).numpy(), out, atol=1e-4)  # the pin matters
+    new = attacker.repin(seed=123)
+    np.testing.assert_array_equal(attacker.paths_variable.numpy(), new)
+
+
+def test_paper_attacker_path_is_not_the_defenders(tiny_models):
+    model = tiny_models["rls"]
+    x, _ = toy_images(6, seed=4)
+    attacker = tm.make_attacker(model, "paper", seed=7)
+    attacked = attacker.model_fn(x).numpy()
+    # The defender: N fresh samples, a different ensemble at every call,
+    # never the attacker's single sampled model.
+    defender = [tm.defender_outputs(model, x, 8).numpy() for _ in range(3)]
+    assert defender[0].shape == (8, 6, 4)
+    assert not np.allclose(defender[0], defender[1])
+    for probs in defender:
+        assert not np.allclose(_log(probs.mean(axis=0)), attacked, atol=1e-4)
+    # The runner's defender draws its own paths from its own seeds: across
+    # its repeats it uses several sampled models, not the attacker's path.
+    runner_defender = Defender(model, 4, (1, 4), repeats=3, batch_size=8, seed=1)
+    distinct = {tuple(p) for paths in runner_defender.paths for p in paths}
+    assert len(distinct) > 1
+
+
+def test_multi_sample_is_mean_of_pinned_outputs(tiny_models):
+    model = tiny_models["rls"]
+    x, _ = toy_images(5, seed=5)
+    for num_paths in (1, 3, 5):
+        threat = tm.ThreatModel("multi_sample", num_paths=num_paths)
+        attacker = tm.make_attacker(model, threat, seed=num_paths)
+        assert attacker.paths.shape == (num_paths, len(model.rls_layers))
+        singles = [model.sample_outputs(x, 1, paths=attacker.paths[i: i + 1])[0].numpy()
+                   for i in range(num_paths)]
+        expected = _log(np.mean(singles, axis=0))
+        np.testing.assert_allclose(attacker.model_fn(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+        assert threat.label == f"multi_sample[S={num_paths}]"
+
+
+def _ce(logits, y):
+    labels = tf.broadcast_to(tf.constant(y)[None], tf.shape(logits)[:2]) if logits.shape.rank == 3 \
+        else tf.constant(y)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_sum(tf.reduce_mean(ce, axis=0)) if logits.shape.rank == 3 else tf.reduce_sum(ce)
+
+
+def _grad(fn, x, y):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = _ce(fn(x), y)
+    return tape.gradient(loss, x).numpy()
+
+
+def test_eot_gradient_approaches_exact_expectation(one_layer_model):
+    model = one_layer_model
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(6, 4, 4, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    # Exact: the two sampled models have probability 1/2 each.
+    paths = np.array([[0], [1]], np.int32)
+    g = [_grad(lambda v, p=p: tm.log_probabilities(model.sample_outputs(v, 1, paths=p[None])[0]),
+               x, y) for p in paths]
+    exact = 0.5 * (g[0] + g[1])
+    spread = np.abs(g[0] - g[1]).max()
+    assert spread > 0.1  # the two paths' gradients really differ
+
+    many = tm.eot_model_fn(model, 4000)
+    logits = many(tf.constant(x))
+    assert logits.shape == (4000, 6, 3)
+    eot = _grad(many, x, y)
+    # Error per example = (fraction of path-0 draws - 1/2) * (g0 - g1):
+    # std 0.5/sqrt(4000) ~ 0.008 of the spread.
+    np.testing.assert_allclose(eot, exact, atol=0.04 * spread)
+    assert np.abs(eot - g[0]).max() > 0.2 * spread and np.abs(eot - g[1]).max() > 0.2 * spread
+
+    # Every draw is one of the two sampled models, drawn per example.
+    probs = np.exp(logits.numpy())
+    pinned = model.sample_outputs(x, 2, paths=paths).numpy()
+    is_0 = np.all(np.isclose(probs, pinned[0][None], atol=1e-5), axis=-1)
+    is_1 = np.all(np.isclose(probs, pinned[1][None], atol=1e-5), axis=-1)
+    assert np.all(is_0 | is_1)
+    fraction = is_0.mean(axis=0)
+    np.testing.assert_allclose(fraction, 0.5, atol=0.04)
+    # Per-example sampling: within one draw e, examples take different paths.
+    assert np.any(is_0.any(axis=1) & is_1.any(axis=1))
+
+
+def test_eot_single_draw_is_one_path(one_layer_model):
+    model = one_layer_model
+    x = np.random.default_rng(1).uniform(-1, 1, size=(3, 4, 4, 1)).astype("float32")
+    out = np.exp(tm.eot_model_fn(model, 1)(x).numpy())
+    pinned = model.sample_outputs(x, 2, paths=[[0], [1]]).numpy()
+    for b in range(3):
+        assert np.allclose(out[0, b], pinned[0, b], atol=1e-5) or np.allclose(
+            out[0, b], pinned[1, b], atol=1e-5)
+
+
+def test_baseline_is_white_box_under_every_threat_model(tiny_models):
+    model = tiny_models["baseline"]
+    assert not model.is_stochastic
+    x, _ = toy_images(4, seed=6)
+    plain = _log(model.network(x, training=False).numpy())
+    for threat in tm.threat_model_grid(tm.THREAT_MODELS, multi_sample_paths=(1, 5),
+                                       eot_samples=20):
+        attacker = tm.make_attacker(model, threat, seed=0)
+        assert attacker.white_box and attacker.paths is None
+        out = attacker.model_fn(x)
+        assert out.shape == plain.shape  # no [E, B, K] tiling for a deterministic model
+        np.testing.assert_allclose(out.numpy(), plain, rtol=1e-5, atol=1e-5)
+    assert tm.defender_outputs(model, x, 10).shape == (1, 4, 4)
+
+
+def test_threat_model_labels_and_checks():
+    grid = tm.threat_model_grid(["paper", "multi_sample", "eot", "apgd_rand"],
+                                multi_sample_paths=(1, 5), eot_samples=7)
+    assert [t.label for t in grid] == [
+        "paper", "multi_sample[S=1]", "multi_sample[S=5]", "eot[E=7]", "apgd_rand[E=7]"]
+    with pytest.raises(ValueError, match="Unknown threat model"):
+        tm.ThreatModel("bogus")
+    with pytest.raises(ValueError, match="Unknown threat model"):
+        tm.threat_model_grid(["paper", "whitebox"])
+    with pytest.raises(ValueError, match="num_paths"):
+        tm.ThreatModel("multi_sample", num_paths=0)
+    with pytest.raises(ValueError, match="one sampled model"):
+        tm.ThreatModel("paper", num_paths=2)
+    with pytest.raises(ValueError, match="num_draws"):
+        tm.eot_model_fn(None, 0)

@@ -1,0 +1,166 @@
+"""End-to-end tests of the `attack_eval.py` command line (absl flags + main).
+
+Two tiny `small_cnn` models (an RLS model with M=2 and its M=1 baseline) are
+trained for a few steps in the test on MNIST-shaped toy data, saved like
+`train.py` saves them (``model.keras`` + ``config.json``), and evaluated with
+every attack under every threat model at toy sizes.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+import attack_eval
+from rls_tf.models import RLSModel
+from rls_tf.models.backbones.small_cnn import small_cnn_network
+
+FLAGS = flags.FLAGS
+LABELS = ["paper", "eot[E=2]", "apgd_rand[E=2]"]
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS(["attack_eval.py"])
+    yield
+
+
+def _toy_mnist(n, seed):
+    """MNIST-shaped uint8 images: the class (0-3) is the bright quadrant."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n).astype("uint8")
+    x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, 14 * r + 2: 14 * r + 12, 14 * c + 2: 14 * c + 12] = 255
+    return x, y
+
+
+def _save_model(directory, num_submodels, x, y, data_dir):
+    keras.utils.set_random_seed(num_submodels)
+    network = small_cnn_network(num_submodels=num_submodels, num_classes=10,
+                                input_shape=(28, 28, 1), width=4)
+    model = RLSModel(network, num_samples=2, eval_samples=3)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x.astype("float32") / 127.5 - 1, y, batch_size=32, epochs=1, verbose=0)
+    os.makedirs(directory)
+    model.save(os.path.join(directory, "model.keras"))
+    config = {"dataset": "mnist", "backbone": "small_cnn", "num_submodels": num_submodels,
+              "num_samples": 2, "eval_samples": 3, "data_dir": data_dir, "epochs": 1}
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack_eval")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    for split, n, seed in (("train", 128, 0), ("test", 32, 1)):
+        x, y = _toy_mnist(n, seed)
+        np.savez_compressed(data_dir / f"mnist_{split}.npz", x=x, y=y)
+    x, y = _toy_mnist(128, 0)
+    return {
+        "root": root,
+        "data_dir": str(data_dir),
+        "rls": _save_model(root / "rls", 2, x, y, str(data_dir)),
+        "plain": _save_model(root / "plain", 1, x, y, str(data_dir)),
+    }
+
+
+TOY_FLAGS = dict(
+    attacks=["fgsm", "pgd", "apgd", "deepfool", "cw", "ead"],
+    threat_models=["paper", "eot", "apgd_rand"],
+    num_examples=8, batch_size=8, eval_samples=3, repeats=2, sample_counts=["1", "3"],
+    seed=1, verbose=0, fgsm_eps=["0.2"], pgd_eps=["0.2"], cw_c=["1"], ead_c=["10"],
+    pgd_steps=2, cw_steps=3, ead_steps=3, deepfool_max_iter=2, apgd_steps=3,
+    eot_samples=2, eot_pgd_steps=2, eot_pgd_restarts=2, multi_sample_paths=None,
+    preset="paper_mnist", dataset=None, data_dir=None, eps_units=None,
+)
+
+
+def test_end_to_end(run_dirs, capsys):
+    out_dir = run_dirs["root"] / "results"
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=run_dirs["plain"],
+                             output_dir=str(out_dir), **TOY_FLAGS):
+        attack_eval.main(["attack_eval.py"])
+    results = json.loads((out_dir / "results.json").read_text())
+    assert (out_dir / "results.md").exists()
+    assert (out_dir / "robustness.png").stat().st_size > 1000
+    # Configuration, data and versions are recorded.
+    assert results["data"]["dataset"] == "mnist"  # from config.json
+    assert results["data"]["data_dir"] == run_dirs["data_dir"]
+    assert results["config"]["num_examples"] == 8
+    assert results["config"]["preset"]["cw_steps"] == 3
+    assert results["environment"]["keras"] == keras.__version__
+    assert results["models"]["rls"]["num_submodels"] == 2
+    assert results["models"]["baseline"]["stochastic"] is False
+    assert results["models"]["rls"]["train_config"]["backbone"] == "small_cnn"
+    assert results["command"].startswith("python attack_eval.py --model_dir=")
+    assert "--attacks=fgsm,pgd,apgd,deepfool,cw,ead" in results["command"]
+    # Every robust number carries its threat model.
+    assert [t["label"] for t in results["config"]["threat_models"]] == LABELS
+    robust = results["robust"]
+    assert {r["threat_model"] for r in robust} == set(LABELS)
+    for r in robust:
+        assert r["threat_model"] in LABELS
+        assert {"mean", "std", "values", "repeats"} <= set(r["accuracy"])
+    expected_paper = {("fgsm", "eps=0.2"), ("pgd", "eps=0.2"), ("apgd", "eps=0.2"),
+                      ("deepfool", "overshoot=0.02"), ("cw", "c=1"), ("ead", "c=10")}
+    for model in ("baseline", "rls"):
+        paper = {(r["attack"], r["param"]) for r in robust
+                 if r["threat_model"] == "paper" and r["model"] == model}
+        assert paper == expected_paper
+    assert {r["attack"] for r in robust if r["threat_model"] == "eot[E=2]"} == {
+        "fgsm", "pgd", "apgd"}
+    assert results["clean"]["rls"]["accuracy"]["repeats"] == 2
+    assert set(results["clean"]["rls"]["accuracy_vs_samples"]) == {"1", "3"}
+    assert results["interrater"]["rls"]["repeats"] == 2
+    assert results["timings"]["total"] > 0
+    text = (out_dir / "results.md").read_text()
+    assert "| Attack | Parameter | paper: Baseline | paper: RLS |" in text
+
+
+def test_missing_model_file(run_dirs):
+    empty = run_dirs["root"] / "empty"
+    empty.mkdir(exist_ok=True)
+    with flagsaver.flagsaver(model_dir=str(empty), baseline_dir=None, **TOY_FLAGS):
+        with pytest.raises(SystemExit, match=r"no model\.keras in --model_dir=.*empty"):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=str(empty), **TOY_FLAGS):
+        with pytest.raises(SystemExit, match=r"no model\.keras in --baseline_dir="):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(model_dir=None, baseline_dir=None, **TOY_FLAGS):
+        with pytest.raises(SystemExit, match="--model_dir is required"):
+            attack_eval.main(["attack_eval.py"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"attacks": ["pgd", "jsma"]}, "unknown attack jsma"),
+    ({"threat_models": ["paper", "greybox"]}, "unknown threat model greybox"),
+    ({"preset": "paper_imagenet"}, "unknown preset 'paper_imagenet'"),
+    ({"num_examples": 0}, "--num_examples must be >= 1"),
+    ({"repeats": 0}, "--repeats must be >= 1"),
+])
+def test_bad_flags_raise_clear_errors(run_dirs, bad, message):
+    overrides = {**TOY_FLAGS, **bad}
+    with pytest.raises(flags.IllegalFlagValueError, match=message):
+        with flagsaver.flagsaver(model_dir=run_dirs["rls"], **overrides):
+            attack_eval.main(["attack_eval.py"])
+
+
+def test_dataset_mismatch_and_extra_arguments(run_dirs):
+    overrides = {**TOY_FLAGS, "dataset": "cifar10"}
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=None, **overrides):
+        with pytest.raises(SystemExit, match="trained on 'mnist'"):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], **TOY_FLAGS):
+        with pytest.raises(Exception, match="Unexpected arguments"):
+            attack_eval.main(["attack_eval.py", "extra"])
