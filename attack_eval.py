@@ -21,7 +21,6 @@ taken when not given). Presets hold the paper's per-dataset parameters
 (``--eps_units=unit`` reads them as [0, 1] fractions and doubles them).
 """
 
-import json
 import os
 import sys
 
@@ -173,30 +172,9 @@ def _check_min(name, value, minimum):
 
 def load_model_dir(flag, directory):
     """Loads ``model.keras`` (+ ``config.json`` if present) from a train.py directory."""
-    if not directory:
-        raise ValueError(f"--{flag} is required.")
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"--{flag}={directory} is not a directory.")
-    path = os.path.join(directory, "model.keras")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no model.keras in --{flag}={directory} (train.py writes it at the end of training)."
-        )
-    config = None
-    config_path = os.path.join(directory, "config.json")
-    if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-    import keras  # pylint: disable=import-outside-toplevel
+    from rls_tf.models import loading  # pylint: disable=import-outside-toplevel
 
-    from rls_tf.models import RLSModel  # pylint: disable=import-outside-toplevel  (registers classes)
-
-    model = keras.models.load_model(path, compile=False)
-    if not isinstance(model, RLSModel):
-        raise ValueError(
-            f"--{flag}={directory}: model.keras holds a {type(model).__name__}, not an RLSModel."
-        )
-    return model, config
+    return loading.load_model_dir(directory, flag=flag)
 
 
 def _resolve_dataset(configs):

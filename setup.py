@@ -11,8 +11,8 @@ setuptools.setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["rls_tf", "rls_tf.*"]),
-    py_modules=["train"],
+    packages=setuptools.find_packages(include=["rls_tf", "rls_tf.*", "export"]),
+    py_modules=["train", "attack_eval"],
     python_requires=">=3.10,<3.14",
     install_requires=[
         # CPU wheels by default; a GPU user installs `tensorflow[and-cuda]`
@@ -34,6 +34,10 @@ setuptools.setup(
         "matplotlib>=3.7,<4",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
+        # ai-edge-litert: the standalone TFLite interpreter the export tests
+        # run (tensorflow-serving-api, for the PredictRequest test, is
+        # installed with --no-deps: it requires `tensorflow`, which would
+        # clash with tensorflow-cpu; see .ci/run).
+        "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ai-edge-litert>=2.0,<3"],
     },
 )

@@ -6,10 +6,17 @@ import tempfile
 
 import keras
 
-__all__ = ["AtomicCheckpoint", "latest_checkpoint", "write_json_atomic"]
+__all__ = ["AtomicCheckpoint", "latest_checkpoint", "save_model_atomic",
+           "write_bytes_atomic", "write_json_atomic"]
 
 CHECKPOINT_NAME = "latest.keras"
 STATE_NAME = "latest_state.json"
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_atomic(path, suffix, write):
@@ -27,6 +34,9 @@ def _write_atomic(path, suffix, write):
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the mode a plain open()
+        # would, so that e.g. a model server running as another user can read it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -42,6 +52,16 @@ def write_json_atomic(path, payload):
             json.dump(payload, f, indent=2, sort_keys=True)
 
     _write_atomic(path, ".json", write)
+
+
+def write_bytes_atomic(path, content):
+    """Writes the bytes `content` to `path` atomically."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(content)
+
+    _write_atomic(path, os.path.splitext(path)[1], write)
 
 
 def save_model_atomic(model, path):

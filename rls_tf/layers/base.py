@@ -308,6 +308,8 @@ class RLSLayer(keras.layers.Layer):
             return fn(inputs, 0, **kwargs)
         if indices.shape.rank == 1 and indices.shape[0] == 1:
             return fn(inputs, indices[0], **kwargs)
+        if current_scope().routing == "select":
+            return self._route_select(inputs, indices, fn, **kwargs)
         batch = tf.shape(inputs)[0]
         # An empty batch (a replica's share of a short last batch) has no groups.
         groups = tf.maximum(tf.shape(indices)[0], 1)
@@ -339,6 +341,33 @@ class RLSLayer(keras.layers.Layer):
                 )
             )
         return tf.dynamic_stitch(positions, outputs)
+
+    def _route_select(self, inputs, indices, fn, **kwargs):
+        """Routing by selection: every copy on every row, one kept per row.
+
+        Uses only ops the builtin TFLite runtime has (no dynamic partition,
+        stitch or cond). Inference only: in training a copy's batch-norm
+        statistics would be computed over rows that are not its own.
+        """
+        if kwargs.get("training"):
+            raise ValueError(
+                f"{self.name}: routing='select' is for inference only. "
+                f"Received: training={kwargs['training']!r}"
+            )
+        batch = tf.shape(inputs)[0]
+        groups = tf.shape(indices)[0]
+        # Group g covers rows [g*B/G, (g+1)*B/G), as in the partition routing.
+        per_row = tf.reshape(
+            tf.broadcast_to(indices[:, None], tf.stack([groups, batch // groups])),
+            [-1],
+        )
+        mask = tf.one_hot(per_row, self.num_submodels, dtype=self.compute_dtype)
+        outputs = None
+        for m in range(self.num_submodels):
+            out = fn(inputs, m, **kwargs)
+            weight = tf.reshape(mask[:, m], [-1] + [1] * (len(out.shape) - 1))
+            outputs = out * weight if outputs is None else outputs + out * weight
+        return outputs
 
     def get_config(self):
         base_config = super().get_config()

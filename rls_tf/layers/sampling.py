@@ -25,7 +25,9 @@ from typing import Any, Mapping, Optional
 
 import tensorflow as tf
 
-__all__ = ["PrefixSharing", "SamplingScope", "sampling_scope", "current_scope"]
+__all__ = ["PrefixSharing", "ROUTINGS", "SamplingScope", "sampling_scope", "current_scope"]
+
+ROUTINGS = ("partition", "select")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,12 +44,19 @@ class SamplingScope:
             ``per_example_sampling`` setting (every example draws its own path).
         share: optional `PrefixSharing` of the single-sample passes of one
             step (set by `RLSModel`; None: every layer computes its output).
+        routing: how a batch that mixes copies is computed. "partition"
+            (default): ``tf.dynamic_partition`` splits the rows by copy and
+            each copy runs on its share (the work of one plain pass).
+            "select": every copy runs on the whole batch and each row keeps
+            its own copy's output (M times the work, but only builtin
+            TFLite ops; inference only, used by the TFLite export).
     """
 
     num_groups: int = 1
     pinned: Optional[Mapping[int, Any]] = None
     per_example: Optional[bool] = None
     share: Optional[Any] = None
+    routing: str = "partition"
 
 
 _DEFAULT_SCOPE = SamplingScope()
@@ -69,7 +78,8 @@ def current_scope() -> SamplingScope:
 
 
 @contextlib.contextmanager
-def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None):
+def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None,
+                   routing="partition"):
     """Sets how RLS layers called inside the block sample their copies.
 
     Args:
@@ -78,6 +88,8 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None):
         pinned: optional mapping ``{id(layer): indices}`` with ``indices`` of
             shape ``[num_groups]`` (tensor or array of ints in ``[0, M)``).
         per_example: optional bool overriding the layers' per-example setting.
+        share: optional `PrefixSharing` (set by `RLSModel`).
+        routing: "partition" or "select", see `SamplingScope`.
 
     Yields:
         The active `SamplingScope`.
@@ -103,8 +115,12 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None):
         raise ValueError(
                 f"`per_example` must be a bool or None. Received: per_example={per_example!r}"
         )
+    if routing not in ROUTINGS:
+        raise ValueError(
+                f"`routing` must be one of {ROUTINGS}. Received: routing={routing!r}"
+        )
     scope = SamplingScope(num_groups=num_groups, pinned=pinned,
-                          per_example=per_example, share=share)
+                          per_example=per_example, share=share, routing=routing)
     _STACK.scopes.append(scope)
     try:
         yield scope

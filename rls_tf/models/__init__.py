@@ -2,11 +2,12 @@
 
 from rls_tf.models.backbones import BACKBONES
 from rls_tf.models.backbones import build_network
+from rls_tf.models.loading import load_model_dir
 from rls_tf.models.rls_model import TRAIN_FORWARDS
 from rls_tf.models.rls_model import RLSModel
 
 __all__ = ["BACKBONES", "RLSModel", "TRAIN_FORWARDS", "build_model",
-           "build_network"]
+           "build_network", "load_model_dir"]
 
 
 def build_model(backbone, num_submodels=2, num_classes=10,

@@ -9,7 +9,7 @@ a failing check points at the layer file and test that called it.
 import dataclasses
 import inspect
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -405,6 +405,38 @@ def check_per_example(case, use_scope, batch=64):
     assert tuple(y.shape) == tuple(call_pinned(layer, x, 0, training).shape)
     copies = recover_copies(layer, x, y, training)
     assert set(copies.tolist()) == {0, 1}, "a batch of 64 used only one copy"
+
+
+def check_select_routing(case, batch=12):
+    """routing="select" (the TFLite form) equals the partition routing.
+
+    Per-example pinned indices, inference, in eager mode and traced; in
+    training the select routing must refuse (its statistics would be wrong).
+    """
+    training = False if case.has_training else None
+    layer = case.built(3)
+    x = case.inputs(batch)
+    indices = np.random.default_rng(4).integers(0, 3, size=batch).astype("int32")
+    pinned = {id(layer): indices}
+    with sampling_scope(pinned=pinned):
+        expected = np.asarray(call(layer, x, training))
+    with sampling_scope(pinned=pinned, routing="select"):
+        got = np.asarray(call(layer, x, training))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    for row in (0, batch - 1):
+        ref = np.asarray(call_pinned(layer, x[row:row + 1], int(indices[row]), training))
+        np.testing.assert_allclose(got[row:row + 1], ref, rtol=1e-5, atol=1e-5)
+
+    @tf.function
+    def traced(x, idx):
+        with sampling_scope(pinned={id(layer): idx}, routing="select"):
+            return call(layer, x, training)
+
+    np.testing.assert_allclose(np.asarray(traced(x, indices)), expected, rtol=1e-5, atol=1e-5)
+    if case.has_training:
+        with pytest.raises(ValueError, match="inference only"):
+            with sampling_scope(pinned=pinned, routing="select"):
+                layer(x, training=True)
 
 
 def check_per_example_traced(case, batch=64):

@@ -241,6 +241,13 @@ def test_bad_num_groups(value):
     assert current_scope() == SamplingScope()
 
 
+@pytest.mark.parametrize("value", ["tiled", None, 1])
+def test_bad_scope_routing(value):
+    with pytest.raises(ValueError, match=r"routing.*Received: routing="):
+        with sampling_scope(routing=value):
+            pass
+
+
 @pytest.mark.parametrize("value", ["yes", 1])
 def test_bad_scope_per_example(value):
     with pytest.raises(ValueError, match="per_example") as info:

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from rls_tf.layers import RLSBatchNormalization
 from rls_tf.layers import sampling_scope
@@ -213,3 +212,7 @@ def test_mask_is_not_supported():
     one (masked moments are not implemented)."""
     layer = RLSBatchNormalization(num_submodels=1)
     assert not layer.supports_masking
+
+
+def test_select_routing_equals_partition_routing():
+    h.check_select_routing(CASE)

@@ -188,3 +188,7 @@ def test_output_shape():
     assert layer.compute_output_shape((None, 9, 8, 3)) == (None, 4, 3, 4)
     outputs = layer(keras.Input((9, 8, 3)))
     assert tuple(outputs.shape) == (None, 4, 3, 4)
+
+
+def test_select_routing_equals_partition_routing():
+    h.check_select_routing(CASES[1])

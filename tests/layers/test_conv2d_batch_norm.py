@@ -1,12 +1,9 @@
 """Tests for `RLSConv2DBatchNorm` against Conv2D -> BatchNormalization."""
 
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from rls_tf.layers import RLSConv2DBatchNorm
-from rls_tf.layers import sampling_scope
 from tests.layers import conftest as h
 
 CASES = [
@@ -190,3 +187,7 @@ def test_mixed_precision_moving_statistics_match_keras(mixed_precision):
                                ref.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layer.moving_variance.numpy()[1],
                                ref.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_select_routing_equals_partition_routing():
+    h.check_select_routing(CASE)

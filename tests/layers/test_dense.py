@@ -161,3 +161,7 @@ def test_output_shape_and_symbolic_call():
     assert tuple(outputs.shape) == (None, 2, 4)
     assert layer.compute_output_shape((None, 2, 5)) == (None, 2, 4)
     assert tuple(layer(tf.zeros((3, 2, 5))).shape) == (3, 2, 4)
+
+
+def test_select_routing_equals_partition_routing():
+    h.check_select_routing(CASE)
