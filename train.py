@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from rls_tf import data as rls_data
+from rls_tf import distribute as rls_distribute
 from rls_tf.models import BACKBONES
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.training import LOSSES
@@ -48,6 +49,10 @@ flags.DEFINE_bool("augment", False, "Light augmentation (random crop; flip on CI
 flags.DEFINE_enum("loss", "crossentropy", list(LOSSES), "Group loss on the mean prediction.")
 flags.DEFINE_enum("train_forward", "loop", list(TRAIN_FORWARDS), "How the K forwards run.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity (1: progress bar, 2: a line per epoch).")
+flags.DEFINE_enum("strategy", "default", list(rls_distribute.STRATEGIES),
+                  "tf.distribute strategy: default (one device), mirrored (local GPUs), "
+                  "multi_worker (cluster from TF_CONFIG), tpu. --batch_size is the global batch.")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port or local).")
 
 for _name in ("num_submodels", "num_samples", "eval_samples", "batch_size"):
     flags.register_validator(
@@ -94,6 +99,8 @@ def config_from_flags():
         loss=FLAGS.loss,
         train_forward=FLAGS.train_forward,
         verbose=FLAGS.verbose,
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
     )
 
 

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Optional, Sequence
 
@@ -15,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from rls_tf import data as rls_data
+from rls_tf import distribute as rls_distribute
 from rls_tf.callbacks import AtomicCheckpoint
 from rls_tf.callbacks import latest_checkpoint
 from rls_tf.callbacks import save_model_atomic
@@ -73,6 +76,11 @@ class TrainConfig:
             (the paper's eq. 7).
         train_forward: "loop" or "tiled" (see `RLSModel`).
         verbose: Keras verbosity (1: progress bar).
+        strategy: tf.distribute strategy, one of
+            `rls_tf.distribute.STRATEGIES` ("default", "mirrored",
+            "multi_worker", "tpu"); `batch_size` is the global batch, split
+            across the replicas.
+        tpu: TPU address for strategy="tpu" (None: from the environment).
     """
 
     dataset: str = "mnist"
@@ -98,6 +106,8 @@ class TrainConfig:
     loss: str = "crossentropy"
     train_forward: str = "loop"
     verbose: int = 1
+    strategy: str = "default"
+    tpu: Optional[str] = None
 
     def validate(self):
         """Raises ValueError naming the first bad field and its value."""
@@ -139,6 +149,16 @@ class TrainConfig:
             )
         if not self.model_dir:
             raise ValueError(f"`model_dir` must be set. Received: model_dir={self.model_dir!r}")
+        if self.strategy not in rls_distribute.STRATEGIES:
+            raise ValueError(
+                f"`strategy` must be one of {rls_distribute.STRATEGIES}. "
+                f"Received: strategy={self.strategy!r}"
+            )
+        if self.tpu is not None and self.strategy != "tpu":
+            raise ValueError(
+                "`tpu` is only used with strategy='tpu'. "
+                f"Received: tpu={self.tpu!r}, strategy={self.strategy!r}"
+            )
         # mu is checked against num_submodels by the layers; fail before any work.
         from rls_tf.layers.base import _check_mu
         _check_mu(self.mu, self.num_submodels)
@@ -218,13 +238,27 @@ def train(config):
     >>> #                   data_dir="../shared/data", model_dir="runs/mnist"))
     """
     config.validate()
+    strategy = rls_distribute.make_strategy(config.strategy, config.tpu)
+    # Multi-worker: every worker runs the same steps, only the chief writes
+    # the run's files; the others write theirs to scratch space.
+    chief = rls_distribute.is_chief(strategy)
     model_dir = config.model_dir
+    write_dir = model_dir if chief else tempfile.mkdtemp(prefix="rls-worker-")
+    try:
+        return _train(config, strategy, model_dir, write_dir, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(config, strategy, model_dir, write_dir, chief):
     os.makedirs(model_dir, exist_ok=True)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
     checkpoint = latest_checkpoint(checkpoint_dir)
     if checkpoint is not None:
         _check_resume(config, model_dir)
-    write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
+    if chief:
+        write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
 
@@ -244,42 +278,45 @@ def train(config):
     test_examples = int(test_ds.reduce(0, lambda n, batch: n + tf.shape(batch[1])[0]))
     epochs = config.resolved_epochs()
 
-    if checkpoint is not None:
-        model_path, state = checkpoint
-        model = keras.models.load_model(model_path)
-        initial_epoch, history = state["epoch"], state["history"]
-        print(f"Resuming from {model_path}: {initial_epoch} of {epochs} epochs done.")
-    else:
-        model = build_model(
-            config.backbone, num_submodels=config.num_submodels,
-            num_classes=spec.num_classes, input_shape=spec.input_shape,
-            num_samples=config.num_samples, eval_samples=config.eval_samples,
-            train_forward=config.train_forward, mu=config.mu,
-            per_example_sampling=config.per_example_sampling,
-            weight_decay=config.weight_decay,
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(
-                learning_rate=_learning_rate(config, steps_per_epoch),
-                momentum=config.momentum,
-            ),
-            loss=GroupMSE() if config.loss == "mse" else "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        initial_epoch, history = 0, {}
+    # Variables (model and optimizer) are created under the strategy, so
+    # they are mirrored on every replica; fit then splits each global batch.
+    with strategy.scope():
+        if checkpoint is not None:
+            model_path, state = checkpoint
+            model = keras.models.load_model(model_path)
+            initial_epoch, history = state["epoch"], state["history"]
+            print(f"Resuming from {model_path}: {initial_epoch} of {epochs} epochs done.")
+        else:
+            model = build_model(
+                config.backbone, num_submodels=config.num_submodels,
+                num_classes=spec.num_classes, input_shape=spec.input_shape,
+                num_samples=config.num_samples, eval_samples=config.eval_samples,
+                train_forward=config.train_forward, mu=config.mu,
+                per_example_sampling=config.per_example_sampling,
+                weight_decay=config.weight_decay,
+            )
+            model.compile(
+                optimizer=keras.optimizers.SGD(
+                    learning_rate=_learning_rate(config, steps_per_epoch),
+                    momentum=config.momentum,
+                ),
+                loss=GroupMSE() if config.loss == "mse" else "sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            initial_epoch, history = 0, {}
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
 
     started = time.time()
     if initial_epoch < epochs:
-        checkpointer = AtomicCheckpoint(checkpoint_dir, history=history)
+        checkpointer = AtomicCheckpoint(os.path.join(write_dir, "checkpoints"), history=history)
         model.fit(
             train_ds,
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=[
                 checkpointer,
-                keras.callbacks.TensorBoard(log_dir=os.path.join(model_dir, "logs")),
+                keras.callbacks.TensorBoard(log_dir=os.path.join(write_dir, "logs")),
             ],
             verbose=config.verbose,
         )
@@ -287,7 +324,7 @@ def train(config):
     train_seconds = time.time() - started
 
     evaluation = model.evaluate(test_ds, verbose=config.verbose, return_dict=True)
-    save_model_atomic(model, os.path.join(model_dir, "model.keras"))
+    save_model_atomic(model, os.path.join(write_dir, "model.keras"))
     metrics = {
         "dataset": config.dataset,
         "backbone": config.backbone,
@@ -300,9 +337,11 @@ def train(config):
         "test_loss": float(evaluation["loss"]),
         "test_examples": test_examples,
         "train_seconds_this_run": train_seconds,
+        "strategy": config.strategy,
+        "num_replicas": strategy.num_replicas_in_sync,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    write_json_atomic(os.path.join(model_dir, "metrics.json"), metrics)
+    write_json_atomic(os.path.join(write_dir, "metrics.json"), metrics)
     what = (
         f"N={config.eval_samples}-sample ensemble (M={config.num_submodels}"
         if model.is_stochastic

@@ -248,10 +248,24 @@ class RLSLayer(keras.layers.Layer):
     # -- sampling -----------------------------------------------------------
 
     def draw_indices(self, num):
-        """Draws `num` copy indices from Categorical(mu) as int32 ``[num]``."""
+        """Draws `num` copy indices from Categorical(mu) as int32 ``[num]``.
+
+        Under a tf.distribute strategy every replica draws its own indices
+        (seeded layers fold the replica id into their seed).
+        """
         logits = tf.constant(self._logits)
+        replica = tf.distribute.get_replica_context()
         if self.seed is None:
             indices = tf.random.categorical(logits, num, dtype=tf.int32)
+        elif replica is not None and replica.num_replicas_in_sync > 1:
+            # The seed state is one variable mirrored on every replica, so
+            # each replica folds in its id: replicas must draw different
+            # paths, reproducibly.
+            seed = tf.cast(self._seed_generator.next(), tf.int64)
+            seed = tf.random.experimental.stateless_fold_in(
+                seed, tf.cast(replica.replica_id_in_sync_group, tf.int64)
+            )
+            indices = tf.random.stateless_categorical(logits, num, seed, dtype=tf.int32)
         else:
             indices = keras.random.categorical(
                 logits, num, dtype="int32", seed=self._seed_generator

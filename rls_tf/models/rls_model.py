@@ -369,7 +369,8 @@ class RLSModel(keras.Model):
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._step_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -384,7 +385,42 @@ class RLSModel(keras.Model):
             unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
         )
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self._step_logs(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
+
+    # -- distribution -------------------------------------------------------
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.12-3.15 builds the metrics from a first batch that it
+        # averages across replicas with `strategy.reduce`; under
+        # MultiWorkerMirroredStrategy that eager cross-worker reduce fails
+        # ("Attempt to convert a value (PerReplica...) to a Tensor"). Only the
+        # batch's structure and shapes matter there, so this replica's share
+        # is used instead.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is not None and isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: (strategy.experimental_local_results(v)[0]
+                               if isinstance(v, tf.distribute.DistributedValues) else v),
+                    next(it),
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _step_logs(self, logs):
+        # Keras 3.12-3.15 averages each step's logs across workers with
+        # `strategy.reduce("MEAN", v, axis=0)` under multi-worker training,
+        # which fails on scalars ("Invalid reduction dimension 0"). A log of
+        # shape [1] reduces to the same scalar mean.
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):  # pylint: disable=protected-access
+            return {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
+                    for k, v in logs.items()}
+        return logs
 
     # -- serialization ------------------------------------------------------
 
