@@ -14,6 +14,23 @@ defender's (N fresh sampled models), as mean +- std over --repeats draws.
         --attacks=fgsm,pgd,deepfool,cw,ead,apgd --threat_models=paper,eot \
         --num_examples=1000 --eval_samples=10 --output_dir=results/mnist
 
+**Sharding.** ``--num_shards=S --shard_index=i`` evaluates shard i of the
+first --num_examples images (a contiguous run of whole --batch_size batches)
+and writes only ``<output_dir>/shard-<i>-of-<S>.json``; once all S shards
+are in one directory, ``attack_eval.py --merge=DIR`` (no model needed)
+checks that they are the S shards of one evaluation and writes
+``results.json``, ``results.md`` and ``robustness.png`` into DIR (or
+--output_dir when given): the numbers of one unsharded run with the same
+seed (exactly, for the threat models that pin their paths; EOT draws are
+fresh and unseeded), timings summed over the shards
+(`rls_tf.evaluation.shards`).
+
+    for i in 0 1 2 3; do  # one per machine
+      python attack_eval.py --model_dir=runs/rls ... --num_shards=4 --shard_index=$i \
+          --output_dir=results/mnist
+    done
+    python attack_eval.py --merge=results/mnist
+
 The models are the ``model.keras`` files that ``train.py`` writes into its
 --model_dir (with ``config.json``, from which --dataset and --data_dir are
 taken when not given). Presets hold the paper's per-dataset parameters
@@ -30,6 +47,7 @@ from absl import flags
 from rls_tf import data as rls_data
 from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import runner as rls_runner
+from rls_tf.evaluation import shards as rls_shards
 from rls_tf.evaluation import threat_models as rls_threat_models
 
 FLAGS = flags.FLAGS
@@ -89,6 +107,14 @@ _define("bool", "eot_min_norm", None, "Also run DeepFool/C&W/EAD under eot (on t
 _define("integer", "eot_min_norm_steps", None, "C&W/EAD steps under eot (100).")
 _define("float", "eot_kappa", None, "Extra C&W/EAD confidence margin under eot (> 0; 1.0).")
 _define("list", "multi_sample_paths", None, "S values of multi_sample (1,5,10,15).")
+# Sharding.
+_define("integer", "num_shards", 1, "S: split the evaluation into this many shards (batch-aligned "
+        "slices of the --num_examples images); with S > 1 a run evaluates shard --shard_index "
+        "only and writes <output_dir>/shard-<i>-of-<S>.json.")
+_define("integer", "shard_index", 0, "i in [0, --num_shards): the shard this run evaluates.")
+_define("string", "merge", None, "Merge the shard-<i>-of-<S>.json files of this directory into "
+        "results.json, results.md and robustness.png (in this directory, or --output_dir when "
+        "given); no model is loaded.")
 
 
 def _register_min(name, minimum, optional=False):
@@ -104,6 +130,22 @@ def _register_min(name, minimum, optional=False):
 for _name in ("num_examples", "eval_samples", "repeats", "batch_size"):
     _register_min(_name, 1)
 _register_min("seed", 0)
+_register_min("num_shards", 1)
+_register_min("shard_index", 0)
+
+
+def _check_shard_flags(values):
+    num_shards, shard_index = values["num_shards"], values["shard_index"]
+    if (num_shards is not None and shard_index is not None and num_shards >= 1
+            and not 0 <= shard_index < num_shards):
+        raise flags.ValidationError(
+            f"--shard_index must be in [0, --num_shards={num_shards}). "
+            f"Received: --shard_index={shard_index}"
+        )
+    return True
+
+
+flags.register_multi_flags_validator(["num_shards", "shard_index"], _check_shard_flags)
 for _name in ("pgd_steps", "cw_steps", "ead_steps", "cw_binary_search_steps",
               "ead_binary_search_steps", "deepfool_max_iter", "apgd_steps",
               "apgd_restarts", "eot_samples", "eot_pgd_steps", "eot_pgd_restarts",
@@ -244,7 +286,7 @@ _COMMAND_FLAGS = (
     "cw_steps", "ead_steps", "cw_binary_search_steps", "ead_binary_search_steps",
     "deepfool_max_iter", "apgd_steps", "apgd_restarts",
     "eot_samples", "eot_pgd_steps", "eot_pgd_restarts", "eot_min_norm",
-    "eot_min_norm_steps", "eot_kappa", "multi_sample_paths",
+    "eot_min_norm_steps", "eot_kappa", "multi_sample_paths", "num_shards", "shard_index",
 )
 
 
@@ -256,18 +298,47 @@ def command_line():
         if value is None or (FLAGS[name].present == 0 and value == FLAGS[name].default
                              and name not in ("seed", "num_examples")):
             continue
+        if name in ("num_shards", "shard_index") and FLAGS.num_shards == 1:
+            continue
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         parts.append(f"--{name}={value}")
     return " ".join(parts)
 
 
+def _check_shards():
+    _check_min("num_shards", FLAGS.num_shards, 1)
+    index = FLAGS.shard_index
+    if index is None or isinstance(index, bool) or not 0 <= index < FLAGS.num_shards:
+        raise ValueError(f"--shard_index must be in [0, --num_shards={FLAGS.num_shards}). "
+                         f"Received: --shard_index={index}")
+
+
+def merge_from_flags():
+    """Merges the shard files of --merge; returns (results, report paths)."""
+    output_dir = None if FLAGS["output_dir"].using_default_value else FLAGS.output_dir
+    results, paths = rls_shards.merge_directory(FLAGS.merge, output_dir=output_dir)
+    verbose = FLAGS.verbose if FLAGS.verbose is not None else 1
+    if verbose:
+        print(f"merged {results['merged']['num_shards']} shards: wrote {paths['json']}, "
+              f"{paths['markdown']}, {paths['plot']}")
+    return results, paths
+
+
 def evaluate_from_flags():
-    """Runs the evaluation the flags describe; returns (results, report paths)."""
+    """Runs the evaluation the flags describe; returns (results, report paths).
+
+    With --merge, merges shard files instead (`merge_from_flags`). With
+    --num_shards > 1, evaluates shard --shard_index only and returns
+    ``(shard payload, {"shard": path})``.
+    """
+    if FLAGS.merge:
+        return merge_from_flags()
     _check_min("num_examples", FLAGS.num_examples, 1)
     for name in ("eval_samples", "repeats", "batch_size"):
         _check_min(name, FLAGS[name].value, 1)
     _check_min("seed", FLAGS.seed, 0)
+    _check_shards()
     for name, choices in (("attacks", rls_runner.ATTACKS),
                           ("threat_models", rls_threat_models.THREAT_MODELS)):
         values = FLAGS[name].value or []
@@ -311,6 +382,13 @@ def evaluate_from_flags():
                              f"classes, {dataset} has {spec.num_classes}.")
     if log and len(x) < FLAGS.num_examples:
         log(f"note: only {len(x)} test images available (--num_examples={FLAGS.num_examples}).")
+    if FLAGS.num_shards > 1:
+        # Fails early (before any attack) when a shard would be empty.
+        start, stop = rls_shards.shard_range(len(x), FLAGS.batch_size, FLAGS.num_shards,
+                                             FLAGS.shard_index)
+        if log:
+            log(f"shard {FLAGS.shard_index} of {FLAGS.num_shards}: examples [{start}, {stop}) "
+                f"of {len(x)}")
 
     config = rls_runner.EvalConfig(
         attacks=tuple(dict.fromkeys(FLAGS.attacks)),
@@ -323,13 +401,26 @@ def evaluate_from_flags():
         seed=FLAGS.seed,
         verbose=verbose,
     )
-    results = rls_runner.run_evaluation(models, rls_data.to_model_range(x), y, config, log=log)
+    x = rls_data.to_model_range(x)
+    if FLAGS.num_shards > 1:
+        results = rls_shards.run_shard(models, x, y, config, FLAGS.num_shards,
+                                       FLAGS.shard_index, log=log)
+    else:
+        results = rls_runner.run_evaluation(models, x, y, config, log=log)
     results["data"] = {"dataset": dataset, "split": "test", "data_dir": data_dir,
                        "num_examples": int(len(x)), "first_examples": True}
     for key in models:
         results["models"][key]["dir"] = dirs[key]
         results["models"][key]["train_config"] = configs["baseline_dir" if key == "baseline"
                                                          else "model_dir"]
+    if FLAGS.num_shards > 1:
+        results["command"] = command_line()
+        path = rls_shards.write_shard(results, FLAGS.output_dir)
+        if log:
+            log(f"wrote {path} ({results['timings']['total']:.0f}s); merge the "
+                f"{FLAGS.num_shards} shards with: python attack_eval.py "
+                f"--merge={FLAGS.output_dir}")
+        return results, {"shard": path}
     from rls_tf.evaluation import report  # pylint: disable=import-outside-toplevel
 
     paths = report.write_reports(results, FLAGS.output_dir, command=command_line())

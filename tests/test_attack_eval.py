@@ -164,3 +164,96 @@ def test_dataset_mismatch_and_extra_arguments(run_dirs):
     with flagsaver.flagsaver(model_dir=run_dirs["rls"], **TOY_FLAGS):
         with pytest.raises(Exception, match="Unexpected arguments"):
             attack_eval.main(["attack_eval.py", "extra"])
+
+
+SHARD_FLAGS = {**TOY_FLAGS, "attacks": ["fgsm", "pgd", "deepfool"], "threat_models": ["paper"],
+               "num_examples": 10, "batch_size": 4}
+
+
+def _markdown_tables(text):
+    """results.md without its timing-dependent parts (seconds, merge note)."""
+    keep, skip = [], False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            skip = line in ("## Every run", "## Timings")
+        if not skip and "Merged from" not in line and not line.startswith("python "):
+            keep.append(line)
+    return keep
+
+
+def test_two_shards_merged_equal_one_run(run_dirs):
+    whole_dir = run_dirs["root"] / "whole"
+    shard_dir = run_dirs["root"] / "sharded"
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=run_dirs["plain"],
+                             output_dir=str(whole_dir), **SHARD_FLAGS):
+        attack_eval.main(["attack_eval.py"])
+    for index in (1, 0):
+        with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=run_dirs["plain"],
+                                 output_dir=str(shard_dir), num_shards=2, shard_index=index,
+                                 **SHARD_FLAGS):
+            attack_eval.main(["attack_eval.py"])
+    assert sorted(p.name for p in shard_dir.iterdir()) == ["shard-0-of-2.json",
+                                                          "shard-1-of-2.json"]
+    shard = json.loads((shard_dir / "shard-1-of-2.json").read_text())
+    assert (shard["shard"]["start"], shard["shard"]["stop"]) == (4, 10)  # batches 1-2 of 0-2
+    assert "--num_shards=2 --shard_index=1" in shard["command"]
+    with flagsaver.flagsaver(merge=str(shard_dir), model_dir=None, baseline_dir=None):
+        attack_eval.main(["attack_eval.py"])
+    whole = json.loads((whole_dir / "results.json").read_text())
+    merged = json.loads((shard_dir / "results.json").read_text())
+    assert (shard_dir / "robustness.png").stat().st_size > 1000
+    for key in ("config", "clean", "interrater", "skipped", "data"):
+        assert merged[key] == whole[key], key
+    # The unsharded command (it wrote to another --output_dir).
+    assert merged["command"] == whole["command"].replace(str(whole_dir), str(shard_dir))
+    assert len(merged["robust"]) == len(whole["robust"]) == 6
+    for a, b in zip(merged["robust"], whole["robust"]):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"}
+    assert merged["merged"]["num_shards"] == 2
+    assert merged["timings"]["total"] == pytest.approx(sum(
+        json.loads((shard_dir / f"shard-{i}-of-2.json").read_text())["timings"]["total"]
+        for i in range(2)))
+    assert _markdown_tables((shard_dir / "results.md").read_text()) == _markdown_tables(
+        (whole_dir / "results.md").read_text())
+
+
+def test_merge_refuses_mismatched_and_missing_shards(run_dirs):
+    shard_dir = run_dirs["root"] / "mismatched"
+    for index, seed in ((0, 1), (1, 2)):
+        flags_ = {**SHARD_FLAGS, "seed": seed, "attacks": ["fgsm"]}
+        with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=None,
+                                 output_dir=str(shard_dir), num_shards=2, shard_index=index,
+                                 **flags_):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(merge=str(shard_dir)):
+        with pytest.raises(SystemExit, match=r"differ in config\.seed\. Received: 1 vs 2"):
+            attack_eval.main(["attack_eval.py"])
+    (shard_dir / "shard-1-of-2.json").unlink()
+    with flagsaver.flagsaver(merge=str(shard_dir)):
+        with pytest.raises(SystemExit, match=r"Missing shard\(s\) 1 of 2"):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(merge=str(run_dirs["root"] / "nowhere")):
+        with pytest.raises(SystemExit, match="No such directory"):
+            attack_eval.main(["attack_eval.py"])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"num_shards": 0}, r"--num_shards must be >= 1"),
+    ({"shard_index": -1}, r"--shard_index must be >= 0"),
+    ({"num_shards": 2, "shard_index": 2},
+     r"--shard_index must be in \[0, --num_shards=2\)\. Received: --shard_index=2"),
+])
+def test_bad_shard_flags_raise_clear_errors(run_dirs, bad, message):
+    with pytest.raises(flags.IllegalFlagValueError, match=message):
+        with flagsaver.flagsaver(model_dir=run_dirs["rls"], **{**SHARD_FLAGS, **bad}):
+            attack_eval.main(["attack_eval.py"])
+
+
+def test_too_many_shards_refused_before_attacking(run_dirs):
+    with flagsaver.flagsaver(model_dir=run_dirs["rls"], baseline_dir=None,
+                             output_dir=str(run_dirs["root"] / "too_many"), num_shards=4,
+                             shard_index=0, **SHARD_FLAGS):
+        with pytest.raises(SystemExit, match=r"num_shards=4 is more than the 3 batch"):
+            attack_eval.main(["attack_eval.py"])
+    assert not (run_dirs["root"] / "too_many").exists()

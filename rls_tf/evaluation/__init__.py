@@ -9,6 +9,7 @@ The harness behind ``attack_eval.py``:
 * `interrater`: Kuncheva & Whitaker's interrater agreement (paper Table 5).
 * `presets`: the paper's per-dataset attack parameters (Tables 1 and 2).
 * `report`: ``results.json``, ``results.md`` and ``robustness.png``.
+* `shards`: batch-aligned shards of an evaluation and their exact merge.
 """
 
 from rls_tf.evaluation.interrater import correctness_from_outputs

@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "correctness_from_outputs",
     "interrater_agreement",
+    "interrater_agreement_from_counts",
     "repeated_interrater_agreement",
 ]
 
@@ -97,7 +98,49 @@ def interrater_agreement(correct):
         )
     if num_examples < 1:
         raise ValueError("Interrater agreement needs at least 1 example. Received: N_ex=0")
-    num_correct = correct.astype(np.float64).sum(axis=0)  # l(z_j)
+    return interrater_agreement_from_counts(correct.sum(axis=0), num_classifiers)
+
+
+def interrater_agreement_from_counts(num_correct, num_classifiers):
+    """kappa from how many of the L classifiers are right on each example.
+
+    kappa depends on the ``[L, N_ex]`` oracle outputs only through their
+    column sums ``l(z_j)``, so these are sufficient statistics: the kappa of
+    several example sets taken together is the kappa of their concatenated
+    counts (not an average of their kappas). `interrater_agreement` computes
+    through this function, so both give bit-identical results.
+
+    Args:
+        num_correct: int ``[N_ex]``: ``l(z_j)``, in ``[0, L]``.
+        num_classifiers: L >= 2.
+
+    Returns:
+        float: kappa; NaN when undefined (mean accuracy 0 or 1).
+    """
+    num_correct = np.asarray(num_correct)
+    if num_correct.ndim != 1:
+        raise ValueError(
+            f"`num_correct` must be [N_ex]. Received: num_correct.shape={num_correct.shape}"
+        )
+    if isinstance(num_classifiers, bool) or int(num_classifiers) != num_classifiers:
+        raise ValueError(
+            f"`num_classifiers` must be an int. Received: num_classifiers={num_classifiers!r}"
+        )
+    num_classifiers = int(num_classifiers)
+    if num_classifiers < 2:
+        raise ValueError(
+            "Interrater agreement needs at least 2 classifiers. "
+            f"Received: L={num_classifiers}"
+        )
+    num_examples = num_correct.shape[0]
+    if num_examples < 1:
+        raise ValueError("Interrater agreement needs at least 1 example. Received: N_ex=0")
+    if num_correct.min() < 0 or num_correct.max() > num_classifiers:
+        raise ValueError(
+            f"`num_correct` must be in [0, L={num_classifiers}]. Received: "
+            f"min={num_correct.min()}, max={num_correct.max()}"
+        )
+    num_correct = num_correct.astype(np.float64)  # l(z_j)
     mean_accuracy = num_correct.sum() / (num_examples * num_classifiers)  # pbar
     denominator = num_examples * (num_classifiers - 1) * mean_accuracy * (1 - mean_accuracy)
     if denominator == 0:

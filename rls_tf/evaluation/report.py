@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-__all__ = ["MODEL_TITLES", "markdown_report", "plot_robustness", "write_reports"]
+__all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_robustness", "write_reports"]
 
 MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS"}
 _ATTACK_ORDER = ("fgsm", "pgd", "apgd", "deepfool", "cw", "ead")
@@ -56,6 +56,11 @@ def _clean_json(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
+
+
+def clean_json(value):
+    """`value` made JSON-able: NaN/inf -> None, NumPy scalars/arrays -> Python."""
+    return _clean_json(value)
 
 
 def _pct(summary, std=True):
@@ -313,6 +318,13 @@ def markdown_report(results, command=None):
                                                    "cleverhans", "foolbox", "numpy")
                          if k in env)
     out.append(f"- Versions: {versions}; {env.get('cpu_count', '?')} CPU core(s).")
+    merged = results.get("merged")
+    if merged:
+        out.append(
+            f"- Merged from {merged['num_shards']} shards (`attack_eval.py --num_shards="
+            f"{merged['num_shards']}`): every number is recomputed from the shards' per-example "
+            "data; timings are summed over the shards (device time, not wall time)."
+        )
     out.append("")
     return "\n".join(out)
 

@@ -69,9 +69,11 @@ __all__ = [
     "Defender",
     "EvalConfig",
     "attack_settings",
+    "defender_summary",
     "derive_seed",
     "environment_info",
     "is_applicable",
+    "record_summary",
     "run_evaluation",
 ]
 
@@ -391,13 +393,17 @@ class Defender:
             dict with ``accuracy`` (`interrater.summarize` of the R
             accuracies of the N-sample defender), ``accuracy_vs_samples``
             ``{str(n): summary}``, ``interrater`` (summary, or None for a
-            deterministic model or N < 2) and ``correct`` (bool ``[R, B]``).
+            deterministic model or N < 2), ``correct`` (bool ``[R, B]``) and
+            ``examples``: the per-example data all of these are computed
+            from (`defender_summary`), ``{"correct": {str(n): bool [R, B]},
+            "members_correct": int [R, B] or None}``; ``members_correct``
+            counts how many of the N sampled models are right on each image.
         """
         x = np.asarray(x, np.float32)
         y = np.asarray(y, np.int64)
-        accuracy = {n: [] for n in self.sample_counts}
-        kappas = []
-        correct_all = []
+        correct_all = {n: [] for n in self.sample_counts}
+        members_all = []
+        keep_members = self.stochastic and self.eval_samples >= 2
         for r in range(self.repeats):
             paths = tf.constant(self.paths[r]) if self.paths is not None else tf.zeros([0, 0], tf.int32)
             correct = {n: [] for n in self.sample_counts}
@@ -409,19 +415,100 @@ class Defender:
                 for n in self.sample_counts:
                     index = min(n, self.num_draws) - 1
                     correct[n].append(np.argmax(cumulative[index], axis=-1) == yb)
-                members.append(np.argmax(probs[: self.eval_samples], axis=-1) == yb[None])
+                members.append(np.sum(np.argmax(probs[: self.eval_samples], axis=-1) == yb[None],
+                                      axis=0))
             for n in self.sample_counts:
-                accuracy[n].append(float(np.mean(np.concatenate(correct[n]))) if len(x) else float("nan"))
-            correct_all.append(np.concatenate(correct[self.eval_samples]))
-            if self.stochastic and self.eval_samples >= 2 and len(x):
-                kappa = interrater.interrater_agreement(np.concatenate(members, axis=1))
-                kappas.append(None if np.isnan(kappa) else kappa)
-        return {
-            "accuracy": interrater.summarize(accuracy[self.eval_samples]),
-            "accuracy_vs_samples": {str(n): interrater.summarize(v) for n, v in accuracy.items()},
-            "interrater": interrater.summarize(kappas) if kappas else None,
-            "correct": np.stack(correct_all),
+                correct_all[n].append(np.concatenate(correct[n]) if correct[n]
+                                      else np.zeros(0, bool))
+            if keep_members:
+                members_all.append(np.concatenate(members) if members else np.zeros(0, np.int64))
+        examples = {
+            "correct": {str(n): np.stack(v).astype(bool) for n, v in correct_all.items()},
+            "members_correct": np.stack(members_all).astype(np.int64) if keep_members else None,
         }
+        return {
+            **defender_summary(examples, self.eval_samples),
+            "correct": examples["correct"][str(self.eval_samples)],
+            "examples": examples,
+        }
+
+
+def defender_summary(examples, eval_samples):
+    """The defender's numbers from its per-example data (`Defender.evaluate`).
+
+    Every number is a function of the per-example data of the whole example
+    set, so evaluating shards of the examples and concatenating their data
+    (`rls_tf.evaluation.shards`) gives exactly the numbers of one run.
+
+    Args:
+        examples: ``{"correct": {str(n): bool [R, B]}, "members_correct":
+            int [R, B] or None}``.
+        eval_samples: N.
+
+    Returns:
+        dict with ``accuracy``, ``accuracy_vs_samples`` and ``interrater``
+        (None without ``members_correct`` or without examples).
+    """
+    accuracy = {}
+    for n, correct in examples["correct"].items():
+        correct = np.asarray(correct, bool)
+        accuracy[str(n)] = [float(np.mean(row)) if row.size else float("nan") for row in correct]
+    kappas = []
+    members = examples.get("members_correct")
+    if members is not None:
+        for row in np.asarray(members, np.int64):
+            if row.size:
+                kappa = interrater.interrater_agreement_from_counts(row, eval_samples)
+                kappas.append(None if np.isnan(kappa) else kappa)
+    return {
+        "accuracy": interrater.summarize(accuracy[str(eval_samples)]),
+        "accuracy_vs_samples": {n: interrater.summarize(v) for n, v in accuracy.items()},
+        "interrater": interrater.summarize(kappas) if kappas else None,
+    }
+
+
+def record_summary(examples, attack, eval_samples):
+    """The numbers of one robust record from its per-example data.
+
+    Args:
+        examples: the defender's per-example data on the adversarial images
+            (see `defender_summary`) plus ``attacker_correct`` and
+            ``attacker_clean_correct`` (bool ``[B]``: the attacker's own model
+            is right on the adversarial / clean image), ``linf`` (float
+            ``[B]``) and, for the minimum-norm attacks, ``success`` (bool
+            ``[B]``), ``l2`` and ``l1`` (float ``[B]``).
+        attack: the attack name.
+        eval_samples: N.
+
+    Returns:
+        The record's numbers (``accuracy`` ... ``num_examples``, and
+        ``attacked_examples``, ``success_rate``, ``l2``, ``l1`` for the
+        minimum-norm attacks).
+    """
+    defender = defender_summary(examples, eval_samples)
+    attacker_correct = np.asarray(examples["attacker_correct"], bool)
+    linf = np.asarray(examples["linf"], np.float64)
+    out = {
+        "accuracy": defender["accuracy"],
+        "accuracy_vs_samples": defender["accuracy_vs_samples"],
+        "interrater": defender["interrater"],
+        "attacker_accuracy": float(np.mean(attacker_correct)),
+        "attacker_clean_accuracy": float(np.mean(np.asarray(examples["attacker_clean_correct"],
+                                                            bool))),
+        "linf_max": float(linf.max()),
+        "num_examples": int(len(attacker_correct)),
+    }
+    if attack in MIN_NORM_ATTACKS:
+        # Success: among the images the attacked model got right, those the
+        # attack changed into ones it gets wrong (per the attacker's own
+        # decision function; under EOT an E-draw estimate).
+        attacked = np.asarray(examples["attacker_clean_correct"], bool)
+        success = np.asarray(examples["success"], bool)
+        out["attacked_examples"] = int(attacked.sum())
+        out["success_rate"] = float(success.sum() / attacked.sum()) if attacked.any() else None
+        out["l2"] = _norm_summary(np.asarray(examples["l2"], np.float64)[success])
+        out["l1"] = _norm_summary(np.asarray(examples["l1"], np.float64)[success])
+    return out
 
 
 def _batches(num, batch_size):
@@ -540,8 +627,18 @@ def _model_info(model):
     }
 
 
-def run_evaluation(models, x, y, config, log=print):
+def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examples=False):
     """Evaluates `models` under every attack x parameter x threat model.
+
+    **Seeds.** Everything random is a function of ``config.seed`` and of
+    what it is for, never of the order things run in: the defender's paths
+    of repeat r (per model), the attacker's pinned paths (per model, threat
+    model, attack and parameter) and the random starts of batch b (its
+    *global* index, ``example_offset // batch_size + b``). Evaluating a
+    batch-aligned slice of the examples with its `example_offset` (a shard,
+    `rls_tf.evaluation.shards`) thus crafts exactly the adversarial images of
+    those examples in one run over all of them. EOT draws and the draws of
+    models built with per-example sampling are fresh, unseeded TF draws.
 
     Args:
         models: dict ``{key: RLSModel}`` in column order, e.g.
@@ -550,6 +647,12 @@ def run_evaluation(models, x, y, config, log=print):
         y: int labels ``[B]``.
         config: an `EvalConfig`.
         log: function printing one line (None: silent).
+        example_offset: index of ``x[0]`` in the full evaluation set, a
+            multiple of ``config.batch_size`` (0 unless `x` is a shard).
+        keep_examples: also return the per-example data every number is
+            computed from (``results["examples"]["clean"][key]`` and
+            ``record["examples"]``, NumPy arrays; see `defender_summary`
+            and `record_summary`).
 
     Returns:
         The results dict (see `rls_tf.evaluation.report` for its layout):
@@ -561,6 +664,13 @@ def run_evaluation(models, x, y, config, log=print):
         raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
     if not models:
         raise ValueError("At least one model is needed. Received: models={}")
+    if (isinstance(example_offset, bool) or not isinstance(example_offset, (int, np.integer))
+            or example_offset < 0 or example_offset % config.batch_size):
+        raise ValueError(
+            f"`example_offset` must be an int >= 0 and a multiple of batch_size="
+            f"{config.batch_size}. Received: example_offset={example_offset!r}"
+        )
+    batch_offset = int(example_offset) // config.batch_size
     x, y = _check_data(x, y)
     log = log or (lambda *_: None)
     keras.utils.set_random_seed(config.seed)
@@ -576,6 +686,8 @@ def run_evaluation(models, x, y, config, log=print):
         "skipped": [],
         "timings": {},
     }
+    if keep_examples:
+        results["examples"] = {"clean": {}}
     defenders = {}
     for key, model in models.items():
         t0 = time.time()
@@ -584,7 +696,10 @@ def run_evaluation(models, x, y, config, log=print):
         defenders[key] = defender
         clean = defender.evaluate(x, y)
         results["models"][key] = {**_model_info(model), "defender": defender.describe()}
-        results["clean"][key] = {k: v for k, v in clean.items() if k not in ("correct", "interrater")}
+        results["clean"][key] = {k: v for k, v in clean.items()
+                                 if k not in ("correct", "interrater", "examples")}
+        if keep_examples:
+            results["examples"]["clean"][key] = clean["examples"]
         results["interrater"][key] = clean["interrater"]
         results["timings"][f"clean/{key}"] = time.time() - t0
         acc = clean["accuracy"]
@@ -616,8 +731,9 @@ def run_evaluation(models, x, y, config, log=print):
                     attacker.repin(derive_seed(config.seed, "attacker", *run_id))
                     record = _run_one(
                         crafter, setting, defenders[key], x, y, batches, config, run_id,
-                        ce_cache, log,
+                        ce_cache, log, batch_offset,
                     )
+                    examples = record.pop("examples")
                     record.update({
                         "model": key,
                         "threat_model": threat_model.label,
@@ -632,6 +748,8 @@ def run_evaluation(models, x, y, config, log=print):
                         record["eps"] = setting.value
                         record["eps_model_units"] = config.preset.model_eps(setting.value)
                         record["eps_unit_range"] = config.preset.model_eps(setting.value) / 2.0
+                    if keep_examples:
+                        record["examples"] = examples
                     results["robust"].append(record)
                     part = f"{threat_model.label}/{attack}/{key}"
                     results["timings"][part] = results["timings"].get(part, 0.0) + (
@@ -641,7 +759,8 @@ def run_evaluation(models, x, y, config, log=print):
     return results
 
 
-def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache, log):
+def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache, log,
+             batch_offset=0):
     attacker = crafter.attacker
     label = f"[{run_id[0]}] {ATTACK_TITLES[run_id[1]]} {run_id[2]} on {run_id[3]}"
     if config.verbose:
@@ -654,7 +773,8 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache
     clean_margins = np.empty(len(x), np.float32)
     reused = False
     eot_samples = attacker.threat_model.eot_samples if attacker.threat_model.uses_eot else 1
-    for b, (start, stop) in enumerate(batches):
+    for local_b, (start, stop) in enumerate(batches):
+        b = batch_offset + local_b  # the global batch index: it seeds the batch
         xb, yb = x[start:stop], y[start:stop]
         seed = derive_seed(config.seed, *run_id, b)
         ce_key = None
@@ -676,7 +796,7 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache
         x_adv[start:stop] = adv
         margins[start:stop] = crafter.margin(adv, yb) if margin is None else margin
         clean_margins[start:stop] = crafter.margin(xb, yb)
-        progbar.update(b + 1)
+        progbar.update(local_b + 1)
     attack_seconds = time.time() - t0
 
     t0 = time.time()
@@ -685,31 +805,27 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache
 
     diff = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(len(x), -1)
     changed = np.any(diff != 0, axis=1)
-    l2 = np.sqrt(np.sum(diff ** 2, axis=1))
-    l1 = np.sum(np.abs(diff), axis=1)
     linf = np.max(np.abs(diff), axis=1) if diff.shape[1] else np.zeros(len(x))
-    record = {
-        "accuracy": evaluation["accuracy"],
-        "accuracy_vs_samples": evaluation["accuracy_vs_samples"],
-        "interrater": evaluation["interrater"],
-        "attacker_accuracy": float(np.mean(margins <= 0)),
-        "attacker_clean_accuracy": float(np.mean(clean_margins <= 0)),
-        "linf_max": float(linf.max()),
-        "num_examples": int(len(x)),
-        "seconds": {"attack": attack_seconds, "defender": defender_seconds},
+    examples = {
+        **evaluation["examples"],
+        "attacker_correct": margins <= 0,
+        "attacker_clean_correct": clean_margins <= 0,
+        "linf": linf,
     }
     if setting.attack in MIN_NORM_ATTACKS:
-        # Success: among the images the attacked model got right, those the
-        # attack changed into ones it gets wrong (per the attacker's own
-        # decision function; under EOT an E-draw estimate).
-        attacked = clean_margins <= 0
-        success = attacked & changed & (margins > 0)
-        record["attacked_examples"] = int(attacked.sum())
-        record["success_rate"] = float(success.sum() / attacked.sum()) if attacked.any() else None
-        record["l2"] = _norm_summary(l2[success])
-        record["l1"] = _norm_summary(l1[success])
+        examples["success"] = (clean_margins <= 0) & changed & (margins > 0)
+        examples["l2"] = np.sqrt(np.sum(diff ** 2, axis=1))
+        examples["l1"] = np.sum(np.abs(diff), axis=1)
+    summary = record_summary(examples, setting.attack, defender.eval_samples)
+    record = {key: value for key, value in summary.items()
+              if key not in ("attacked_examples", "success_rate", "l2", "l1")}
+    record["seconds"] = {"attack": attack_seconds, "defender": defender_seconds}
+    for key in ("attacked_examples", "success_rate", "l2", "l1"):
+        if key in summary:
+            record[key] = summary[key]
     if reused:
         record["ce_stage_reused"] = True
+    record["examples"] = examples
     acc = evaluation["accuracy"]
     if config.verbose:
         log(f"  robust accuracy {acc['mean']:.4f} +- {acc['std']:.4f}; attacker's model "
