@@ -14,6 +14,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 import train
+from tests.synthetic_data import write_quadrant_mnist
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
@@ -26,21 +27,8 @@ def parsed_flags():
     yield
 
 
-def _write_npz_mnist(directory, n_train=256, n_test=64, seed=0):
-    """Tiny MNIST-shaped npz files: class = which quadrant is bright."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        y = rng.integers(0, 4, size=n).astype("uint8")
-        x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
-        for i, label in enumerate(y):
-            r, c = divmod(int(label), 2)
-            x[i, 14 * r: 14 * r + 14, 14 * c: 14 * c + 14] = 255
-        np.savez_compressed(os.path.join(directory, f"mnist_{split}.npz"), x=x, y=y)
-    return str(directory)
-
-
 def test_train_writes_outputs_and_prints_accuracy(tmp_path, capsys):
-    data_dir = _write_npz_mnist(tmp_path)
+    data_dir = write_quadrant_mnist(tmp_path)
     model_dir = tmp_path / "run"
     with flagsaver.flagsaver(
         dataset="mnist", backbone="small_cnn", data_dir=data_dir,
@@ -66,7 +54,7 @@ def test_train_writes_outputs_and_prints_accuracy(tmp_path, capsys):
 
 
 def test_lr_schedule_divides_by_ten(tmp_path):
-    data_dir = _write_npz_mnist(tmp_path, n_train=64, n_test=16)
+    data_dir = write_quadrant_mnist(tmp_path, n_train=64, n_test=16)
     model_dir = tmp_path / "run"
     with flagsaver.flagsaver(
         dataset="mnist", backbone="small_cnn", data_dir=data_dir,
@@ -80,7 +68,7 @@ def test_lr_schedule_divides_by_ten(tmp_path):
 
 def test_resume_after_kill_9(tmp_path):
     """A run killed with SIGKILL resumes after its last complete epoch."""
-    data_dir = _write_npz_mnist(tmp_path, n_train=512, n_test=32)
+    data_dir = write_quadrant_mnist(tmp_path, n_train=512, n_test=32)
     model_dir = tmp_path / "run"
     args = [
         sys.executable, os.path.join(REPO_ROOT, "train.py"), "--dataset=mnist",
@@ -118,7 +106,7 @@ def test_resume_after_kill_9(tmp_path):
 
 
 def test_resume_refuses_different_settings(tmp_path):
-    data_dir = _write_npz_mnist(tmp_path, n_train=64, n_test=16)
+    data_dir = write_quadrant_mnist(tmp_path, n_train=64, n_test=16)
     model_dir = str(tmp_path / "run")
     common = dict(dataset="mnist", backbone="small_cnn", data_dir=data_dir,
                   model_dir=model_dir, epochs=1, batch_size=32, eval_samples=2,

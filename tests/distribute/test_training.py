@@ -17,6 +17,7 @@ from rls_tf.distribute import STRATEGIES
 from rls_tf.distribute import make_strategy
 from rls_tf.distribute import split_cpu
 from rls_tf.training import TrainConfig
+from tests.synthetic_data import write_quadrant_mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -31,18 +32,6 @@ def _run(*args, logical_cpus=2, env=None, timeout=300):
                             env=environment, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), result
-
-
-def _write_quadrant_npz(directory, n_train=256, n_test=64):
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        y = rng.integers(0, 4, size=n).astype("uint8")
-        x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
-        for i, label in enumerate(y):
-            r, c = divmod(int(label), 2)
-            x[i, 14 * r: 14 * r + 14, 14 * c: 14 * c + 14] = 255
-        np.savez_compressed(os.path.join(directory, f"mnist_{split}.npz"), x=x, y=y)
-    return str(directory)
 
 
 def test_m1_mirrored_step_equals_single_device_step():
@@ -68,7 +57,7 @@ def test_m2_mirrored_trains_and_replicas_draw_their_own_paths(seed):
 
 
 def test_train_under_mirrored_checkpoints_and_resumes(tmp_path):
-    data_dir = _write_quadrant_npz(tmp_path)
+    data_dir = write_quadrant_mnist(tmp_path)
     model_dir = tmp_path / "run"
     first, _ = _run("train_py", model_dir, data_dir, 1)
     assert first["num_replicas"] == 2 and first["strategy"] == "mirrored"
@@ -87,7 +76,7 @@ def _free_port():
 
 
 def test_two_local_workers_with_tf_config(tmp_path):
-    data_dir = _write_quadrant_npz(tmp_path)
+    data_dir = write_quadrant_mnist(tmp_path)
     model_dir = tmp_path / "run"
     workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
     processes = []

@@ -13,24 +13,13 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
+from tests.synthetic_data import write_quadrant_mnist
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_DATA = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
 HAS_SHARED_MNIST = os.path.isfile(os.path.join(SHARED_DATA, "mnist_test.npz"))
 EVAL_SAMPLES = 5
 FLAGS = flags.FLAGS
-
-
-def _write_synthetic_mnist(directory, n_train=512, n_test=128, seed=0):
-    """MNIST-shaped npz files: class = which quadrant is bright."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        y = rng.integers(0, 4, size=n).astype("uint8")
-        x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
-        for i, label in enumerate(y):
-            r, c = divmod(int(label), 2)
-            x[i, 14 * r: 14 * r + 14, 14 * c: 14 * c + 14] = 255
-        np.savez_compressed(os.path.join(directory, f"mnist_{split}.npz"), x=x, y=y)
-    return str(directory)
 
 
 def _train(model_dir, data_dir, num_submodels, max_train_examples):
@@ -52,7 +41,7 @@ def _train(model_dir, data_dir, num_submodels, max_train_examples):
 def data_dir(tmp_path_factory):
     if HAS_SHARED_MNIST:
         return SHARED_DATA
-    return _write_synthetic_mnist(tmp_path_factory.mktemp("mnist"))
+    return write_quadrant_mnist(tmp_path_factory.mktemp("mnist"), n_train=512, n_test=128)
 
 
 @pytest.fixture(scope="session")
