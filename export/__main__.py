@@ -23,7 +23,8 @@ FLAGS = flags.FLAGS
 # Names train.py and attack_eval.py define too: in one process (the tests)
 # the first definition is shared, so main() reads whether a value was given
 # (`using_default_value`) rather than trusting another module's default.
-_SHARED = ("model_dir", "eval_samples", "seed", "per_example_sampling")
+_SHARED = ("model_dir", "output_dir", "eval_samples", "seed", "per_example_sampling")
+_DEFAULT_OUTPUT_DIR = "serving/rls"
 
 
 def _define(kind, name, default, help_text):
@@ -34,7 +35,7 @@ def _define(kind, name, default, help_text):
 
 
 _define("string", "model_dir", None, "Directory of the trained model (model.keras), as written by train.py.")
-_define("string", "output_dir", "serving/rls", "Export base directory: <output_dir>/<version>/ and model.tflite.")
+_define("string", "output_dir", _DEFAULT_OUTPUT_DIR, "Export base directory: <output_dir>/<version>/ and model.tflite.")
 _define("list", "formats", "saved_model,tflite", f"Formats to write, a subset of {','.join(FORMATS)}.")
 _define("integer", "eval_samples", None, "N: sampled models averaged per request (default: the model's).")
 _define("bool", "per_example_sampling", False, "Every example of a request draws its own N paths.")
@@ -63,8 +64,11 @@ def export_from_flags():
             f"--formats must be a non-empty subset of {','.join(FORMATS)}. "
             f"Received: --formats={','.join(formats)}"
         )
-    if not FLAGS.output_dir:
-        raise ValueError(f"--output_dir is required. Received: --output_dir={FLAGS.output_dir!r}")
+    output_dir = _given("output_dir")
+    if output_dir is None:
+        output_dir = _DEFAULT_OUTPUT_DIR
+    if not output_dir:
+        raise ValueError(f"--output_dir must not be empty. Received: --output_dir={output_dir!r}")
     model_dir = _given("model_dir")
     model, config = load_model_dir(model_dir)
     eval_samples = _given("eval_samples")
@@ -85,17 +89,17 @@ def export_from_flags():
     }
     if "saved_model" in formats:
         path = rls_export.export_saved_model(
-            model, FLAGS.output_dir, version=FLAGS.version, **settings)
+            model, output_dir, version=FLAGS.version, **settings)
         info["saved_model"] = os.path.abspath(path)
         print(f"SavedModel: {path} (signatures {rls_export.SIGNATURE_KEY}, "
               f"{rls_export.UINT8_SIGNATURE_KEY})")
     if "tflite" in formats:
-        path = FLAGS.tflite_path or os.path.join(FLAGS.output_dir, "model.tflite")
+        path = FLAGS.tflite_path or os.path.join(output_dir, "model.tflite")
         rls_export.export_tflite(model, path, **settings)
         info["tflite"] = os.path.abspath(path)
         info["tflite_ops"] = rls_export.tflite_op_names(path)
         print(f"TFLite: {path} (ops: {', '.join(info['tflite_ops'])})")
-    write_json_atomic(os.path.join(FLAGS.output_dir, "export.json"), info)
+    write_json_atomic(os.path.join(output_dir, "export.json"), info)
     return info
 
 

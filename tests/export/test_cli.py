@@ -77,3 +77,14 @@ def test_python_dash_m_export(trained_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.isfile(out / "3" / "saved_model.pb")
     assert "SavedModel:" in result.stdout
+
+
+@pytest.mark.parametrize("order", [("export.__main__", "attack_eval", "train"),
+                                   ("train", "attack_eval", "export.__main__")])
+def test_the_three_clis_import_together(order):
+    # The test suite imports every CLI into one process: their shared flag
+    # names (--output_dir, --seed, ...) must not clash in any order.
+    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in order)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
