@@ -13,7 +13,6 @@ import time
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rls_tf import data as rls_data
@@ -26,6 +25,7 @@ from rls_tf.losses import GroupMSE
 from rls_tf.models import BACKBONES
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.models import build_model
+from rls_tf.validation import check_int
 
 __all__ = ["TrainConfig", "train", "LOSSES", "paper_epochs"]
 
@@ -118,13 +118,13 @@ class TrainConfig:
                 f"Expected one of {BACKBONES}."
             )
         for name in ("num_submodels", "num_samples", "eval_samples", "batch_size"):
-            _check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("epochs", "max_train_examples", "max_test_examples"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
-        _check_int("lr_decay_epochs", self.lr_decay_epochs, minimum=0)
+                check_int(name, getattr(self, name), minimum=1)
+        check_int("lr_decay_epochs", self.lr_decay_epochs, minimum=0)
         if self.seed is not None:
-            _check_int("seed", self.seed, minimum=0)
+            check_int("seed", self.seed, minimum=0)
         for name, low, high in (
             ("learning_rate", 0.0, math.inf),
             ("lr_decay_factor", 0.0, 1.0),
@@ -172,11 +172,6 @@ class TrainConfig:
         payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
         payload["epochs"] = self.resolved_epochs()
         return payload
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
 
 
 def _learning_rate(config, steps_per_epoch):

@@ -40,6 +40,7 @@ import re
 import numpy as np
 
 from rls_tf.evaluation import runner
+from rls_tf.validation import check_int
 
 __all__ = [
     "FORMAT",
@@ -72,12 +73,6 @@ _LOCAL_MODEL_KEYS = ("dir", "train_config")
 _LOCAL_DATA_KEYS = ("data_dir",)
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-    return int(value)
-
-
 def shard_range(num_examples, batch_size, num_shards, shard_index):
     """The examples ``[start, stop)`` of one shard.
 
@@ -100,9 +95,9 @@ def shard_range(num_examples, batch_size, num_shards, shard_index):
         ValueError: bad arguments, or more shards than batches (a shard
             would be empty).
     """
-    num_examples = _check_int("num_examples", num_examples, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    num_shards = _check_int("num_shards", num_shards, 1)
+    num_examples = check_int("num_examples", num_examples, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    num_shards = check_int("num_shards", num_shards, 1)
     if (isinstance(shard_index, bool) or not isinstance(shard_index, (int, np.integer))
             or not 0 <= shard_index < num_shards):
         raise ValueError(f"`shard_index` must be an int in [0, num_shards={num_shards}). "

@@ -6,12 +6,12 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rls_tf.callbacks import _umask
 from rls_tf.export import serving
 from rls_tf.models.rls_model import RLSModel
+from rls_tf.validation import check_int
 
 __all__ = ["SIGNATURE_KEY", "UINT8_SIGNATURE_KEY", "export_saved_model",
            "next_version", "check_export_args"]
@@ -37,17 +37,13 @@ def check_export_args(model, eval_samples, per_example_sampling, seed):
         )
     if eval_samples is None:
         eval_samples = model.eval_samples
-    if (isinstance(eval_samples, bool) or not isinstance(eval_samples, (int, np.integer))
-            or eval_samples < 1):
-        raise ValueError(
-            f"`eval_samples` must be an int >= 1. Received: eval_samples={eval_samples!r}"
-        )
+    eval_samples = check_int("eval_samples", eval_samples)
     if not isinstance(per_example_sampling, bool):
         raise ValueError(
             "`per_example_sampling` must be a bool. "
             f"Received: per_example_sampling={per_example_sampling!r}"
         )
-    return int(eval_samples), serving.check_seed(seed)
+    return eval_samples, serving.check_seed(seed)
 
 
 def next_version(output_dir):
@@ -108,9 +104,8 @@ def export_saved_model(model, output_dir, version=None, eval_samples=None,
     eval_samples, seed = check_export_args(model, eval_samples, per_example_sampling, seed)
     if version is None:
         version = next_version(output_dir)
-    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-        raise ValueError(f"`version` must be an int >= 1. Received: version={version!r}")
-    target = os.path.join(output_dir, str(int(version)))
+    version = check_int("version", version)
+    target = os.path.join(output_dir, str(version))
     if os.path.exists(target):
         raise FileExistsError(
             f"{target} exists already; TF Serving versions are immutable. "

@@ -9,6 +9,7 @@ from rls_tf import metrics as rls_metrics
 from rls_tf.layers.base import RLSLayer
 from rls_tf.layers.sampling import PrefixSharing
 from rls_tf.layers.sampling import sampling_scope
+from rls_tf.validation import check_int
 
 __all__ = ["RLSModel", "TRAIN_FORWARDS"]
 
@@ -18,12 +19,6 @@ TRAIN_FORWARDS = ("tiled", "loop")
 # samples is expected to repeat an earlier sample's path up to it; deeper
 # layers (where paths rarely repeat) skip the test.
 _MIN_REPEATS = 0.1
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
 
 
 def _tile(x, times):
@@ -111,8 +106,8 @@ class RLSModel(keras.Model):
                 f"Received: network={type(network).__name__}"
             )
         self.network = network
-        self.num_samples = _check_positive_int(num_samples, "num_samples")
-        self.eval_samples = _check_positive_int(eval_samples, "eval_samples")
+        self.num_samples = check_int("num_samples", num_samples)
+        self.eval_samples = check_int("eval_samples", eval_samples)
         self.train_forward = self._check_train_forward(train_forward)
         self.eval_forward = self._check_train_forward(eval_forward, "eval_forward")
         if per_example_sampling is not None and not isinstance(
@@ -170,9 +165,9 @@ class RLSModel(keras.Model):
             **kwargs: passed to `keras.Model.compile`.
         """
         if num_samples is not None:
-            self.num_samples = _check_positive_int(num_samples, "num_samples")
+            self.num_samples = check_int("num_samples", num_samples)
         if eval_samples is not None:
-            self.eval_samples = _check_positive_int(eval_samples, "eval_samples")
+            self.eval_samples = check_int("eval_samples", eval_samples)
         if train_forward is not None:
             self.train_forward = self._check_train_forward(train_forward)
         if eval_forward is not None:
@@ -263,7 +258,7 @@ class RLSModel(keras.Model):
         Returns:
             int32 array ``[num_paths, L]`` to pass as ``paths=``.
         """
-        num_paths = _check_positive_int(num_paths, "num_paths")
+        num_paths = check_int("num_paths", num_paths)
         rng = np.random.default_rng(seed)
         columns = [
             rng.choice(layer.num_submodels, size=num_paths, p=layer.mu)
