@@ -8,6 +8,7 @@ from keras.src.losses.loss import unscale_loss_for_distribution
 from rls_tf import metrics as rls_metrics
 from rls_tf.layers.base import RLSLayer
 from rls_tf.layers.sampling import PrefixSharing
+from rls_tf.layers.sampling import current_scope
 from rls_tf.layers.sampling import sampling_scope
 from rls_tf.validation import check_int
 
@@ -211,8 +212,14 @@ class RLSModel(keras.Model):
         self._check_images(x)
         if paths is not None:
             paths = tf.convert_to_tensor(paths, dtype=tf.int32)
+        outer = current_scope()
+        # An enclosing scope's per-example setting and routing apply unless
+        # the model sets its own (e.g. EOT attacks wrap the model in one).
+        per_example = (self.per_example_sampling if self.per_example_sampling is not None
+                       else outer.per_example)
         if forward == "loop" and num_samples > 1:
-            share = self._prefix_sharing(num_samples) if paths is None else None
+            share = (self._prefix_sharing(num_samples)
+                     if paths is None and not per_example else None)
             outputs = []
             for s in range(num_samples):
                 if share is not None:
@@ -242,8 +249,9 @@ class RLSModel(keras.Model):
         with sampling_scope(
             num_groups=num_samples,
             pinned=pinned,
-            per_example=self.per_example_sampling,
+            per_example=per_example,
             share=_share,
+            routing=outer.routing,
         ):
             outputs = self.network(inputs, training=training)
         return tf.reshape(outputs, [num_samples, batch, outputs.shape[-1]])

@@ -48,7 +48,7 @@ def test_m2_mirrored_trains_and_replicas_draw_their_own_paths(seed):
     out, _ = _run("train_m2", seed)
     assert out["replicas"] == 2
     loss = out["loss"]
-    assert all(np.isfinite(loss)) and min(loss[1:]) < loss[0], loss
+    assert all(np.isfinite(loss)) and loss[-1] < 0.5 * loss[0], loss
     first, second = (np.array(d) for d in out["draws"])
     assert first.shape == second.shape == (6, 64)  # small_cnn: 6 RLS layers
     assert set(np.unique(first)) == {0, 1}

@@ -254,3 +254,26 @@ def test_short_fit_on_real_mnist_exceeds_90_percent():
     model.fit(train, epochs=2, verbose=0)
     result = model.evaluate(test, verbose=0, return_dict=True)
     assert result["accuracy"] > 0.90, result
+
+
+@pytest.mark.parametrize("forward", ["loop", "tiled"])
+def test_enclosing_scope_sets_per_example_sampling_and_routing(forward):
+    from rls_tf.layers import sampling_scope  # pylint: disable=import-outside-toplevel
+
+    model = build_model("small_cnn", num_submodels=2, input_shape=(28, 28, 1))
+    assert model.per_example_sampling is None
+    x = np.repeat(_toy_data(1)[0], 32, axis=0)  # one image, 32 times
+    with sampling_scope(per_example=True):
+        per_example = np.asarray(model.sample_outputs(x, 2, forward=forward))
+    # Rows of one sample differ: every example drew its own path.
+    assert not np.allclose(per_example[0], per_example[0, :1], atol=1e-6)
+    batch_wide = np.asarray(model.sample_outputs(x, 2, forward=forward))
+    np.testing.assert_allclose(batch_wide[0], np.broadcast_to(batch_wide[0, :1], (32, 10)),
+                               atol=1e-6)
+    # The select routing (TFLite's) gives the same outputs as the partition one.
+    paths = model.sample_paths(2, seed=0)
+    with sampling_scope(routing="select"):
+        selected = np.asarray(model.sample_outputs(x[:4], 2, paths=paths, forward=forward))
+    np.testing.assert_allclose(
+        selected, np.asarray(model.sample_outputs(x[:4], 2, paths=paths, forward=forward)),
+        atol=1e-5)
