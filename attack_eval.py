@@ -21,8 +21,8 @@ are in one directory, ``attack_eval.py --merge=DIR`` (no model needed)
 checks that they are the S shards of one evaluation and writes
 ``results.json``, ``results.md`` and ``robustness.png`` into DIR (or
 --output_dir when given): the numbers of one unsharded run with the same
-seed (exactly, for the threat models that pin their paths; EOT draws are
-fresh and unseeded), timings summed over the shards
+seed (exactly, EOT threat models included, for models with the default
+per-batch sampling), timings summed over the shards
 (`rls_tf.evaluation.shards`).
 
     for i in 0 1 2 3; do  # one per machine

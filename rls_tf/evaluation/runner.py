@@ -637,8 +637,10 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
     *global* index, ``example_offset // batch_size + b``). Evaluating a
     batch-aligned slice of the examples with its `example_offset` (a shard,
     `rls_tf.evaluation.shards`) thus crafts exactly the adversarial images of
-    those examples in one run over all of them. EOT draws and the draws of
-    models built with per-example sampling are fresh, unseeded TF draws.
+    those examples in one run over all of them. EOT draws are seeded the same
+    way (`threat_models.EotDraws`, restarted at every batch). Only the
+    defender's draws of a model built with per-example sampling are fresh,
+    unseeded TF draws.
 
     Args:
         models: dict ``{key: RLSModel}`` in column order, e.g.
@@ -787,6 +789,8 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, ce_cache
                 ce_stage = ce_cache.get(ce_key)
                 reused = reused or ce_stage is not None
             seed = derive_seed(config.seed, "apgd-eot", *run_id[2:], b)
+        # EOT draws restart from the batch's seed: a shard repeats them.
+        attacker.reseed(derive_seed(seed, "eot-draws"))
         if setting.recipe == "single" and ce_stage is not None:
             adv, margin, ce_out = ce_stage, None, ce_stage
         else:

@@ -22,11 +22,12 @@ concatenated data with the functions the runner uses
 is computed from the concatenated per-example counts of correct sampled
 models, its sufficient statistics, not averaged over shards. Merged numbers
 therefore equal those of one run with the same seed, bit for bit, wherever
-the run itself is deterministic: every threat model that pins its paths
-(``paper``, ``multi_sample``) on models with the default per-batch sampling.
-EOT draws (``eot``, ``apgd_rand``) and the defender's draws of a model built
-with per-example sampling are fresh, unseeded TF draws by design; their
-numbers are valid samples either way but differ between runs.
+the run itself is deterministic: every threat model (``paper`` and
+``multi_sample`` pin their paths; the EOT draws of ``eot`` and ``apgd_rand``
+are seeded by the seed, the batch's global index and the number of the
+call) on models with the default per-batch sampling. The defender's draws
+of a model built with per-example sampling are fresh, unseeded TF draws;
+their numbers are valid samples either way but differ between runs.
 
 Timings are summed over the shards (device time, not wall time).
 """

@@ -46,6 +46,7 @@ __all__ = [
     "Attacker",
     "ThreatModel",
     "defender_outputs",
+    "EotDraws",
     "eot_model_fn",
     "log_probabilities",
     "make_attacker",
@@ -106,19 +107,59 @@ def pinned_model_fn(model, paths):
     return model_fn
 
 
-def eot_model_fn(model, num_draws):
+class EotDraws:
+    """Seeded, per-example paths for the E draws of every EOT call.
+
+    Every call of an EOT ``model_fn`` draws one path per row of the tiled
+    batch from a stateless generator keyed on (seed, number of the call,
+    layer): the draws are fresh at every call, as a stochastic model's are,
+    yet a run with the same seed repeats them exactly, and so does a shard
+    of a run (`reseed` at every batch, from the batch's global index).
+
+    Args:
+        model: an `RLSModel`.
+        seed: initial seed (int).
+    """
+
+    def __init__(self, model, seed=0):
+        self.layers = [layer for layer in model.rls_layers if layer.num_submodels > 1]
+        self.seed = tf.Variable([0, int(seed)], dtype=tf.int64, trainable=False,
+                                name="eot_seed")
+        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False, name="eot_calls")
+
+    def reseed(self, seed):
+        """Restarts the sequence of draws from `seed`."""
+        self.seed.assign([0, int(seed)])
+        self.calls.assign(0)
+
+    def pinned(self, num_rows):
+        """``{id(layer): int32 [num_rows]}``: one fresh copy index per row."""
+        call_seed = tf.random.experimental.stateless_fold_in(
+            tf.convert_to_tensor(self.seed), self.calls.assign_add(1))
+        pinned = {}
+        for j, layer in enumerate(self.layers):
+            with np.errstate(divide="ignore"):
+                logits = np.log(np.asarray([layer.mu], np.float32))
+            indices = tf.random.stateless_categorical(
+                tf.constant(logits), num_rows,
+                tf.random.experimental.stateless_fold_in(call_seed, j), dtype=tf.int32)
+            pinned[id(layer)] = tf.reshape(indices, [-1])
+        return pinned
+
+
+def eot_model_fn(model, num_draws, draws=None):
     """``model_fn`` returning E fresh draws of the stochastic model, ``[E, B, K]``.
 
-    One network call on the batch tiled E times, under
-    ``sampling_scope(per_example=True)``: every row of the tiled batch draws
-    its own path, so the E draws of an example are independent, and so are
-    the draws of different examples. (The network is called directly:
-    `RLSModel.sample_outputs` opens its own scope, which would override an
-    enclosing ``per_example`` setting.)
+    One network call on the batch tiled E times in which every row has its
+    own path, so the E draws of an example are independent, and so are the
+    draws of different examples. The paths come from `draws` (seeded, see
+    `EotDraws`), or, with ``draws=None``, from the layers' own unseeded
+    per-example draws.
 
     Args:
         model: an `RLSModel`.
         num_draws: E >= 1.
+        draws: optional `EotDraws`.
 
     Returns:
         ``x -> [E, B, K]`` log-probabilities of the E draws.
@@ -131,7 +172,8 @@ def eot_model_fn(model, num_draws):
         x = tf.convert_to_tensor(x)
         batch = tf.shape(x)[0]
         inputs = x if num_draws == 1 else _tile(x, num_draws)
-        with sampling_scope(per_example=True):
+        pinned = None if draws is None else draws.pinned(tf.shape(inputs)[0])
+        with sampling_scope(per_example=True, pinned=pinned):
             probs = model.network(inputs, training=False)
         probs = tf.reshape(probs, [num_draws, batch, probs.shape[-1]])
         return log_probabilities(probs)
@@ -217,6 +259,7 @@ class Attacker:
             stochastic model), else None.
         model: the attacked model (pinned attackers, for `repin`).
         paths_variable: the variable the pinned ``model_fn`` reads.
+        draws: the `EotDraws` of an EOT attacker on a stochastic model.
     """
 
     threat_model: ThreatModel
@@ -225,6 +268,12 @@ class Attacker:
     paths: Optional[np.ndarray] = None
     model: Any = None
     paths_variable: Optional[tf.Variable] = None
+    draws: Optional[EotDraws] = None
+
+    def reseed(self, seed):
+        """Restarts an EOT attacker's seeded draws (a no-op for others)."""
+        if self.draws is not None:
+            self.draws.reseed(seed)
 
     def repin(self, seed):
         """Draws new pinned paths (same S) for the next attack; returns them.
@@ -246,7 +295,8 @@ class Attacker:
             out["paths"] = np.asarray(self.paths).tolist()
         if self.threat_model.uses_eot and not self.white_box:
             out["eot_samples"] = self.threat_model.eot_samples
-            out["sampling"] = "per-example, fresh draws at every call"
+            out["sampling"] = ("per-example, fresh draws at every call, seeded per batch "
+                               "(seed, global batch index, call number)")
         return out
 
 
@@ -256,7 +306,8 @@ def make_attacker(model, threat_model, seed=None):
     Args:
         model: an `RLSModel` (M=1 baselines included).
         threat_model: a `ThreatModel` (or its name, with default sizes).
-        seed: seed of the pinned paths (``paper``, ``multi_sample``).
+        seed: seed of the pinned paths (``paper``, ``multi_sample``) or of
+            the first EOT draws (``eot``, ``apgd_rand``; see `Attacker.reseed`).
 
     Returns:
         An `Attacker`.
@@ -266,8 +317,10 @@ def make_attacker(model, threat_model, seed=None):
     if not model.is_stochastic:
         return Attacker(threat_model, plain_model_fn(model), white_box=True)
     if threat_model.uses_eot:
+        draws = EotDraws(model, 0 if seed is None else seed)
         return Attacker(
-            threat_model, eot_model_fn(model, threat_model.eot_samples), white_box=False
+            threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
+            white_box=False, draws=draws,
         )
     paths = model.sample_paths(threat_model.num_paths, seed=seed)
     variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="pinned_paths")

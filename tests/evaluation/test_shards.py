@@ -169,3 +169,25 @@ def test_run_evaluation_checks_the_offset(micro_models):
     config = _config(attacks=("fgsm",), threat_models=("paper",))
     with pytest.raises(ValueError, match=r"example_offset.*Received: example_offset=2"):
         runner.run_evaluation(micro_models, x, y, config, log=None, example_offset=2)
+
+
+def test_eot_shards_merge_exactly_and_reruns_repeat(micro_models):
+    # EOT draws are seeded by (seed, global batch, call number): a shard
+    # repeats the draws of the same batches in one run.
+    x, y = toy_images(8, size=8, seed=3)
+    preset = presets.get_preset("paper_mnist").replace(
+        pgd_eps=(0.3,), eot_samples=3, eot_pgd_steps=2, eot_pgd_restarts=2, apgd_steps=3)
+    config = _config(attacks=("pgd", "apgd"), threat_models=("eot", "apgd_rand"),
+                     preset=preset, batch_size=4)
+    whole = _roundtrip(runner.run_evaluation(micro_models, x, y, config, log=None))
+    again = _roundtrip(runner.run_evaluation(micro_models, x, y, config, log=None))
+    parts = [_roundtrip(shards.run_shard(micro_models, x, y, config, 2, i, log=None))
+             for i in range(2)]
+    merged = _roundtrip(shards.merge_shards(parts))
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole["robust"]]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in again["robust"]] == strip
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in merged["robust"]] == strip
+    assert {r["threat_model_name"] for r in whole["robust"]} == {"eot", "apgd_rand"}
+    # The attack did something on the stochastic model (not a vacuous equality).
+    rls = [r for r in whole["robust"] if r["model"] == "rls"]
+    assert any(r["attacker_accuracy"] < r["attacker_clean_accuracy"] for r in rls)

@@ -160,3 +160,23 @@ def test_threat_model_labels_and_checks():
         tm.ThreatModel("paper", num_paths=2)
     with pytest.raises(ValueError, match="num_draws"):
         tm.eot_model_fn(None, 0)
+
+
+def test_seeded_eot_draws_are_fresh_per_call_and_repeat_after_reseed(one_layer_model):
+    model = one_layer_model
+    x = np.random.default_rng(2).uniform(-1, 1, size=(64, 4, 4, 1)).astype("float32")
+    draws = tm.EotDraws(model, seed=5)
+    model_fn = tm.eot_model_fn(model, 4, draws)
+    first, second = model_fn(x).numpy(), model_fn(x).numpy()
+    assert first.shape == (4, 64, 3)
+    assert not np.allclose(first, second)  # fresh paths at every call
+    draws.reseed(5)
+    np.testing.assert_allclose(model_fn(x).numpy(), first)  # the same sequence again
+    draws.reseed(6)
+    assert not np.allclose(model_fn(x).numpy(), first)
+    # Each row is one of the two sampled models, about half each (mu uniform).
+    pinned = model.sample_outputs(x, 2, paths=[[0], [1]]).numpy()
+    is_0 = np.all(np.isclose(np.exp(first), pinned[0][None], atol=1e-5), axis=-1)
+    is_1 = np.all(np.isclose(np.exp(first), pinned[1][None], atol=1e-5), axis=-1)
+    assert np.all(is_0 | is_1)
+    assert 0.35 < is_0.mean() < 0.65
