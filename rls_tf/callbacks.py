@@ -13,7 +13,8 @@ CHECKPOINT_NAME = "latest.keras"
 STATE_NAME = "latest_state.json"
 
 
-def _umask():
+def current_umask():
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -36,7 +37,7 @@ def _write_atomic(path, suffix, write):
             os.fsync(f.fileno())
         # mkstemp creates the file 0600; give it the mode a plain open()
         # would, so that e.g. a model server running as another user can read it.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

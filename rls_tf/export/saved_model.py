@@ -8,13 +8,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from rls_tf.callbacks import _umask
+from rls_tf.callbacks import current_umask
 from rls_tf.export import serving
-from rls_tf.models.rls_model import RLSModel
 from rls_tf.validation import check_int
 
-__all__ = ["SIGNATURE_KEY", "UINT8_SIGNATURE_KEY", "export_saved_model",
-           "next_version", "check_export_args"]
+__all__ = ["SIGNATURE_KEY", "UINT8_SIGNATURE_KEY", "export_saved_model", "next_version"]
 
 SIGNATURE_KEY = "serving_default"
 UINT8_SIGNATURE_KEY = "serving_uint8"
@@ -24,44 +22,12 @@ UINT8_SIGNATURE_KEY = "serving_uint8"
 _RANGE_TOLERANCE = 1e-3
 
 
-def check_export_args(model, eval_samples, per_example_sampling, seed):
-    """Validates the arguments shared by both export formats.
-
-    Returns:
-        ``(eval_samples, seed)`` as ints (seed may be None).
-    """
-    if not isinstance(model, RLSModel):
-        raise ValueError(
-            f"`model` must be an rls_tf RLSModel. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if eval_samples is None:
-        eval_samples = model.eval_samples
-    eval_samples = check_int("eval_samples", eval_samples)
-    if not isinstance(per_example_sampling, bool):
-        raise ValueError(
-            "`per_example_sampling` must be a bool. "
-            f"Received: per_example_sampling={per_example_sampling!r}"
-        )
-    return eval_samples, serving.check_seed(seed)
-
-
 def next_version(output_dir):
     """The next TF Serving version number under `output_dir` (1 if none)."""
     if not os.path.isdir(output_dir):
         return 1
     versions = [int(n) for n in os.listdir(output_dir) if re.fullmatch(r"\d+", n)]
     return max(versions, default=0) + 1
-
-
-def _image_spec(model, dtype, name="images"):
-    shape = tuple(model.network.input_shape[1:])
-    if any(d is None for d in shape):
-        raise ValueError(
-            "The network must have a fully known image shape to be exported. "
-            f"Received: input_shape={model.network.input_shape}"
-        )
-    return tf.TensorSpec((None, *shape), dtype, name=name)
 
 
 def export_saved_model(model, output_dir, version=None, eval_samples=None,
@@ -101,7 +67,7 @@ def export_saved_model(model, output_dir, version=None, eval_samples=None,
         >>> path = export_saved_model(model, "serving/rls")  # doctest: +SKIP
         >>> # -> serving/rls/1, ready for tensorflow_model_server
     """
-    eval_samples, seed = check_export_args(model, eval_samples, per_example_sampling, seed)
+    eval_samples, seed = serving.check_export_args(model, eval_samples, per_example_sampling, seed)
     if version is None:
         version = next_version(output_dir)
     version = check_int("version", version)
@@ -111,8 +77,8 @@ def export_saved_model(model, output_dir, version=None, eval_samples=None,
             f"{target} exists already; TF Serving versions are immutable. "
             "Choose another `version` (default: the next free one)."
         )
-    float_spec = _image_spec(model, tf.float32)
-    uint8_spec = _image_spec(model, tf.uint8)
+    float_spec = serving.image_spec(model, tf.float32)
+    uint8_spec = serving.image_spec(model, tf.uint8)
 
     image_shape = list(float_spec.shape[1:])
 
@@ -156,7 +122,7 @@ def export_saved_model(model, output_dir, version=None, eval_samples=None,
     try:
         archive.write_out(staging, verbose=False)
         # mkdtemp makes the directory 0700; TF Serving may run as another user.
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, 0o777 & ~current_umask())
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

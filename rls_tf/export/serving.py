@@ -22,8 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from rls_tf.layers.sampling import sampling_scope
+from rls_tf.models.rls_model import RLSModel
+from rls_tf.validation import check_int
 
-__all__ = ["check_seed", "draw_paths", "sampled_probabilities", "serving_outputs"]
+__all__ = ["check_export_args", "check_seed", "draw_paths", "image_spec",
+           "sampled_probabilities", "serving_outputs"]
 
 
 def check_seed(seed):
@@ -36,6 +39,39 @@ def check_seed(seed):
             f"`seed` must be None or an int in [0, 2**31). Received: seed={seed!r}"
         )
     return int(seed)
+
+
+def check_export_args(model, eval_samples, per_example_sampling, seed):
+    """Validates the arguments shared by both export formats.
+
+    Returns:
+        ``(eval_samples, seed)`` as ints (seed may be None).
+    """
+    if not isinstance(model, RLSModel):
+        raise ValueError(
+            f"`model` must be an rls_tf RLSModel. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if eval_samples is None:
+        eval_samples = model.eval_samples
+    eval_samples = check_int("eval_samples", eval_samples)
+    if not isinstance(per_example_sampling, bool):
+        raise ValueError(
+            "`per_example_sampling` must be a bool. "
+            f"Received: per_example_sampling={per_example_sampling!r}"
+        )
+    return eval_samples, check_seed(seed)
+
+
+def image_spec(model, dtype, name="images"):
+    """The `tf.TensorSpec` ``[None, H, W, C]`` of the model's images."""
+    shape = tuple(model.network.input_shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(
+            "The network must have a fully known image shape to be exported. "
+            f"Received: input_shape={model.network.input_shape}"
+        )
+    return tf.TensorSpec((None, *shape), dtype, name=name)
 
 
 def draw_paths(layers, num, seed=None):

@@ -9,8 +9,6 @@ import tensorflow as tf
 from rls_tf.callbacks import write_bytes_atomic
 from rls_tf.export import serving
 from rls_tf.export.saved_model import SIGNATURE_KEY
-from rls_tf.export.saved_model import _image_spec
-from rls_tf.export.saved_model import check_export_args
 
 __all__ = ["export_tflite", "tflite_op_names"]
 
@@ -41,10 +39,10 @@ def export_tflite(model, path, eval_samples=None, per_example_sampling=False, se
     Example:
         >>> export_tflite(model, "serving/rls/model.tflite")  # doctest: +SKIP
     """
-    eval_samples, seed = check_export_args(model, eval_samples, per_example_sampling, seed)
+    eval_samples, seed = serving.check_export_args(model, eval_samples, per_example_sampling, seed)
     if not str(path).endswith(".tflite"):
         raise ValueError(f"`path` must end with .tflite. Received: path={path!r}")
-    spec = _image_spec(model, tf.float32)
+    spec = serving.image_spec(model, tf.float32)
 
     def serve(images):
         return serving.serving_outputs(model, images, eval_samples, per_example_sampling,
