@@ -49,6 +49,7 @@ from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import runner as rls_runner
 from rls_tf.evaluation import shards as rls_shards
 from rls_tf.evaluation import threat_models as rls_threat_models
+from rls_tf.models import load_model_dir
 
 FLAGS = flags.FLAGS
 
@@ -212,13 +213,6 @@ def _check_min(name, value, minimum):
         raise ValueError(f"--{name} must be >= {minimum}. Received: --{name}={value}")
 
 
-def load_model_dir(flag, directory):
-    """Loads ``model.keras`` (+ ``config.json`` if present) from a train.py directory."""
-    from rls_tf.models import loading  # pylint: disable=import-outside-toplevel
-
-    return loading.load_model_dir(directory, flag=flag)
-
-
 def _resolve_dataset(configs):
     dataset = FLAGS.dataset
     for flag, config in configs.items():
@@ -353,10 +347,10 @@ def evaluate_from_flags():
 
     models, configs, dirs = {}, {}, {}
     if FLAGS.baseline_dir:
-        models["baseline"], configs["baseline_dir"] = load_model_dir("baseline_dir",
-                                                                     FLAGS.baseline_dir)
+        models["baseline"], configs["baseline_dir"] = load_model_dir(FLAGS.baseline_dir,
+                                                                     flag="baseline_dir")
         dirs["baseline"] = FLAGS.baseline_dir
-    models["rls"], configs["model_dir"] = load_model_dir("model_dir", FLAGS.model_dir)
+    models["rls"], configs["model_dir"] = load_model_dir(FLAGS.model_dir, flag="model_dir")
     dirs["rls"] = FLAGS.model_dir
     if "baseline" in models and models["baseline"].is_stochastic and log:
         log(f"note: --baseline_dir={FLAGS.baseline_dir} is stochastic "

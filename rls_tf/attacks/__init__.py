@@ -24,6 +24,7 @@ come from TF ops, since gradients are taken inside ``tf.function``.
 This package depends on no other part of ``rls_tf``.
 """
 
+from rls_tf.attacks._common import decision_logits
 from rls_tf.attacks.auto_pgd import apgd
 from rls_tf.attacks.auto_pgd import apgd_checkpoints
 from rls_tf.attacks.carlini_wagner import cw_l2
@@ -49,6 +50,7 @@ __all__ = [
     "apgd",
     "apgd_checkpoints",
     "cw_l2",
+    "decision_logits",
     "deepfool",
     "ead",
     "fgsm",

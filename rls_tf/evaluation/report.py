@@ -21,18 +21,14 @@ import os
 
 import numpy as np
 
+from rls_tf.evaluation import runner
+
 __all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_robustness", "write_reports"]
 
 MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS"}
-_ATTACK_ORDER = ("fgsm", "pgd", "apgd", "deepfool", "cw", "ead")
-_ATTACK_TITLES = {
-    "fgsm": "FGSM",
-    "pgd": "PGD",
-    "apgd": "APGD",
-    "deepfool": "DeepFool",
-    "cw": "C&W-L2",
-    "ead": "EAD",
-}
+# The table order and titles are the runner's: one list of attacks.
+_ATTACK_ORDER = runner.ATTACKS
+_ATTACK_TITLES = runner.ATTACK_TITLES
 _DASH = "—"
 
 

@@ -297,14 +297,6 @@ _ATTACK_FNS = {
 _SEEDED = ("pgd", "apgd")
 
 
-def decision_logits(logits):
-    """``[B, K]`` logits, or ``log(mean_e softmax)`` of ``[E, B, K]`` ones."""
-    if logits.shape.rank == 3:
-        num = tf.cast(tf.shape(logits)[0], logits.dtype)
-        return tf.reduce_logsumexp(tf.nn.log_softmax(logits, axis=-1), axis=0) - tf.math.log(num)
-    return logits
-
-
 class _MarginFn:
     """``(x, y) -> max_{i != y} D_i - D_y`` on the attacker's decision function."""
 
@@ -321,7 +313,7 @@ class _MarginFn:
             tf.TensorSpec([None], tf.int64),
         ])
         def margin(x, y):
-            d = decision_logits(model_fn(x))
+            d = rls_attacks.decision_logits(model_fn(x))
             one_hot = tf.one_hot(y, d.shape[-1]) > 0.5
             true = tf.reduce_sum(tf.where(one_hot, d, tf.zeros_like(d)), axis=-1)
             other = tf.reduce_max(tf.where(one_hot, tf.fill(tf.shape(d), -np.inf), d), axis=-1)

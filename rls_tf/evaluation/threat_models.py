@@ -138,10 +138,8 @@ class EotDraws:
             tf.convert_to_tensor(self.seed), self.calls.assign_add(1))
         pinned = {}
         for j, layer in enumerate(self.layers):
-            with np.errstate(divide="ignore"):
-                logits = np.log(np.asarray([layer.mu], np.float32))
             indices = tf.random.stateless_categorical(
-                tf.constant(logits), num_rows,
+                tf.constant(layer.logits), num_rows,
                 tf.random.experimental.stateless_fold_in(call_seed, j), dtype=tf.int32)
             pinned[id(layer)] = tf.reshape(indices, [-1])
         return pinned

@@ -90,13 +90,11 @@ def draw_paths(layers, num, seed=None):
         if layer.num_submodels == 1:
             columns.append(tf.zeros(tf.reshape(num, [1]), tf.int32))
             continue
-        with np.errstate(divide="ignore"):
-            logits = np.log(np.asarray([layer.mu], np.float32))
         # The raw op keeps the seeds exactly as given: the public wrapper
         # would derive non-zero seeds from a global seed if one were set.
         seed1, seed2 = (0, 0) if seed is None else (seed, j + 1)
         indices = tf.raw_ops.Multinomial(
-            logits=tf.constant(logits), num_samples=num, seed=seed1, seed2=seed2,
+            logits=tf.constant(layer.logits), num_samples=num, seed=seed1, seed2=seed2,
             output_dtype=tf.int32,
         )
         columns.append(tf.reshape(indices, [-1]))

@@ -247,6 +247,11 @@ class RLSLayer(keras.layers.Layer):
 
     # -- sampling -----------------------------------------------------------
 
+    @property
+    def logits(self):
+        """float32 array ``[1, M]``: ``log(mu)``, the categorical logits of a draw."""
+        return self._logits
+
     def draw_indices(self, num):
         """Draws `num` copy indices from Categorical(mu) as int32 ``[num]``.
 

@@ -28,8 +28,8 @@ def _quadrant_data(n, seed=0):
     return x, y
 
 
-def _compile(model, keras):
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+def _compile(model, keras, learning_rate=0.05):
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
@@ -93,8 +93,7 @@ def train_m2(seed):
     with strategy.scope():
         model = build_model("small_cnn", num_submodels=2, input_shape=(28, 28, 1),
                             num_classes=4, seed=seed)
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        _compile(model, keras, learning_rate=0.01)
     history = model.fit(x, y, batch_size=32, epochs=4, verbose=0)
     layers = model.rls_layers
 

@@ -33,7 +33,7 @@ def test_builtin_ops_only_with_multinomial(tflite_models):
         ops = tflite_op_names(path)
         assert "MULTINOMIAL" in ops, ops
         assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
-        # Sampling must not have been traced into data-dependent control flow.
+        # Per-example routing must be the builtin "select" form, not the Flex partition.
         assert not {"DYNAMIC_PARTITION", "DYNAMIC_STITCH"} & set(ops)
 
 
