@@ -14,6 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from rls_tf.layers.sampling import current_scope
+from rls_tf.validation import check_bool
+from rls_tf.validation import check_int
+from rls_tf.validation import check_seed
 
 __all__ = ["RLSLayer"]
 
@@ -22,23 +25,14 @@ __all__ = ["RLSLayer"]
 _COPY_SEED_STRIDE = 7919
 
 
-def _check_num_submodels(num_submodels):
-    if isinstance(num_submodels, bool) or not isinstance(
-        num_submodels, (int, np.integer)
-    ):
-        raise ValueError(
-            "`num_submodels` must be an int >= 1. "
-            f"Received: num_submodels={num_submodels!r}"
-        )
-    if num_submodels < 1:
-        raise ValueError(
-            "`num_submodels` must be an int >= 1. "
-            f"Received: num_submodels={num_submodels}"
-        )
-    return int(num_submodels)
-
-
 def _check_mu(mu, num_submodels):
+    """``mu`` as a tuple of M probabilities summing to 1 (None: uniform).
+
+    A vector rule, so it lives here rather than in `rls_tf.validation`
+    (whose `check_probability` is for one number); the messages follow the
+    same "`name` must ... Received: name=..." form. Also used by the
+    backbones and the training config.
+    """
     if mu is None:
         return tuple([1.0 / num_submodels] * num_submodels)
     try:
@@ -54,25 +48,15 @@ def _check_mu(mu, num_submodels):
             f"(num_submodels={num_submodels}). Received: mu={mu!r} "
             f"of length {len(values)}"
         )
-    if any(not math.isfinite(v) or v < 0 for v in values):
+    if any(not (math.isfinite(v) and 0.0 <= v <= 1.0) for v in values):
         raise ValueError(
-            f"`mu` must hold finite, non-negative probabilities. Received: mu={mu!r}"
+            f"`mu` must hold probabilities in [0, 1]. Received: mu={mu!r}"
         )
     if abs(sum(values) - 1.0) > 1e-6:
         raise ValueError(
             f"`mu` must sum to 1. Received: mu={mu!r} (sum={sum(values)!r})"
         )
     return tuple(values)
-
-
-def _check_seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(
-            f"`seed` must be None or a non-negative int. Received: seed={seed!r}"
-        )
-    return int(seed)
 
 
 def _copy_initializer(initializer, copy):
@@ -150,7 +134,8 @@ class RLSLayer(keras.layers.Layer):
             plain Keras layer.
         mu: optional sequence of M non-negative probabilities summing to 1;
             default uniform.
-        seed: None (unpredictable draws) or a non-negative int (reproducible).
+        seed: None (unpredictable draws) or an int in ``[0, 2**31)``
+            (reproducible).
         per_example_sampling: if True every example draws its own copy
             instead of the whole batch sharing one.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
@@ -165,15 +150,11 @@ class RLSLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_submodels = _check_num_submodels(num_submodels)
+        self.num_submodels = check_int("num_submodels", num_submodels)
         self.mu = _check_mu(mu, self.num_submodels)
-        self.seed = _check_seed(seed)
-        if not isinstance(per_example_sampling, bool):
-            raise ValueError(
-                "`per_example_sampling` must be a bool. "
-                f"Received: per_example_sampling={per_example_sampling!r}"
-            )
-        self.per_example_sampling = per_example_sampling
+        self.seed = check_seed("seed", seed)
+        self.per_example_sampling = check_bool("per_example_sampling",
+                                               per_example_sampling)
         with np.errstate(divide="ignore"):
             self._logits = np.log(np.asarray([self.mu], dtype=np.float32))
         if self.seed is not None:

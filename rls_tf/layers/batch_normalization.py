@@ -1,93 +1,121 @@
-"""`RLSBatchNormalization`: batch normalization with M sampled copies."""
+"""Batch normalization with M sampled copies.
+
+Owns `BatchNormCopies`, the M copies of batch-norm weights (gamma, beta and
+the moving statistics) and the normalization with one of them, and
+`RLSBatchNormalization`, the standalone layer built from it. The fused
+`RLSConv2DBatchNorm` inherits the same `BatchNormCopies`.
+"""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rls_tf.layers.base import RLSLayer
+from rls_tf.validation import check_float
 
-__all__ = ["RLSBatchNormalization"]
-
-
-def check_bn_args(momentum, epsilon):
-    """Validates the normalization arguments shared with the fused layer."""
-    def number(name, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ValueError(f"`{name}` must be a number. Received: {name}={value!r}")
-        return float(value)
-
-    momentum, epsilon = number("momentum", momentum), number("epsilon", epsilon)
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(
-            f"`momentum` must be in [0, 1). Received: momentum={momentum!r}"
-        )
-    if not epsilon > 0.0:
-        raise ValueError(f"`epsilon` must be > 0. Received: epsilon={epsilon!r}")
-    return momentum, epsilon
+__all__ = ["BatchNormCopies", "RLSBatchNormalization"]
 
 
-def add_bn_weights(layer, channels, center, scale, gamma_regularizer=None,
-                   beta_regularizer=None):
-    """Creates gamma, beta and the moving statistics, each ``[M, channels]``.
+class BatchNormCopies:
+    """Mixin for an `RLSLayer`: M copies of batch-norm weights, and their use.
 
-    Like Keras' BatchNormalization they are never autocast: under mixed
-    precision a float16 running average would lose its small updates.
+    The layer that inherits it calls `init_batch_norm` in ``__init__``,
+    `build_batch_norm` in ``build`` and `normalize_copy` in its per-copy
+    computation, and merges `batch_norm_config` into its config. The weights
+    and settings are plain attributes of the layer (``layer.gamma``,
+    ``layer.momentum``, ...), as in `keras.layers.BatchNormalization`.
+
+    The normalization follows `keras.layers.BatchNormalization` exactly
+    (float32 statistics, biased batch variance, ``moving = moving * momentum
+    + batch * (1 - momentum)``), but a pass with copy m updates only copy m's
+    moving statistics.
     """
-    layer.gamma = (
-        layer.add_copies("gamma", (channels,), "ones", gamma_regularizer,
-                         autocast=False)
-        if scale else None
-    )
-    layer.beta = (
-        layer.add_copies("beta", (channels,), "zeros", beta_regularizer,
-                         autocast=False)
-        if center else None
-    )
-    layer.moving_mean = layer.add_copies(
-        "moving_mean", (channels,), "zeros", trainable=False, autocast=False
-    )
-    layer.moving_variance = layer.add_copies(
-        "moving_variance", (channels,), "ones", trainable=False, autocast=False
-    )
 
+    def init_batch_norm(self, momentum, epsilon, center, scale,
+                        gamma_regularizer=None, beta_regularizer=None):
+        """Checks and stores the normalization settings."""
+        self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0,
+                                    max_open=True)
+        self.epsilon = check_float("epsilon", epsilon, minimum=0.0, min_open=True)
+        self.center = center
+        self.scale = scale
+        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
+        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
 
-def normalize_copy(layer, inputs, index, training, momentum, epsilon):
-    """Batch-normalizes `inputs` with copy `index` of `layer`'s BN weights.
+    def build_batch_norm(self, channels):
+        """Creates gamma, beta and the moving statistics, each ``[M, channels]``.
 
-    Follows `keras.layers.BatchNormalization` exactly (float32 statistics,
-    biased batch variance, ``moving = moving * momentum + batch * (1 -
-    momentum)``), but updates only the moving statistics of copy `index`.
-    `RLSLayer.route` never calls it on an empty batch.
-    """
-    num_copies = layer.num_submodels
-    compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-    inputs = tf.cast(inputs, compute_dtype)
-    gamma = (
-        tf.cast(layer.select(layer.gamma, index, num_copies), compute_dtype)
-        if layer.gamma is not None else None
-    )
-    beta = (
-        tf.cast(layer.select(layer.beta, index, num_copies), compute_dtype)
-        if layer.beta is not None else None
-    )
-    if training and layer.trainable:
-        axes = list(range(len(inputs.shape) - 1))
-        mean, variance = keras.ops.moments(inputs, axes=axes)
-        layer.assign_moving(layer.moving_mean, index, mean, momentum)
-        layer.assign_moving(layer.moving_variance, index, variance, momentum)
-    else:
-        mean = tf.cast(layer.select(layer.moving_mean, index, num_copies), compute_dtype)
-        variance = tf.cast(
-            layer.select(layer.moving_variance, index, num_copies), compute_dtype
+        Names and order (gamma, beta, moving_mean, moving_variance) are those
+        of saved models: `.keras` files restore weights by position. Like
+        Keras' BatchNormalization they are never autocast: under mixed
+        precision a float16 running average would lose its small updates.
+        """
+        self.gamma = (
+            self.add_copies("gamma", (channels,), "ones", self.gamma_regularizer,
+                            autocast=False)
+            if self.scale else None
         )
-    outputs = keras.ops.batch_normalization(
-        inputs, mean, variance, axis=-1, offset=beta, scale=gamma, epsilon=epsilon
-    )
-    return tf.cast(outputs, layer.compute_dtype)
+        self.beta = (
+            self.add_copies("beta", (channels,), "zeros", self.beta_regularizer,
+                            autocast=False)
+            if self.center else None
+        )
+        self.moving_mean = self.add_copies(
+            "moving_mean", (channels,), "zeros", trainable=False, autocast=False
+        )
+        self.moving_variance = self.add_copies(
+            "moving_variance", (channels,), "ones", trainable=False, autocast=False
+        )
+
+    def normalize_copy(self, inputs, index, training):
+        """Batch-normalizes `inputs` (last axis) with copy `index`.
+
+        In training (and when the layer is trainable) the batch statistics
+        are used and copy `index`'s moving statistics updated; otherwise the
+        moving statistics of copy `index` are used. `RLSLayer.route` never
+        calls it on an empty batch.
+        """
+        num_copies = self.num_submodels
+        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
+        inputs = tf.cast(inputs, compute_dtype)
+        gamma = (
+            tf.cast(self.select(self.gamma, index, num_copies), compute_dtype)
+            if self.gamma is not None else None
+        )
+        beta = (
+            tf.cast(self.select(self.beta, index, num_copies), compute_dtype)
+            if self.beta is not None else None
+        )
+        if training and self.trainable:
+            axes = list(range(len(inputs.shape) - 1))
+            mean, variance = keras.ops.moments(inputs, axes=axes)
+            self.assign_moving(self.moving_mean, index, mean, self.momentum)
+            self.assign_moving(self.moving_variance, index, variance, self.momentum)
+        else:
+            mean = tf.cast(self.select(self.moving_mean, index, num_copies),
+                           compute_dtype)
+            variance = tf.cast(
+                self.select(self.moving_variance, index, num_copies), compute_dtype
+            )
+        outputs = keras.ops.batch_normalization(
+            inputs, mean, variance, axis=-1, offset=beta, scale=gamma,
+            epsilon=self.epsilon,
+        )
+        return tf.cast(outputs, self.compute_dtype)
+
+    def batch_norm_config(self):
+        """The normalization part of the layer's config."""
+        return {
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
+            "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
+        }
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
-class RLSBatchNormalization(RLSLayer):
+class RLSBatchNormalization(BatchNormCopies, RLSLayer):
     """`keras.layers.BatchNormalization` (last axis) with M sampled copies.
 
     Each copy has its own gamma, beta and moving statistics. Standalone, this
@@ -134,11 +162,8 @@ class RLSBatchNormalization(RLSLayer):
             per_example_sampling=per_example_sampling,
             **kwargs,
         )
-        self.momentum, self.epsilon = check_bn_args(momentum, epsilon)
-        self.center = center
-        self.scale = scale
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
+        self.init_batch_norm(momentum, epsilon, center, scale,
+                             gamma_regularizer, beta_regularizer)
         # Images carry no mask; masked moments are not implemented.
         self.supports_masking = False
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
@@ -150,17 +175,14 @@ class RLSBatchNormalization(RLSLayer):
                 "The last dimension of the inputs to `RLSBatchNormalization` "
                 f"must be known. Received: input_shape={input_shape}"
             )
-        add_bn_weights(self, channels, self.center, self.scale,
-                       self.gamma_regularizer, self.beta_regularizer)
+        self.build_batch_norm(channels)
         self.input_spec = keras.layers.InputSpec(
             min_ndim=2, axes={-1: channels}
         )
 
     def apply_copy(self, inputs, index, training=False):
         """Normalization of `inputs` with copy `index`."""
-        return normalize_copy(
-            self, inputs, index, training, self.momentum, self.epsilon
-        )
+        return self.normalize_copy(inputs, index, training)
 
     def call(self, inputs, training=None):
         return self.route(inputs, self.apply_copy, training=bool(training))
@@ -169,13 +191,4 @@ class RLSBatchNormalization(RLSLayer):
         return input_shape
 
     def get_config(self):
-        base_config = super().get_config()
-        config = {
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
-            "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
-        }
-        return {**base_config, **config}
+        return {**super().get_config(), **self.batch_norm_config()}

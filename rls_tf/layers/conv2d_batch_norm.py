@@ -1,19 +1,19 @@
-"""`RLSConv2DBatchNorm`: convolution + batch normalization sharing one index."""
+"""`RLSConv2DBatchNorm`: convolution + batch normalization sharing one index.
+
+The convolution is `RLSConvBase`'s and the normalization `BatchNormCopies`';
+this module only joins them into one per-copy computation.
+"""
 
 import keras
 
-from rls_tf.layers.base import RLSLayer
-from rls_tf.layers.batch_normalization import add_bn_weights
-from rls_tf.layers.batch_normalization import check_bn_args
-from rls_tf.layers.batch_normalization import normalize_copy
-from rls_tf.layers.conv2d import conv_args
-from rls_tf.layers.conv2d import conv_output_shape
+from rls_tf.layers.batch_normalization import BatchNormCopies
+from rls_tf.layers.conv_base import RLSConvBase
 
 __all__ = ["RLSConv2DBatchNorm"]
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
-class RLSConv2DBatchNorm(RLSLayer):
+class RLSConv2DBatchNorm(BatchNormCopies, RLSConvBase):
     """Conv2D followed by BatchNormalization, both from one sampled copy.
 
     Why one fused layer: a batch normalization holds statistics of the
@@ -76,90 +76,43 @@ class RLSConv2DBatchNorm(RLSLayer):
         per_example_sampling=False,
         **kwargs,
     ):
+        # The optional bias is fixed: zeros, unregularised (BN's beta makes
+        # it redundant), so it has no initializer/regularizer arguments.
         super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer="zeros",
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=None,
             num_submodels=num_submodels,
             mu=mu,
             seed=seed,
             per_example_sampling=per_example_sampling,
             **kwargs,
         )
-        (self.filters, self.kernel_size, self.strides, self.padding,
-         self.dilation_rate) = conv_args(
-             filters, kernel_size, strides, padding, dilation_rate)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.momentum, self.epsilon = check_bn_args(momentum, epsilon)
-        self.center = center
-        self.scale = scale
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.init_batch_norm(momentum, epsilon, center, scale,
+                             gamma_regularizer, beta_regularizer)
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(
-                "The channel dimension of the inputs to `RLSConv2DBatchNorm` "
-                f"must be known. Received: input_shape={input_shape}"
-            )
-        self.kernel = self.add_copies(
-            "kernel", (*self.kernel_size, channels, self.filters),
-            self.kernel_initializer, self.kernel_regularizer,
-        )
-        self.bias = (
-            self.add_copies("bias", (self.filters,), "zeros")
-            if self.use_bias else None
-        )
-        add_bn_weights(self, self.filters, self.center, self.scale,
-                       self.gamma_regularizer, self.beta_regularizer)
-        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+        super().build(input_shape)  # kernel, bias: first in the weight order
+        self.build_batch_norm(self.filters)
 
-    def apply_copy(self, inputs, index, training=False):
-        """Conv + BN of `inputs` with copy `index` (int or scalar tensor)."""
-        outputs = keras.ops.conv(
-            inputs,
-            self.select(self.kernel, index, self.num_submodels),
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format="channels_last",
-        )
-        if self.use_bias:
-            outputs = outputs + self.select(self.bias, index, self.num_submodels)
-        return normalize_copy(
-            self, outputs, index, training, self.momentum, self.epsilon
-        )
+    def _after_conv(self, outputs, index, training):
+        return self.normalize_copy(outputs, index, training)
 
     def call(self, inputs, training=None):
         return self.activation(
             self.route(inputs, self.apply_copy, training=bool(training))
         )
 
-    def compute_output_shape(self, input_shape):
-        return conv_output_shape(
-            input_shape, self.filters, self.kernel_size, self.strides,
-            self.padding, self.dilation_rate,
-        )
-
     def get_config(self):
-        base_config = super().get_config()
-        config = {
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "dilation_rate": self.dilation_rate,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
-            "beta_regularizer": keras.regularizers.serialize(self.beta_regularizer),
-        }
-        return {**base_config, **config}
+        config = super().get_config()
+        # Not arguments of this layer (see __init__); never in its config.
+        del config["bias_initializer"], config["bias_regularizer"]
+        return {**config, **self.batch_norm_config()}

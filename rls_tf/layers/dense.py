@@ -1,9 +1,9 @@
 """`RLSDense`: a densely-connected layer with M sampled weight copies."""
 
 import keras
-import numpy as np
 
 from rls_tf.layers.base import RLSLayer
+from rls_tf.validation import check_int
 
 __all__ = ["RLSDense"]
 
@@ -32,7 +32,7 @@ class RLSDense(RLSLayer):
     >>> layer = RLSDense(10, num_submodels=2, seed=0)
     >>> layer(np.zeros((4, 3), "float32")).shape
     TensorShape([4, 10])
-    >>> layer.kernel.shape  # [M, input_dim, units]
+    >>> tuple(layer.kernel.shape)  # [M, input_dim, units]
     (2, 3, 10)
     """
 
@@ -58,12 +58,7 @@ class RLSDense(RLSLayer):
             per_example_sampling=per_example_sampling,
             **kwargs,
         )
-        if (isinstance(units, bool) or not isinstance(units, (int, np.integer))
-                or units < 1):
-            raise ValueError(
-                f"`units` must be a positive int. Received: units={units!r}"
-            )
-        self.units = int(units)
+        self.units = check_int("units", units)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

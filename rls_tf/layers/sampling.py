@@ -16,6 +16,10 @@ The scope is a static, trace-time setting (a Python context manager, kept per
 thread so that tf.distribute replica threads do not see each other's scopes);
 the random draw itself is a graph op inside each layer, so a traced function
 keeps sampling fresh paths on every call without retracing.
+
+A scope may also carry a ``share`` object that computes a layer's output in
+its place (the models' prefix sharing); the layers only call its ``route``
+method and never import the models package.
 """
 
 import contextlib
@@ -23,9 +27,11 @@ import dataclasses
 import threading
 from typing import Any, Mapping, Optional
 
-import tensorflow as tf
+from rls_tf.validation import check_bool
+from rls_tf.validation import check_choice
+from rls_tf.validation import check_int
 
-__all__ = ["PrefixSharing", "ROUTINGS", "SamplingScope", "sampling_scope", "current_scope"]
+__all__ = ["ROUTINGS", "SamplingScope", "sampling_scope", "current_scope"]
 
 ROUTINGS = ("partition", "select")
 
@@ -42,8 +48,12 @@ class SamplingScope:
             Layers not in the mapping sample as usual.
         per_example: when not None, overrides each layer's own
             ``per_example_sampling`` setting (every example draws its own path).
-        share: optional `PrefixSharing` of the single-sample passes of one
-            step (set by `RLSModel`; None: every layer computes its output).
+        share: optional object that may compute an RLS layer's output in
+            its place: ``share.route(layer, fn, inputs, **kwargs)`` returns
+            the output, or None to let the layer compute it. `RLSModel` sets
+            a `rls_tf.models.prefix_sharing.PrefixSharing` here to reuse
+            outputs between the single-sample passes of one step; None:
+            every layer computes its output.
         routing: how a batch that mixes copies is computed. "partition"
             (default): ``tf.dynamic_partition`` splits the rows by copy and
             each copy runs on its share (the work of one plain pass).
@@ -88,7 +98,8 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None,
         pinned: optional mapping ``{id(layer): indices}`` with ``indices`` of
             shape ``[num_groups]`` (tensor or array of ints in ``[0, M)``).
         per_example: optional bool overriding the layers' per-example setting.
-        share: optional `PrefixSharing` (set by `RLSModel`).
+        share: optional object with ``route(layer, fn, inputs, **kwargs)``,
+            see `SamplingScope` (set by `RLSModel`).
         routing: "partition" or "select", see `SamplingScope`.
 
     Yields:
@@ -103,22 +114,9 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None,
     >>> with sampling_scope(num_groups=3):  # rows 0-1, 2-3, 4-5: 3 models
     ...   y = layer(x)
     """
-    if isinstance(num_groups, bool) or not isinstance(num_groups, int):
-        raise ValueError(
-                f"`num_groups` must be a positive int. Received: num_groups={num_groups!r}"
-        )
-    if num_groups < 1:
-        raise ValueError(
-                f"`num_groups` must be a positive int. Received: num_groups={num_groups}"
-        )
-    if per_example is not None and not isinstance(per_example, bool):
-        raise ValueError(
-                f"`per_example` must be a bool or None. Received: per_example={per_example!r}"
-        )
-    if routing not in ROUTINGS:
-        raise ValueError(
-                f"`routing` must be one of {ROUTINGS}. Received: routing={routing!r}"
-        )
+    num_groups = check_int("num_groups", num_groups)
+    per_example = check_bool("per_example", per_example, allow_none=True)
+    routing = check_choice("routing", routing, ROUTINGS)
     scope = SamplingScope(num_groups=num_groups, pinned=pinned,
                           per_example=per_example, share=share, routing=routing)
     _STACK.scopes.append(scope)
@@ -126,66 +124,3 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None,
         yield scope
     finally:
         _STACK.scopes.pop()
-
-
-class PrefixSharing:
-    """Reuses layer outputs between the single-sample passes of one step.
-
-    Group training runs S sampled models on the same batch, one network call
-    each (and N-sample inference N of them). If sample s drew, in an RLS
-    layer and in every RLS layer that layer's input depends on, the same
-    copies as an earlier sample j, its output there is sample j's output:
-    it is reused instead of recomputed. This is exact, gradients included
-    (the reused tensor collects the gradients of both samples); only the
-    batch-norm moving statistics of a copy are updated once per distinct
-    prefix instead of once per sample. Whether two samples agree is known
-    only when the graph runs, so the reuse is a ``tf.cond``.
-
-    Built by `RLSModel` only where reuse is exact (see
-    `RLSModel._sharing_plan`); layers missing from ``ancestors`` (deep
-    layers, where two samples rarely agree) always compute.
-
-    Args:
-        ancestors: ``{id(layer): ids of the RLS layers its input depends
-            on}`` for the layers that may reuse; every ancestor of such a
-            layer is in the mapping too.
-    """
-
-    def __init__(self, ancestors):
-        self.ancestors = ancestors
-        self.sample = 0  # index of the single-sample pass being traced
-        self._drawn = {}
-        self._outputs = {}
-
-    def route(self, layer, fn, inputs, **kwargs):
-        """Output of `layer` in the current sample; None if not shared."""
-        key = id(layer)
-        ancestors = self.ancestors.get(key)
-        if ancestors is None:
-            return None
-        s = self.sample
-        index = layer.draw_indices(1)[0]
-        self._drawn[key, s] = index
-        if s == 0:
-            outputs = fn(inputs, index, **kwargs)
-        else:
-            # first: the earliest sample with the same path up to this layer.
-            path = tf.stack([self._drawn[a, s] for a in ancestors] + [index])
-            first = tf.constant(s, tf.int32)
-            for j in reversed(range(s)):
-                other = tf.stack([self._drawn[a, j] for a in ancestors]
-                                 + [self._drawn[key, j]])
-                first = tf.where(tf.reduce_all(tf.equal(path, other)), j, first)
-            earlier = [self._outputs[key, j] for j in range(s)]
-
-            def reuse(j=0):
-                if j == s - 1:
-                    return tf.identity(earlier[j])
-                return tf.cond(tf.equal(first, j),
-                               lambda: tf.identity(earlier[j]),
-                               lambda: reuse(j + 1))
-
-            outputs = tf.cond(tf.equal(first, s),
-                              lambda: fn(inputs, index, **kwargs), reuse)
-        self._outputs[key, s] = outputs
-        return outputs

@@ -8,6 +8,8 @@ import tensorflow as tf
 from rls_tf.layers import RLSDense
 from rls_tf.models import RLSModel
 from rls_tf.models import build_network
+from rls_tf.models.prefix_sharing import PrefixSharing
+from rls_tf.models.prefix_sharing import plan_prefix_sharing
 
 
 def _pair(backbone, shape, seed=3, **kwargs):
@@ -92,3 +94,18 @@ def test_deep_layers_of_a_deep_network_are_not_shared():
     for key, ancestors in share.ancestors.items():
         assert all(a in share.ancestors for a in ancestors)
     assert 1 <= len(share.ancestors) <= 4
+
+
+def test_plan_without_a_model():
+    """The planning function on a bare network: the same plan as the model's,
+    none for one sample or per-example sampling, `min_repeats` as the cut."""
+    _, model = _pair("small_cnn", (28, 28, 1))
+    network, layers = model.network, model.rls_layers
+    plan = plan_prefix_sharing(network, layers, 3)
+    assert isinstance(plan, PrefixSharing)
+    assert plan.ancestors == model._prefix_sharing(3).ancestors
+    assert plan_prefix_sharing(network, layers, 1) is None
+    assert plan_prefix_sharing(network, layers, 3, per_example_override=True) is None
+    everything = plan_prefix_sharing(network, layers, 3, min_repeats=0.0)
+    assert set(everything.ancestors) == {id(l) for l in layers}
+    assert plan_prefix_sharing(network, layers, 3, min_repeats=1.0) is None
