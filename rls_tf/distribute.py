@@ -10,6 +10,9 @@ import os
 
 import tensorflow as tf
 
+from rls_tf.validation import check_choice
+from rls_tf.validation import check_int
+
 __all__ = ["STRATEGIES", "is_chief", "make_strategy", "split_cpu"]
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -38,8 +41,7 @@ def make_strategy(name="default", tpu=None):
         >>> with strategy.scope():  # doctest: +SKIP
         ...     model = rls_tf.models.build_model("resnet50")
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+    check_choice("strategy", name, STRATEGIES)
     if tpu is not None and name != "tpu":
         raise ValueError(
             f"`tpu` is only used with strategy='tpu'. Received: tpu={tpu!r}, strategy={name!r}"
@@ -99,10 +101,7 @@ def split_cpu(num_devices):
         ValueError: `num_devices` < 1.
         RuntimeError: TensorFlow has initialised its devices already.
     """
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
-        raise ValueError(
-            f"`num_devices` must be an int >= 1. Received: num_devices={num_devices!r}"
-        )
+    num_devices = check_int("num_devices", num_devices, minimum=1)
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices

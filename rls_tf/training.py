@@ -1,11 +1,13 @@
-"""End-to-end training of an RLS model: data, model, `fit`, checkpoints.
+"""End-to-end training of an RLS model: config, data, model, `fit`, resume, results.
 
-`train.py` is a thin command line over `train`; user code can call it too.
+Owns `TrainConfig` (every setting, validated) and `train` (one run in a
+model directory, resumed after its last usable checkpoint). The command
+line `train.py` / ``rls-train`` (`rls_tf.cli.train`) is a thin layer over
+`train`; user code can call it too.
 """
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -18,14 +20,19 @@ import tensorflow as tf
 from rls_tf import data as rls_data
 from rls_tf import distribute as rls_distribute
 from rls_tf.callbacks import AtomicCheckpoint
-from rls_tf.callbacks import latest_checkpoint
+from rls_tf.callbacks import find_checkpoints
+from rls_tf.callbacks import restore_checkpoint
 from rls_tf.callbacks import save_model_atomic
 from rls_tf.callbacks import write_json_atomic
 from rls_tf.losses import GroupMSE
 from rls_tf.models import BACKBONES
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.models import build_model
+from rls_tf.validation import check_bool
+from rls_tf.validation import check_choice
+from rls_tf.validation import check_float
 from rls_tf.validation import check_int
+from rls_tf.validation import check_seed
 
 __all__ = ["TrainConfig", "train", "LOSSES", "paper_epochs"]
 
@@ -120,40 +127,22 @@ class TrainConfig:
         for name in ("num_submodels", "num_samples", "eval_samples", "batch_size"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("epochs", "max_train_examples", "max_test_examples"):
-            if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), minimum=1, allow_none=True)
         check_int("lr_decay_epochs", self.lr_decay_epochs, minimum=0)
-        if self.seed is not None:
-            check_int("seed", self.seed, minimum=0)
-        for name, low, high in (
-            ("learning_rate", 0.0, math.inf),
-            ("lr_decay_factor", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low < value <= high):
-                raise ValueError(
-                    f"`{name}` must be in ({low}, {high}]. Received: {name}={value!r}"
-                )
-        for name in ("weight_decay", "momentum"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value < math.inf):
-                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(
-                f"`loss` must be one of {LOSSES}. Received: loss={self.loss!r}"
-            )
-        if self.train_forward not in TRAIN_FORWARDS:
-            raise ValueError(
-                f"`train_forward` must be one of {TRAIN_FORWARDS}. "
-                f"Received: train_forward={self.train_forward!r}"
-            )
+        check_int("verbose", self.verbose, minimum=0)
+        check_seed("seed", self.seed)
+        check_float("learning_rate", self.learning_rate, minimum=0.0, min_open=True)
+        check_float("lr_decay_factor", self.lr_decay_factor, minimum=0.0, maximum=1.0,
+                    min_open=True)
+        check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_float("momentum", self.momentum, minimum=0.0)
+        for name in ("per_example_sampling", "augment"):
+            check_bool(name, getattr(self, name))
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("train_forward", self.train_forward, TRAIN_FORWARDS)
         if not self.model_dir:
             raise ValueError(f"`model_dir` must be set. Received: model_dir={self.model_dir!r}")
-        if self.strategy not in rls_distribute.STRATEGIES:
-            raise ValueError(
-                f"`strategy` must be one of {rls_distribute.STRATEGIES}. "
-                f"Received: strategy={self.strategy!r}"
-            )
+        check_choice("strategy", self.strategy, rls_distribute.STRATEGIES)
         if self.tpu is not None and self.strategy != "tpu":
             raise ValueError(
                 "`tpu` is only used with strategy='tpu'. "
@@ -211,10 +200,12 @@ def train(config):
     """Trains, checkpoints, evaluates and saves an RLS model.
 
     Writes into ``config.model_dir``: ``config.json``, ``checkpoints/``
-    (latest complete epoch, atomically), ``logs/`` (TensorBoard),
+    (the last two complete epochs, ``latest.keras`` and ``previous.keras``,
+    atomically; see `rls_tf.callbacks`), ``logs/`` (TensorBoard),
     ``model.keras`` (final model) and ``metrics.json`` (per-epoch history and
     the test accuracy of the N-sample ensemble). Rerunning with the same
-    settings resumes after the last complete epoch.
+    settings resumes after the last complete epoch; if that checkpoint is
+    damaged, after the one before (with a warning naming the lost epoch).
 
     Args:
         config: a `TrainConfig`.
@@ -224,6 +215,9 @@ def train(config):
 
     Raises:
         ValueError: bad configuration, or a model_dir of a different run.
+        rls_tf.callbacks.CheckpointError: (a ValueError) the model_dir holds
+            checkpoints but none is usable (the message names the damaged
+            files); the run is never started over on top of them.
         rls_tf.data.DatasetUnavailableError: the data can be neither found nor
             downloaded (the message says how to supply it offline).
 
@@ -249,8 +243,9 @@ def train(config):
 def _train(config, strategy, model_dir, write_dir, chief):
     os.makedirs(model_dir, exist_ok=True)
     checkpoint_dir = os.path.join(model_dir, "checkpoints")
-    checkpoint = latest_checkpoint(checkpoint_dir)
-    if checkpoint is not None:
+    # Fails here, before any work, when checkpoints exist but none is usable.
+    checkpoints = find_checkpoints(checkpoint_dir)
+    if checkpoints:
         _check_resume(config, model_dir)
     if chief:
         write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
@@ -276,11 +271,12 @@ def _train(config, strategy, model_dir, write_dir, chief):
     # Variables (model and optimizer) are created under the strategy, so
     # they are mirrored on every replica; fit then splits each global batch.
     with strategy.scope():
-        if checkpoint is not None:
-            model_path, state = checkpoint
-            model = keras.models.load_model(model_path)
-            initial_epoch, history = state["epoch"], state["history"]
-            print(f"Resuming from {model_path}: {initial_epoch} of {epochs} epochs done.")
+        restored = restore_checkpoint(checkpoint_dir, checkpoints=checkpoints)
+        resumed = None
+        if restored is not None:
+            model, resumed = restored
+            initial_epoch, history = resumed.epoch, resumed.state["history"]
+            print(f"Resuming from {resumed.path}: {initial_epoch} of {epochs} epochs done.")
         else:
             model = build_model(
                 config.backbone, num_submodels=config.num_submodels,
@@ -304,7 +300,8 @@ def _train(config, strategy, model_dir, write_dir, chief):
 
     started = time.time()
     if initial_epoch < epochs:
-        checkpointer = AtomicCheckpoint(os.path.join(write_dir, "checkpoints"), history=history)
+        checkpointer = AtomicCheckpoint(os.path.join(write_dir, "checkpoints"), history=history,
+                                        resumed=resumed if chief else None)
         model.fit(
             train_ds,
             epochs=epochs,

@@ -1,7 +1,12 @@
-"""Datasets of the paper (MNIST, Fashion-MNIST, CIFAR-10, SVHN), offline-friendly."""
+"""Datasets of the paper (MNIST, Fashion-MNIST, CIFAR-10, SVHN), offline-friendly.
+
+`datasets` owns the public API (specs, numpy arrays, tf.data pipelines, the
+errors); `offline` owns the readers of the original file formats.
+"""
 
 from rls_tf.data.datasets import (
     DATASETS,
+    DataFileError,
     DatasetSpec,
     DatasetUnavailableError,
     dataset_spec,
@@ -12,6 +17,7 @@ from rls_tf.data.datasets import (
 
 __all__ = [
     "DATASETS",
+    "DataFileError",
     "DatasetSpec",
     "DatasetUnavailableError",
     "dataset_spec",

@@ -15,7 +15,6 @@ Images are kept as raw uint8 pixels until `to_model_range` scales them to
 """
 
 import dataclasses
-import numbers
 import os
 from typing import Tuple
 
@@ -23,6 +22,13 @@ import numpy as np
 import tensorflow as tf
 
 from rls_tf.data import offline
+from rls_tf.data.offline import DataFileError
+from rls_tf.validation import check_bool
+from rls_tf.validation import check_int
+from rls_tf.validation import check_seed
+
+__all__ = ["DATASETS", "SPLITS", "DataFileError", "DatasetSpec", "DatasetUnavailableError",
+           "dataset_spec", "load_numpy", "make_dataset", "to_model_range"]
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
 SPLITS = ("train", "test")
@@ -97,11 +103,6 @@ _AUGMENT = {
 # --- Argument validation ---------------------------------------------------
 
 
-def _is_int(value):
-    # bool is an Integral, but `batch_size=True` is surely a mistake.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_name(name):
     if name not in _SPECS:
         raise ValueError(
@@ -114,24 +115,6 @@ def _check_split(split):
     if split not in SPLITS:
         raise ValueError(
             f"Unknown split: Received: split={split!r}. Expected one of {SPLITS}."
-        )
-
-
-def _check_positive_int(arg_name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not _is_int(value) or value <= 0:
-        expected = "a positive integer" + (" or None" if allow_none else "")
-        raise ValueError(
-            f"Invalid {arg_name}: Received: {arg_name}={value!r}. "
-            f"Expected {expected}."
-        )
-
-
-def _check_seed(seed):
-    if seed is not None and not _is_int(seed):
-        raise ValueError(
-            f"Invalid seed: Received: seed={seed!r}. Expected an integer or None."
         )
 
 
@@ -212,6 +195,8 @@ def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
 
     Raises:
         ValueError: For invalid arguments or malformed files.
+        DataFileError: (a ValueError) When a file in `data_dir` is truncated
+            or damaged; the message names it and says how to replace it.
         FileNotFoundError: When `data_dir` does not exist, or holds only part
             of a dataset's original files.
         DatasetUnavailableError: When TFDS can neither find nor download it.
@@ -223,7 +208,8 @@ def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
     """
     _check_name(name)
     _check_split(split)
-    _check_positive_int("max_examples", max_examples, allow_none=True)
+    max_examples = check_int("max_examples", max_examples, minimum=1, allow_none=True)
+    download = check_bool("download", download)
     path = _check_data_dir(data_dir)
     spec = _SPECS[name]
 
@@ -286,7 +272,8 @@ def make_dataset(
             by zero-padding then cropping back (4 pixels for CIFAR-10, 2
             otherwise), plus a random horizontal flip for CIFAR-10 only.
         max_examples: See `load_numpy`.
-        seed: Makes shuffling and augmentation reproducible. None: random.
+        seed: None (random), or an int in ``[0, 2**31)`` that makes
+            shuffling and augmentation reproducible.
         download: See `load_numpy`.
         drop_remainder: Drop the last batch when it is smaller.
 
@@ -303,10 +290,11 @@ def make_dataset(
     """
     _check_name(name)
     _check_split(split)
-    _check_positive_int("batch_size", batch_size)
-    _check_seed(seed)
-    if training is None:
-        training = split == "train"
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_seed("seed", seed)
+    training = check_bool("training", split == "train" if training is None else training)
+    augment = check_bool("augment", augment)
+    drop_remainder = check_bool("drop_remainder", drop_remainder)
     x, y = load_numpy(name, split, data_dir, max_examples, download)
 
     # Shuffle and batch indices, then gather whole batches: the shuffle buffer

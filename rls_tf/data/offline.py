@@ -9,12 +9,19 @@ Every loader returns raw arrays `(x, y)`: `x` uint8 `[N, H, W, C]` and `y`
 int64 `[N]`. Checking them against a dataset's shape and number of classes is
 the caller's job (`rls_tf.data.datasets`), so that all sources, TFDS included,
 go through the same checks.
+
+A file that exists but cannot be read as its format (truncated by an
+interrupted download or copy, damaged, or not the file its name says) raises
+`DataFileError`: it names the file and says how to replace it, instead of the
+raw `EOFError` / `BadZipFile` / `UnpicklingError` of the underlying reader.
 """
 
 import dataclasses
 import gzip
 import os
 import pickle
+import zipfile
+import zlib
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -42,6 +49,66 @@ _FORMATS = {
 
 _IDX_UBYTE = 0x08  # IDX type code for unsigned bytes; MNIST files use nothing else.
 _GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+
+# Where a damaged original file can be fetched again, by dataset.
+ORIGINS = {
+    "mnist": "download it again from https://storage.googleapis.com/cvdf-datasets/mnist/ "
+             "(same name, gzipped or not)",
+    "fashion_mnist": "reinstall it (`apt-get install --reinstall dataset-fashion-mnist` for "
+                     "/usr/share/datasets/fashion-mnist) or download it again from "
+                     "https://github.com/zalandoresearch/fashion-mnist (same name, gzipped "
+                     "or not)",
+    "cifar10": "extract it again from cifar-10-python.tar.gz "
+               "(https://www.cs.toronto.edu/~kriz/cifar.html)",
+    "svhn": "download it again from http://ufldl.stanford.edu/housenumbers/",
+}
+_GENERIC_REMEDY = "Delete it and put a complete copy in its place (download it again)."
+_NPZ_REMEDY = ("Delete it and write it again (numpy.savez with arrays x and y), or remove "
+               "it to use the dataset's original files or TFDS instead.")
+
+
+class DataFileError(ValueError):
+    """A dataset file exists but cannot be read: truncated, damaged, or of another format.
+
+    A `ValueError`, so every caller that reports bad data cleanly (`train.py`,
+    `attack_eval.py`) reports this too. The message names the file, its size,
+    what is wrong, and how to replace it.
+
+    Attributes:
+        path: the damaged file.
+        problem: what is wrong with it (without the remedy).
+        remedy: how to replace it.
+    """
+
+    def __init__(self, path, problem, remedy=None):
+        self.path = path
+        self.problem = problem
+        self.remedy = remedy or _GENERIC_REMEDY
+        super().__init__(f"{problem} {self.remedy}")
+
+    def with_remedy(self, remedy):
+        """The same error with another remedy (e.g. the dataset's download page)."""
+        error = DataFileError(self.path, self.problem, remedy)
+        error.__cause__ = self.__cause__
+        return error
+
+
+def _size(path):
+    try:
+        return f"{os.path.getsize(path)} bytes"
+    except OSError:
+        return "size unknown"
+
+
+def _damaged(path, what, error=None, detail=None):
+    """A `DataFileError` for `path`: `what` it is, the reader's `error` or a `detail`."""
+    reason = detail if error is None else f"{type(error).__name__}: {error}"
+    return DataFileError(
+        path,
+        f"Truncated or damaged {what} {path} ({reason}). "
+        f"Received: {path} ({_size(path)}).",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,35 +143,44 @@ def read_idx(path, expected_ndim):
         A uint8 numpy array with the dimensions stored in the header.
 
     Raises:
-        ValueError: On a bad magic number, a wrong number of dimensions, or a
-            payload whose size does not match the header.
+        DataFileError: (a ValueError) On a truncated or damaged gzip stream, a
+            bad magic number, a wrong number of dimensions, or a payload whose
+            size does not match the header.
 
     Example:
         >>> labels = read_idx("t10k-labels-idx1-ubyte.gz", expected_ndim=1)
     """
-    with _open_maybe_gzip(path) as f:
-        data = f.read()
+    try:
+        with _open_maybe_gzip(path) as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise _damaged(path, "gzip-compressed IDX file", e) from e
+    kind = "image" if expected_ndim == 3 else "label"
+    if len(data) < 4:
+        raise _damaged(path, f"IDX {kind} file", detail=f"only {len(data)} bytes of data")
     expected_magic = (_IDX_UBYTE << 8) | expected_ndim
-    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
-        raise ValueError(
+        raise DataFileError(
+            path,
             f"Bad IDX magic number in {path}: Received: magic={magic!r}. "
             f"Expected {expected_magic} (unsigned bytes, {expected_ndim} "
-            "dimension(s)). Is this an MNIST-format "
-            f"{'image' if expected_ndim == 3 else 'label'} file?"
+            f"dimension(s)). Is this an MNIST-format {kind} file?",
         )
     header_size = 4 + 4 * expected_ndim
     if len(data) < header_size:
-        raise ValueError(f"Truncated IDX header in {path}.")
+        raise _damaged(path, f"IDX {kind} file",
+                       detail=f"header of {header_size} bytes, only {len(data)} present")
     dims = tuple(
         int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big")
         for i in range(expected_ndim)
     )
     payload = np.frombuffer(data, dtype=np.uint8, offset=header_size)
     if payload.size != int(np.prod(dims)):
-        raise ValueError(
-            f"Corrupt IDX file {path}: header says dims={dims} "
-            f"({int(np.prod(dims))} bytes) but it holds {payload.size} bytes."
+        raise _damaged(
+            path, f"IDX {kind} file",
+            detail=f"corrupt IDX file: header says dims={dims} ({int(np.prod(dims))} bytes) "
+                   f"but it holds {payload.size} bytes",
         )
     return payload.reshape(dims)
 
@@ -146,6 +222,9 @@ def load_cifar10_batches(paths):
     Returns:
         `(x, y)`: uint8 `[N, 32, 32, 3]` (NHWC) and int64 `[N]`.
 
+    Raises:
+        DataFileError: A batch is truncated, damaged or not such a dict.
+
     Example:
         >>> x, y = load_cifar10_batches(["cifar-10-batches-py/test_batch"])
     """
@@ -154,14 +233,13 @@ def load_cifar10_batches(paths):
         with open(path, "rb") as f:
             try:
                 batch = pickle.load(f, encoding="bytes")
-            except Exception as e:
-                raise ValueError(
-                    f"Cannot read CIFAR-10 batch {path}: {type(e).__name__}: {e}"
-                ) from e
+            except Exception as e:  # EOFError, UnpicklingError, ... of a damaged file
+                raise _damaged(path, "CIFAR-10 batch", e) from e
         if not isinstance(batch, dict) or not {b"data", b"labels"} <= set(batch):
-            raise ValueError(
+            raise DataFileError(
+                path,
                 f"CIFAR-10 batch {path} must be a pickled dict with keys "
-                "b'data' and b'labels'."
+                f"b'data' and b'labels'. Received: {type(batch).__name__}.",
             )
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])
@@ -190,14 +268,21 @@ def load_svhn_mat(path):
     Returns:
         `(x, y)`: uint8 `[N, 32, 32, 3]` and int64 `[N]` with digit 0 as 0.
 
+    Raises:
+        DataFileError: The file is truncated or damaged, or lacks `X` or `y`.
+
     Example:
         >>> x, y = load_svhn_mat("test_32x32.mat")
     """
     import scipy.io  # Only this format needs scipy; keep it off the import path.
 
-    mat = scipy.io.loadmat(path, variable_names=["X", "y"])
+    try:
+        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
+    except Exception as e:  # MatReadError, OSError, IndexError, ... of a damaged file
+        raise _damaged(path, "SVHN .mat file", e) from e
     if "X" not in mat or "y" not in mat:
-        raise ValueError(f"SVHN file {path} must hold variables 'X' and 'y'.")
+        raise DataFileError(path, f"SVHN file {path} must hold variables 'X' and 'y'. "
+                                  f"Received: {sorted(k for k in mat if not k.startswith('__'))}.")
     images, labels = mat["X"], np.asarray(mat["y"]).reshape(-1)
     if images.ndim != 4 or images.shape[-1] != len(labels):
         raise ValueError(
@@ -224,18 +309,36 @@ def load_npz(path):
     Returns:
         `(x, y)` exactly as stored (`y` as int64).
 
+    Raises:
+        DataFileError: The file is truncated or damaged (not a complete zip
+            archive, a bad CRC, ...) or lacks `x` or `y`.
+        ValueError: The labels are not integers.
+
     Example:
         >>> x, y = load_npz("mnist_test.npz")
     """
-    # allow_pickle=False: an npz must never run code on load.
-    with np.load(path, allow_pickle=False) as f:
-        missing = {"x", "y"} - set(f.files)
-        if missing:
-            raise ValueError(
-                f"{path} must hold arrays 'x' and 'y'. Missing: "
-                f"{sorted(missing)}; found: {sorted(f.files)}."
-            )
-        x, y = f["x"], f["y"]
+    with open(path, "rb") as f:
+        magic = f.read(len(_ZIP_MAGIC))
+    if magic != _ZIP_MAGIC:
+        # np.load would try it as a pickle and blame allow_pickle.
+        raise _damaged(path, ".npz file", detail=f"not a zip archive: starts with {magic!r}") \
+            .with_remedy(_NPZ_REMEDY)
+    try:
+        # allow_pickle=False: an npz must never run code on load.
+        with np.load(path, allow_pickle=False) as f:
+            names = set(f.files)
+            missing = {"x", "y"} - names
+            if not missing:
+                x, y = f["x"], f["y"]
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as e:
+        raise _damaged(path, ".npz file", e).with_remedy(_NPZ_REMEDY) from e
+    if missing:
+        raise DataFileError(
+            path,
+            f"{path} must hold arrays 'x' and 'y'. Missing: "
+            f"{sorted(missing)}; found: {sorted(names)}.",
+            _NPZ_REMEDY,
+        )
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(
             f"{path}: labels 'y' must be integers. Received: dtype={y.dtype}."
@@ -339,6 +442,9 @@ def find_source(name, split, directory) -> Optional[OfflineSource]:
         FileNotFoundError: When only part of the original files is present.
         ValueError: When several npz files match.
 
+    The source's `load` raises `DataFileError` (naming the file and where to
+    get it again) when a file is truncated or damaged.
+
     Example:
         >>> source = find_source("mnist", "test", "/data")
         >>> x, y = source.load() if source else (None, None)
@@ -346,4 +452,19 @@ def find_source(name, split, directory) -> Optional[OfflineSource]:
     npz = _find_npz(name, split, directory)
     if npz is not None:
         return OfflineSource(description=f"npz file {npz}", load=lambda: load_npz(npz))
-    return _FINDERS[_FORMATS[name]](split, directory)
+    source = _FINDERS[_FORMATS[name]](split, directory)
+    if source is None:
+        return None
+    return dataclasses.replace(source, load=_with_origin(source.load, name))
+
+
+def _with_origin(load, name):
+    """Wraps `load` so that a damaged original file's error says where to get it again."""
+
+    def load_or_explain():
+        try:
+            return load()
+        except DataFileError as e:
+            raise e.with_remedy(f"Delete it and {ORIGINS[name]}.") from e.__cause__
+
+    return load_or_explain

@@ -1,10 +1,15 @@
-"""Loading the models that `train.py` writes."""
+"""Loading the models that `train.py` writes: ``model.keras`` and ``config.json``.
+
+Owns `load_model_dir`, the one place that turns a run directory into an
+`RLSModel` with clear errors (missing, damaged, or not an RLS model).
+"""
 
 import json
 import os
 
 import keras
 
+from rls_tf.callbacks import keras_file_problem
 from rls_tf.models.rls_model import RLSModel
 
 __all__ = ["load_model_dir"]
@@ -22,7 +27,8 @@ def load_model_dir(directory, flag="model_dir"):
         configuration dict, or None when the directory has no config.json.
 
     Raises:
-        ValueError: `directory` is empty or the file holds no `RLSModel`.
+        ValueError: `directory` is empty, ``model.keras`` or ``config.json``
+            is damaged, or the file holds no `RLSModel`.
         FileNotFoundError: the directory or its ``model.keras`` is missing.
 
     Example:
@@ -37,11 +43,24 @@ def load_model_dir(directory, flag="model_dir"):
         raise FileNotFoundError(
             f"no model.keras in --{flag}={directory} (train.py writes it at the end of training)."
         )
+    problem = keras_file_problem(path)
+    if problem is not None:
+        raise ValueError(
+            f"--{flag}={directory}: model.keras is damaged ({problem}). Received: {path}. "
+            "Rerun train.py with the run's settings (it resumes from its checkpoints and "
+            "writes model.keras again), or restore the file from a backup."
+        )
     config = None
     config_path = os.path.join(directory, "config.json")
     if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                config = json.load(f)
+        except ValueError as e:
+            raise ValueError(
+                f"--{flag}={directory}: config.json is not valid JSON ({e}). "
+                f"Received: {config_path}."
+            ) from None
     model = keras.models.load_model(path, compile=False)
     if not isinstance(model, RLSModel):
         raise ValueError(

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from rls_tf.data import (
     DATASETS,
+    DataFileError,
     DatasetSpec,
     DatasetUnavailableError,
     dataset_spec,
@@ -23,6 +24,9 @@ from rls_tf.data import (
     to_model_range,
 )
 from rls_tf.data import datasets as datasets_lib
+from tests.synthetic_data import truncate
+from tests.synthetic_data import write_idx
+from tests.synthetic_data import write_quadrant_mnist
 
 _TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _REPO_ROOT = os.path.dirname(_TESTS_DIR)
@@ -43,14 +47,7 @@ def _labels(n, seed=0, high=10):
 
 
 def _write_idx(path, array, compress):
-    ndim = array.ndim
-    header = bytes([0, 0, 0x08, ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
-    payload = header + np.ascontiguousarray(array, np.uint8).tobytes()
-    opener = gzip.open if compress else open
-    with opener(path, "wb") as f:
-        f.write(payload)
+    write_idx(path, array, compress)
 
 
 def _write_idx_split(directory, split, x, y, compress):
@@ -452,3 +449,96 @@ def test_debian_fashion_mnist_default_location():
     assert x_train.shape == (60000, 28, 28, 1) and y_train.shape == (60000,)
     assert x_test.shape == (10000, 28, 28, 1) and y_test.shape == (10000,)
     np.testing.assert_array_equal(np.bincount(y_test), [1000] * 10)
+
+
+# --- Damaged files -------------------------------------------------------------
+
+
+def _assert_names_file_and_remedy(info, path, remedy):
+    message = str(info.value)
+    assert str(path) in message and "Received:" in message
+    assert "Delete it" in message and remedy in message
+    assert info.value.path == str(path)
+    assert "\n" not in message  # one line for the command lines
+
+
+def test_truncated_gzip_idx_names_the_file(tmp_path):
+    write_quadrant_mnist(tmp_path, n_train=32, n_test=8, file_format="idx")
+    damaged = tmp_path / "train-images-idx3-ubyte.gz"
+    truncate(damaged)
+    load_numpy("mnist", "test", data_dir=tmp_path)  # the other split still loads
+    with pytest.raises(DataFileError, match="Truncated or damaged gzip-compressed IDX") as info:
+        load_numpy("mnist", "train", data_dir=tmp_path)
+    assert isinstance(info.value, ValueError)
+    assert "EOFError" in str(info.value)
+    _assert_names_file_and_remedy(info, damaged, "download it again from https://")
+    # Fashion-MNIST's remedy names the Debian package.
+    fashion = tmp_path / "fashion"
+    fashion.mkdir()
+    for name in os.listdir(tmp_path):
+        if name.endswith(".gz"):
+            os.link(tmp_path / name, fashion / name)
+    with pytest.raises(DataFileError) as info:
+        load_numpy("fashion_mnist", "train", data_dir=fashion)
+    _assert_names_file_and_remedy(info, fashion / "train-images-idx3-ubyte.gz",
+                                  "dataset-fashion-mnist")
+
+
+def test_truncated_raw_idx_names_the_file(tmp_path):
+    x, y = _images(5, (28, 28, 1)), _labels(5)
+    _write_idx_split(tmp_path, "test", x, y, compress=False)
+    for damaged, keep in (("t10k-images-idx3-ubyte", 0.5), ("t10k-labels-idx1-ubyte", 0.0)):
+        _write_idx_split(tmp_path, "test", x, y, compress=False)
+        truncate(tmp_path / damaged, keep)
+        with pytest.raises(DataFileError) as info:
+            load_numpy("mnist", "test", data_dir=tmp_path)
+        _assert_names_file_and_remedy(info, tmp_path / damaged, "download it again")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.001, 0.5, 0.99])
+def test_truncated_npz_names_the_file(tmp_path, keep):
+    write_quadrant_mnist(tmp_path, n_train=32, n_test=8)
+    damaged = tmp_path / "mnist_train.npz"
+    truncate(damaged, keep)
+    with pytest.raises(DataFileError, match=r"Truncated or damaged \.npz file") as info:
+        load_numpy("mnist", "train", data_dir=tmp_path)
+    _assert_names_file_and_remedy(info, damaged, "numpy.savez")
+
+
+def test_npz_with_a_bad_crc_names_the_file(tmp_path):
+    path = tmp_path / "cifar10_test.npz"
+    np.savez(path, x=_images(4, (32, 32, 3)), y=_labels(4))
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(DataFileError, match="CRC") as info:
+        load_numpy("cifar10", "test", data_dir=tmp_path)
+    _assert_names_file_and_remedy(info, path, "numpy.savez")
+
+
+def test_truncated_cifar10_batch_names_the_file(tmp_path):
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": _rng().integers(0, 256, (4, 3072), dtype=np.uint8),
+                     b"labels": [0, 1, 2, 3]}, f)
+    truncate(tmp_path / "test_batch")
+    with pytest.raises(DataFileError, match="Truncated or damaged CIFAR-10 batch") as info:
+        load_numpy("cifar10", "test", data_dir=tmp_path)
+    _assert_names_file_and_remedy(info, tmp_path / "test_batch", "cifar-10-python.tar.gz")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.02, 0.5])
+def test_truncated_svhn_mat_names_the_file(tmp_path, keep):
+    path = tmp_path / "test_32x32.mat"
+    scipy.io.savemat(path, {"X": _images(6, (32, 32, 3)).transpose(1, 2, 3, 0),
+                            "y": np.ones((6, 1), np.uint8)})
+    truncate(path, keep)
+    with pytest.raises(DataFileError) as info:
+        load_numpy("svhn", "test", data_dir=tmp_path)
+    _assert_names_file_and_remedy(info, path, "ufldl.stanford.edu")
+
+
+def test_seed_is_a_valid_op_seed():
+    # One rule for seeds across the package (rls_tf.validation.check_seed).
+    for bad in (-1, 2**31, 1.0, True):
+        with pytest.raises(ValueError, match=r"`seed` must be None or an int in \[0, 2\*\*31\)"):
+            make_dataset("mnist", "train", 8, seed=bad)

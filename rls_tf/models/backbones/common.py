@@ -3,10 +3,13 @@
 import keras
 
 from rls_tf.layers.base import _check_mu
-from rls_tf.layers.base import _check_num_submodels
-from rls_tf.layers.base import _check_seed
 from rls_tf.layers.conv2d_batch_norm import RLSConv2DBatchNorm
 from rls_tf.layers.dense import RLSDense
+from rls_tf.validation import SEED_LIMIT
+from rls_tf.validation import check_bool
+from rls_tf.validation import check_float
+from rls_tf.validation import check_int
+from rls_tf.validation import check_seed
 
 # BN settings of the reference PyTorch ResNet/VGG the paper trained
 # (momentum 0.1 there is 0.9 here, Keras counts the other way).
@@ -32,11 +35,8 @@ def check_input_shape(input_shape, min_size=8):
 
 
 def check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"`num_classes` must be an int >= 2. Received: num_classes={num_classes!r}"
-        )
-    return num_classes
+    """The number of classes: an int >= 2."""
+    return check_int("num_classes", num_classes, minimum=2)
 
 
 class LayerFactory:
@@ -48,7 +48,7 @@ class LayerFactory:
     Args:
         num_submodels: M.
         mu: sampling probabilities (None: uniform).
-        seed: None or int.
+        seed: None or an int in ``[0, 2**31)``.
         per_example_sampling: bool.
         weight_decay: L2 weight decay as in SGD's ``weight_decay`` (PyTorch
             convention, the paper's 5e-4): the gradient gains
@@ -58,19 +58,16 @@ class LayerFactory:
 
     def __init__(self, num_submodels, mu=None, seed=None,
                  per_example_sampling=False, weight_decay=0.0):
-        self.num_submodels = _check_num_submodels(num_submodels)
+        self.num_submodels = check_int("num_submodels", num_submodels, minimum=1)
         self.mu = list(_check_mu(mu, self.num_submodels))
-        self.seed = _check_seed(seed)
-        if not float(weight_decay) >= 0.0:
-            raise ValueError(
-                f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay!r}"
-            )
-        self.weight_decay = float(weight_decay)
-        self.per_example_sampling = per_example_sampling
+        self.seed = check_seed("seed", seed)
+        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        self.per_example_sampling = check_bool("per_example_sampling", per_example_sampling)
         self._count = 0
 
     def _common(self):
-        seed = None if self.seed is None else self.seed + self._count
+        # Wrapped so that a seed near the limit still gives valid layer seeds.
+        seed = None if self.seed is None else (self.seed + self._count) % SEED_LIMIT
         self._count += 1
         return dict(
             num_submodels=self.num_submodels,
