@@ -11,8 +11,18 @@ setuptools.setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["rls_tf", "rls_tf.*", "export"]),
-    py_modules=["train", "attack_eval"],
+    # Only the library. The repo's top-level train.py, attack_eval.py and
+    # export/ are shims for running from a checkout; installed as top-level
+    # modules they would clash with other packages of those names. The
+    # commands are installed as console scripts instead.
+    packages=setuptools.find_packages(include=["rls_tf", "rls_tf.*"], exclude=["export", "tests"]),
+    entry_points={
+        "console_scripts": [
+            "rls-train=rls_tf.cli.train:run",
+            "rls-export=rls_tf.cli.export:run",
+            "rls-attack-eval=rls_tf.cli.attack_eval:run",
+        ],
+    },
     python_requires=">=3.10,<3.14",
     install_requires=[
         # CPU wheels by default; a GPU user installs `tensorflow[and-cuda]`

@@ -2,6 +2,8 @@
 
 Both keep the random layer sampling inside the exported graph: every call
 draws fresh sampled models (see `rls_tf.export.serving`).
+`export_model_dir` (`rls_tf.export.api`) exports a train.py run directory in
+one call and writes its ``export.json`` manifest.
 """
 
 from rls_tf.export.saved_model import SIGNATURE_KEY
@@ -11,8 +13,9 @@ from rls_tf.export.saved_model import next_version
 from rls_tf.export.serving import serving_outputs
 from rls_tf.export.tflite import export_tflite
 from rls_tf.export.tflite import tflite_op_names
+from rls_tf.export.api import FORMATS
+from rls_tf.export.api import export_model_dir
 
-__all__ = ["FORMATS", "SIGNATURE_KEY", "UINT8_SIGNATURE_KEY", "export_saved_model",
-           "export_tflite", "next_version", "serving_outputs", "tflite_op_names"]
-
-FORMATS = ("saved_model", "tflite")
+__all__ = ["FORMATS", "SIGNATURE_KEY", "UINT8_SIGNATURE_KEY", "export_model_dir",
+           "export_saved_model", "export_tflite", "next_version", "serving_outputs",
+           "tflite_op_names"]

@@ -1,4 +1,9 @@
-"""Tests of the export command line (`python -m export`, the top-level `export/`)."""
+"""Tests of the export command line (`python -m export`, ``rls-export``) and its library call.
+
+The command is `rls_tf.cli.export` (imported here through the top-level
+`export/` shim, as `python -m export` runs it); the manifest is built by
+`rls_tf.export.export_model_dir`.
+"""
 
 import json
 import os
@@ -11,7 +16,9 @@ from absl import flags
 from absl.testing import flagsaver
 
 import export.__main__ as export_cli
+from rls_tf.cli import export as cli_export
 from rls_tf.export import SIGNATURE_KEY
+from rls_tf.export import export_model_dir
 from tests.export.conftest import REPO_ROOT
 
 FLAGS = flags.FLAGS
@@ -54,17 +61,80 @@ def test_seed_given_is_recorded_and_default_is_unseeded(trained_dir, tmp_path):
         assert export_cli.export_from_flags()["seed"] is None
 
 
-@pytest.mark.parametrize("overrides, error, match", [
-    (dict(formats=["onnx"]), ValueError, r"--formats.*Received: --formats=onnx"),
-    (dict(model_dir="/nonexistent/run"), FileNotFoundError, "/nonexistent/run"),
+@pytest.mark.parametrize("overrides, match", [
+    (dict(formats=["onnx"]), r"formats.*Received: formats=onnx"),
+    (dict(formats=[]), r"formats.*non-empty"),
+    (dict(model_dir="/nonexistent/run"), "/nonexistent/run is not a directory"),
+    (dict(model_dir=None), "--model_dir is required"),
+    (dict(output_dir=""), "output_dir"),
 ])
-def test_bad_flags_raise(trained_dir, tmp_path, overrides, error, match):
+def test_bad_flags_exit_with_one_error_line(trained_dir, tmp_path, overrides, match):
     settings = dict(model_dir=trained_dir, output_dir=str(tmp_path / "x"),
                     formats=["saved_model"])
     settings.update(overrides)
     with flagsaver.flagsaver(**settings):
-        with pytest.raises(error, match=match):
+        with pytest.raises(SystemExit, match=match) as info:
             export_cli.main(["export"])
+    message = str(info.value)
+    assert message.startswith("rls-export: error: ") and "\n" not in message
+    assert not (tmp_path / "x").exists()
+
+
+def test_damaged_model_file_exits_with_one_error_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    with flagsaver.flagsaver(model_dir=str(run), output_dir=str(tmp_path / "x"),
+                             formats=["saved_model"]):
+        with pytest.raises(SystemExit, match=r"model\.keras is damaged.*Rerun train\.py"):
+            export_cli.main(["export"])
+
+
+def test_library_call_writes_the_manifest(trained_dir, tmp_path):
+    out = tmp_path / "lib"
+    lines = []
+    info = export_model_dir(trained_dir, str(out), formats=["saved_model"], eval_samples=2,
+                            version=7, log=lines.append)
+    assert info == json.loads((out / "export.json").read_text())
+    assert info["saved_model"] == str(out / "7") and "tflite" not in info
+    assert info["model_dir"] == os.path.abspath(trained_dir)
+    assert info["eval_samples"] == 2 and info["seed"] is None
+    assert lines and lines[0].startswith("SavedModel: ")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(formats="onnx"), r"`formats`.*Received: formats=onnx"),
+    (dict(formats=None), r"`formats`"),
+    (dict(eval_samples=0), r"`eval_samples`.*Received: eval_samples=0"),
+    (dict(seed=-1), r"`seed`.*Received: seed=-1"),
+    (dict(per_example_sampling="yes"), r"`per_example_sampling`"),
+    (dict(version=0), r"`version`.*Received: version=0"),
+    (dict(output_dir=""), r"`output_dir` must be set"),
+])
+def test_library_call_refuses_bad_arguments_before_loading(tmp_path, kwargs, match):
+    arguments = dict(model_dir=str(tmp_path / "missing"), output_dir=str(tmp_path / "o"))
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        export_model_dir(**arguments)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--model_dir=/nonexistent"], "--model_dir=/nonexistent is not a directory"),
+    (["--formats=onnx"], "Received: formats=onnx"),
+])
+def test_python_dash_m_export_errors_are_one_line(argv, match):
+    result = subprocess.run([sys.executable, "-m", "export", *argv], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m export: error: ") and match in last, result.stderr[-3000:]
+
+
+def test_the_shim_is_the_cli_module():
+    assert export_cli.main is cli_export.main
+    assert export_cli.export_from_flags is cli_export.export_from_flags
 
 
 def test_python_dash_m_export(trained_dir, tmp_path):

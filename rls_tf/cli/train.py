@@ -1,0 +1,137 @@
+r"""The train command: trains an RLS ensemble (Lee et al.) and reports its clean test accuracy.
+
+Owns the command line of `rls_tf.training.train`: its flags, their
+defaults, and the one-line error report. ``python train.py`` (the repo's
+top-level shim) and the ``rls-train`` console script both run `run`.
+
+Defaults are the paper's: M=2 sub-models, K=3 sampled models per step, N=10
+at test time, SGD lr 0.01 divided by 10 every 50 epochs, momentum 0.9,
+weight decay 5e-4, 150 epochs (50 on MNIST), pixels in [-1, 1].
+
+    rls-train --dataset=svhn --backbone=resnet50 --model_dir=runs/svhn
+    python train.py --dataset=mnist --backbone=small_cnn --epochs=3 \
+        --data_dir=../shared/data --model_dir=runs/mnist
+
+Rerunning the same command resumes after the last complete epoch (after the
+one before, with a warning, when the last checkpoint is damaged).
+"""
+
+from absl import app
+from absl import flags
+
+from rls_tf import distribute as rls_distribute
+from rls_tf.cli import flags as shared
+from rls_tf.models import BACKBONES
+from rls_tf.models import TRAIN_FORWARDS
+from rls_tf.training import LOSSES
+from rls_tf.training import TrainConfig
+from rls_tf.training import train
+
+__all__ = ["DEFAULTS", "config_from_flags", "main", "run"]
+
+FLAGS = flags.FLAGS
+
+# This command's defaults of the shared flags (`rls_tf.cli.flags`).
+DEFAULTS = {
+    "dataset": "mnist",
+    "data_dir": None,
+    "model_dir": "runs/rls",
+    "batch_size": 128,
+    "seed": None,
+    "eval_samples": 10,
+    "verbose": 1,
+    "per_example_sampling": False,
+}
+HELP = {
+    "data_dir": "TFDS data dir, or a directory of the original dataset files.",
+    "model_dir": "Output directory (checkpoints, model, logs, metrics).",
+    "batch_size": "Batch size (global: split across the replicas of --strategy).",
+    "seed": "Seed for a reproducible run (the saved model stays unseeded).",
+    "verbose": "Keras verbosity (1: progress bar, 2: a line per epoch).",
+}
+_prog = "rls-train"  # how error lines name the command (run() sets it)
+
+shared.define(*DEFAULTS)
+flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture.")
+flags.DEFINE_integer("num_submodels", 2, "M: weight copies of every layer (1 = plain network).")
+flags.DEFINE_integer("num_samples", 3, "K: sampled models per training step.")
+flags.DEFINE_list("mu", None, "Sampling probabilities of the M copies, e.g. 0.5,0.5 (default uniform).")
+flags.DEFINE_integer("epochs", None, "Epochs (default: the paper's, 50 on MNIST/Fashion-MNIST, 150 otherwise).")
+flags.DEFINE_float("learning_rate", 0.01, "Initial SGD learning rate.")
+flags.DEFINE_integer("lr_decay_epochs", 50, "Divide the learning rate by 10 every this many epochs (0: never).")
+flags.DEFINE_float("lr_decay_factor", 0.1, "Learning-rate multiplier at each decay.")
+flags.DEFINE_float("weight_decay", 5e-4, "SGD weight decay (L2 on kernels).")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples.")
+flags.DEFINE_integer("max_test_examples", None, "Evaluate on the first N test examples only.")
+flags.DEFINE_bool("augment", False, "Light augmentation (random crop; flip on CIFAR-10).")
+flags.DEFINE_enum("loss", "crossentropy", list(LOSSES), "Group loss on the mean prediction.")
+flags.DEFINE_enum("train_forward", "loop", list(TRAIN_FORWARDS), "How the K forwards run.")
+flags.DEFINE_enum("strategy", "default", list(rls_distribute.STRATEGIES),
+                  "tf.distribute strategy: default (one device), mirrored (local GPUs), "
+                  "multi_worker (cluster from TF_CONFIG), tpu. --batch_size is the global batch.")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port or local).")
+
+for _name in ("num_submodels", "num_samples"):
+    flags.register_validator(
+        _name, lambda v: v is not None and v >= 1, message=f"--{_name} must be >= 1."
+    )
+for _name in ("epochs", "max_train_examples", "max_test_examples"):
+    flags.register_validator(
+        _name, lambda v: v is None or v >= 1, message=f"--{_name} must be >= 1."
+    )
+
+
+def _parse_mu(values):
+    if values is None:
+        return None
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"`mu` must be numbers. Received: mu={','.join(values)!r}") from None
+
+
+def config_from_flags():
+    """Builds a `TrainConfig` from the parsed flags."""
+    return TrainConfig(
+        dataset=shared.value("dataset", DEFAULTS["dataset"]),
+        backbone=FLAGS.backbone,
+        num_submodels=FLAGS.num_submodels,
+        num_samples=FLAGS.num_samples,
+        eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
+        mu=_parse_mu(FLAGS.mu),
+        epochs=FLAGS.epochs,
+        batch_size=shared.value("batch_size", DEFAULTS["batch_size"]),
+        learning_rate=FLAGS.learning_rate,
+        lr_decay_epochs=FLAGS.lr_decay_epochs,
+        lr_decay_factor=FLAGS.lr_decay_factor,
+        weight_decay=FLAGS.weight_decay,
+        momentum=FLAGS.momentum,
+        seed=shared.value("seed", DEFAULTS["seed"]),
+        data_dir=shared.value("data_dir", DEFAULTS["data_dir"]),
+        model_dir=shared.value("model_dir", DEFAULTS["model_dir"]),
+        per_example_sampling=bool(shared.value("per_example_sampling",
+                                               DEFAULTS["per_example_sampling"])),
+        max_train_examples=FLAGS.max_train_examples,
+        max_test_examples=FLAGS.max_test_examples,
+        augment=FLAGS.augment,
+        loss=FLAGS.loss,
+        train_forward=FLAGS.train_forward,
+        verbose=shared.value("verbose", DEFAULTS["verbose"]),
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
+    )
+
+
+def main(argv):
+    """Trains as the flags say; bad settings or data end in one error line."""
+    shared.check_no_arguments(argv)
+    shared.exit_on_errors(_prog, lambda: train(config_from_flags()))
+
+
+def run(prog="rls-train"):
+    """Console entry point (``rls-train``); `prog` names the command in error lines."""
+    global _prog  # pylint: disable=global-statement
+    _prog = prog
+    shared.use_command_defaults(__name__, DEFAULTS, HELP)
+    app.run(main)
