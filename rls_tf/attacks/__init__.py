@@ -18,7 +18,9 @@ Every attack takes ``model_fn(x) -> logits``: x float32 ``[B, H, W, C]`` in
 
 EOT: FGSM, PGD and APGD average the per-draw loss over the E axis (one call,
 E samples per gradient). DeepFool, C&W and EAD use the single decision
-function ``log(mean_e softmax(logits_e))``. Randomness in ``model_fn`` must
+function ``log(mean_e softmax(logits_e))``. `REGISTRY` (``registry.py``) lists
+every attack once with what the evaluation needs (title, kind, seeding,
+preset fields, how its table rows are built). Randomness in ``model_fn`` must
 come from TF ops, since gradients are taken inside ``tf.function``.
 
 This package depends on no other part of ``rls_tf``.
@@ -36,17 +38,23 @@ from rls_tf.attacks.norms import l2_distance
 from rls_tf.attacks.norms import linf_distance
 from rls_tf.attacks.projected_gradient import pgd
 
-ATTACKS = {
-    "fgsm": fgsm,
-    "pgd": pgd,
-    "apgd": apgd,
-    "deepfool": deepfool,
-    "cw_l2": cw_l2,
-    "ead": ead,
-}
+from rls_tf.attacks.registry import ATTACK_NAMES
+from rls_tf.attacks.registry import REGISTRY
+from rls_tf.attacks.registry import AttackSetting
+from rls_tf.attacks.registry import AttackSpec
+from rls_tf.attacks.registry import get_attack
+
+# The attack functions by their Python names (``cw_l2``), for direct use;
+# the harness uses `REGISTRY` (names as on the command line: ``cw``).
+ATTACKS = {spec.function.__name__: spec.function for spec in REGISTRY.values()}
 
 __all__ = [
     "ATTACKS",
+    "ATTACK_NAMES",
+    "AttackSetting",
+    "AttackSpec",
+    "REGISTRY",
+    "get_attack",
     "apgd",
     "apgd_checkpoints",
     "cw_l2",

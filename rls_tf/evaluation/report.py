@@ -3,7 +3,7 @@
 * ``results.json``: everything `runner.run_evaluation` returned (every
   number, the full configuration, the defender's and attacker's paths,
   library versions, timings), plus the command line; NaN is written as null.
-* ``results.md``: the paper's layout (attack, parameter, then one column
+* ``results.md``: one small renderer per section (`SECTIONS`): the paper's layout (attack, parameter, then one column
   block per threat model holding the baseline and the RLS model), robust
   accuracy in % as mean +- std over the R repeats of the defender's draw;
   then the minimum-norm attacks' success rates and sizes, every run in
@@ -15,6 +15,7 @@
   clean accuracy; for ``apgd_rand``, which runs no PGD, its APGD line.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -97,13 +98,25 @@ def _index(results):
     return {(r["threat_model"], r["attack"], r["param"], r["model"]): r for r in results["robust"]}
 
 
-def markdown_report(results, command=None):
-    """The ``results.md`` text."""
-    config = results["config"]
-    preset = config["preset"]
-    models = list(results["models"])
-    labels = _threat_model_labels(results)
-    index = _index(results)
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every section renderer reads."""
+
+    results: dict
+    config: dict
+    preset: dict
+    models: list
+    labels: list
+    index: dict
+    command: object
+
+
+def _render_header(ctx):
+    """Title, the command and what the numbers are."""
+    results = ctx.results
+    config = ctx.config
+    preset = ctx.preset
+    command = ctx.command
     out = ["# Robustness evaluation", ""]
     if command:
         out += ["Command:", "", "```", command, "```", ""]
@@ -116,8 +129,16 @@ def markdown_report(results, command=None):
         f"eps units `{preset['eps_units']}`, seed {config['seed']}."
     )
     out.append("")
+    return out
 
-    # -- Main table --------------------------------------------------------
+
+def _render_main_table(ctx):
+    """The paper's layout: one column block per threat model."""
+    results = ctx.results
+    models = ctx.models
+    labels = ctx.labels
+    index = ctx.index
+    out = []
     out.append("## Accuracy under attack (%), by threat model")
     out.append("")
     header = ["Attack", "Parameter"]
@@ -145,8 +166,14 @@ def markdown_report(results, command=None):
         "version). For the M=1 baseline every threat model is the plain white-box attack."
     )
     out.append("")
+    return out
 
-    # -- Minimum-norm attacks ----------------------------------------------
+
+def _render_min_norm(ctx):
+    """Success rates and perturbation sizes of DeepFool, C&W and EAD."""
+    results = ctx.results
+    labels = ctx.labels
+    out = []
     min_norm = [r for r in results["robust"] if "success_rate" in r]
     if min_norm:
         out.append("## Minimum-norm attacks: success rate and perturbation size")
@@ -172,8 +199,13 @@ def markdown_report(results, command=None):
                 f"{_pct(r['accuracy'])} |"
             )
         out.append("")
+    return out
 
-    # -- Every run -----------------------------------------------------------
+
+def _render_every_run(ctx):
+    """Every record with the attacker's own accuracy and timings."""
+    results = ctx.results
+    out = []
     out.append("## Every run")
     out.append("")
     out.append(
@@ -195,8 +227,15 @@ def markdown_report(results, command=None):
             f"{r['seconds']['attack']:.1f} | {r['seconds']['defender']:.1f} |"
         )
     out.append("")
+    return out
 
-    # -- Interrater agreement ------------------------------------------------
+
+def _render_interrater(ctx):
+    """Table 5: kappa of the defender's N samples."""
+    results = ctx.results
+    config = ctx.config
+    models = ctx.models
+    out = []
     out.append(f"## Interrater agreement of the N={config['eval_samples']} sampled models (clean)")
     out.append("")
     out.append("Kuncheva & Whitaker (2003) kappa (paper Table 5): 1 = the samples are right "
@@ -213,8 +252,14 @@ def markdown_report(results, command=None):
             text = f"{kappa['mean']:.4f} ± {kappa['std']:.4f} (R={kappa['repeats']})"
         out.append(f"| {_title(m)} | {text} |")
     out.append("")
+    return out
 
-    # -- Accuracy against N --------------------------------------------------
+
+def _render_vs_samples(ctx):
+    """Table 6: accuracy against the number of defender samples."""
+    results = ctx.results
+    models = ctx.models
+    out = []
     stochastic = [m for m in models if results["models"][m]["stochastic"]]
     if stochastic:
         counts = list(results["clean"][stochastic[0]]["accuracy_vs_samples"])
@@ -238,8 +283,13 @@ def markdown_report(results, command=None):
                     + " | ".join(_pct(r["accuracy_vs_samples"].get(n)) for n in counts) + " |"
                 )
         out.append("")
+    return out
 
-    # -- Timings -------------------------------------------------------------
+
+def _render_timings(ctx):
+    """Seconds per part."""
+    results = ctx.results
+    out = []
     out.append("## Timings")
     out.append("")
     out.append("| Part | Seconds |")
@@ -247,8 +297,14 @@ def markdown_report(results, command=None):
     for part, seconds in results["timings"].items():
         out.append(f"| {part} | {_num(seconds, 1)} |")
     out.append("")
+    return out
 
-    # -- Notes ---------------------------------------------------------------
+
+def _render_notes(ctx):
+    """Settings, weak-attack warnings, skipped runs, versions."""
+    results = ctx.results
+    preset = ctx.preset
+    out = []
     out.append("## Settings and notes")
     out.append("")
     scale = 2.0 if preset["eps_units"] == "unit" else 1.0
@@ -322,6 +378,23 @@ def markdown_report(results, command=None):
             "data; timings are summed over the shards (device time, not wall time)."
         )
     out.append("")
+    return out
+
+
+# The sections of results.md, in order: one small renderer each.
+SECTIONS = (_render_header, _render_main_table, _render_min_norm, _render_every_run,
+            _render_interrater, _render_vs_samples, _render_timings, _render_notes)
+
+
+def markdown_report(results, command=None):
+    """The ``results.md`` text: the `SECTIONS` one after the other."""
+    config = results["config"]
+    ctx = _Context(results=results, config=config, preset=config["preset"],
+                   models=list(results["models"]), labels=_threat_model_labels(results),
+                   index=_index(results), command=command)
+    out = []
+    for section in SECTIONS:
+        out += section(ctx)
     return "\n".join(out)
 
 

@@ -40,6 +40,8 @@ import re
 
 import numpy as np
 
+from rls_tf.attacks.registry import REGISTRY
+from rls_tf.evaluation import records
 from rls_tf.evaluation import runner
 from rls_tf.validation import check_int
 
@@ -132,9 +134,9 @@ def data_fingerprint(x, y):
 
 
 def model_fingerprint(model):
-    """SHA-256 of an `RLSModel`'s weights (names, shapes and values)."""
+    """SHA-256 of a classifier's weights (names, shapes and values)."""
     digest = hashlib.sha256()
-    for weight in model.network.weights:
+    for weight in model.weights:
         value = np.ascontiguousarray(np.asarray(weight.numpy()))
         digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode("utf-8"))
         digest.update(value.tobytes())
@@ -292,7 +294,7 @@ def _signature(payload):
     models = {key: {k: v for k, v in info.items() if k not in _LOCAL_MODEL_KEYS}
               for key, info in payload["models"].items()}
     data = {k: v for k, v in (payload.get("data") or {}).items() if k not in _LOCAL_DATA_KEYS}
-    records = [{k: v for k, v in r.items() if k not in _NUMBER_KEYS} for r in payload["robust"]]
+    entries = [{k: v for k, v in r.items() if k not in _NUMBER_KEYS} for r in payload["robust"]]
     return {
         "num_shards": payload["shard"]["count"],
         "config": payload["config"],
@@ -300,7 +302,7 @@ def _signature(payload):
         "data_fingerprint": payload.get("data_fingerprint"),
         "models": models,
         "skipped": payload.get("skipped"),
-        "records": records,
+        "records": entries,
     }
 
 
@@ -411,7 +413,7 @@ def merge_shards(payloads):
     """Merges the S shards of one evaluation into its results dict.
 
     Every number is recomputed from the shards' concatenated per-example
-    data (`runner.defender_summary`, `runner.record_summary`), so the result
+    data (`records.RobustRecord.from_examples`, as a single run), so the result
     equals that of one unsharded run with the same seed wherever that run is
     deterministic. Timings are summed. The result has the layout of an
     unsharded run's ``results.json`` (no per-example data) plus ``merged``:
@@ -428,10 +430,11 @@ def merge_shards(payloads):
     first = shards[0]
     config = first["config"]
     eval_samples = config["eval_samples"]
-    results = {
+    results = {"format_version": records.FORMAT_VERSION}
+    results.update({
         key: json.loads(json.dumps(first[key]))
         for key in ("config", "environment", "models", "data", "skipped") if key in first
-    }
+    })
     for info in results["models"].values():
         info.pop("fingerprint", None)
     if "data" in results:
@@ -440,27 +443,22 @@ def merge_shards(payloads):
     for key in first["models"]:
         examples = _concat_examples([_decode_examples(s["examples"]["clean"][key])
                                      for s in shards])
-        summary = runner.defender_summary(examples, eval_samples)
-        results["clean"][key] = {"accuracy": summary["accuracy"],
-                                 "accuracy_vs_samples": summary["accuracy_vs_samples"]}
-        results["interrater"][key] = summary["interrater"]
+        summary = records.DefenderSummary.from_examples(examples, eval_samples)
+        results["clean"][key] = summary.clean_json()
+        results["interrater"][key] = summary.interrater
     results["robust"] = []
     for i, record in enumerate(first["robust"]):
         parts = [s["robust"][i] for s in shards]
         examples = _concat_examples([_decode_examples(p["examples"]) for p in parts])
-        summary = runner.record_summary(examples, record["attack"], eval_samples)
-        merged = {k: v for k, v in summary.items()
-                  if k not in ("attacked_examples", "success_rate", "l2", "l1")}
-        merged["seconds"] = {
-            part: sum(p["seconds"][part] or 0.0 for p in parts) for part in record["seconds"]
-        }
-        for key in ("attacked_examples", "success_rate", "l2", "l1"):
-            if key in summary:
-                merged[key] = summary[key]
-        if any(p.get("ce_stage_reused") for p in parts):
-            merged["ce_stage_reused"] = True
-        merged.update({k: v for k, v in record.items() if k not in _NUMBER_KEYS})
-        results["robust"].append(merged)
+        seconds = {part: sum(p["seconds"][part] or 0.0 for p in parts)
+                   for part in record["seconds"]}
+        eps = tuple(record[k] for k in records.EPS_KEYS) if "eps" in record else None
+        spec = REGISTRY.get(record["attack"])
+        merged = records.RobustRecord.from_examples(
+            examples, eval_samples, {k: record[k] for k in records.IDENTITY_KEYS}, seconds,
+            min_norm=spec is not None and spec.min_norm,
+            ce_stage_reused=any(p.get("ce_stage_reused") for p in parts), eps=eps)
+        results["robust"].append(merged.to_json())
     results["timings"] = _sum_timings([s.get("timings", {}) for s in shards])
     results["merged"] = {
         "num_shards": len(shards),

@@ -1,4 +1,8 @@
-"""Threat models: what the attacker sees of a randomised (RLS) model.
+"""Threat models: what the attacker sees of a randomised classifier.
+
+Everything here speaks only `rls_tf.defense.StochasticClassifier` (draws
+and outputs of given draws), so it applies to any defense; the text below
+says "sampled model" for one draw, as for RLS.
 
 Every robust accuracy the harness reports carries the label of the threat
 model that produced it. The *defender* is the same in all of them: the
@@ -38,7 +42,7 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from rls_tf.layers import sampling_scope
+from rls_tf.defense import SeedStream
 
 __all__ = [
     "THREAT_MODELS",
@@ -67,95 +71,71 @@ def log_probabilities(probs):
     return tf.math.log(tf.convert_to_tensor(probs) + TINY)
 
 
-def _tile(x, times):
-    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
-
-
 def plain_model_fn(model):
-    """White-box ``model_fn`` of a deterministic model: ``[B, K]`` log-probs.
+    """White-box ``model_fn`` of a deterministic classifier: ``[B, K]`` log-probs.
 
-    For a stochastic model this is ONE fresh draw per call (one path for the
-    batch); the threat models below never use it on one.
+    The log of its inference (``model.defend``: a plain network's softmax,
+    the mean of an ensemble's members). For a stochastic classifier this
+    would be a fresh N-draw mean per call; the threat models never use it on
+    one.
     """
 
     def model_fn(x):
-        return log_probabilities(model.sample_outputs(x, 1)[0])
+        return log_probabilities(model.defend(x))
 
     return model_fn
 
 
 def pinned_model_fn(model, paths):
-    """``model_fn`` of the ensemble of S pinned sampled models.
+    """``model_fn`` of the ensemble of S pinned draws (sampled models).
 
     Args:
-        model: an `RLSModel`.
-        paths: int ``tf.Variable`` (or array) ``[S, L]``, one path per row
-            (see `RLSModel.sample_paths`). A variable is read at every call,
-            so a traced attack picks up newly assigned paths without
+        model: a `StochasticClassifier`.
+        paths: int ``tf.Variable`` (or array) ``[S, *draw_shape]``, one draw
+            per row (see ``model.draw``). A variable is read at every call,
+            so a traced attack picks up newly assigned draws without
             retracing.
 
     Returns:
-        ``x -> log(mean_s sample_outputs(x, S, paths)[s])``, ``[B, K]``. For
-        S=1 this is the log-softmax of the one pinned sampled model.
+        ``x -> log(mean_s model.outputs(x, paths)[s])``, ``[B, K]``. For S=1
+        this is the log-softmax of the one pinned sampled model.
     """
-    num_paths = int(paths.shape[0])
 
     def model_fn(x):
-        probs = model.sample_outputs(x, num_paths, paths=tf.convert_to_tensor(paths))
+        probs = model.outputs(x, tf.convert_to_tensor(paths))
         return log_probabilities(tf.reduce_mean(probs, axis=0))
 
     return model_fn
 
 
-class EotDraws:
-    """Seeded, per-example paths for the E draws of every EOT call.
+class EotDraws(SeedStream):
+    """Seeded, per-example draws for the E draws of every EOT call.
 
-    Every call of an EOT ``model_fn`` draws one path per row of the tiled
-    batch from a stateless generator keyed on (seed, number of the call,
-    layer): the draws are fresh at every call, as a stochastic model's are,
-    yet a run with the same seed repeats them exactly, and so does a shard
-    of a run (`reseed` at every batch, from the batch's global index).
+    Every call of an EOT ``model_fn`` draws one draw per example and per E
+    from a stateless key keyed on (seed, number of the call): the draws are
+    fresh at every call, as a stochastic classifier's are, yet a run with
+    the same seed repeats them exactly, and so does a shard of a run
+    (`reseed` at every batch, from the batch's global index).
 
     Args:
-        model: an `RLSModel`.
+        model: unused (kept for the signature of earlier versions).
         seed: initial seed (int).
     """
 
-    def __init__(self, model, seed=0):
-        self.layers = [layer for layer in model.rls_layers if layer.num_submodels > 1]
-        self.seed = tf.Variable([0, int(seed)], dtype=tf.int64, trainable=False,
-                                name="eot_seed")
-        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False, name="eot_calls")
-
-    def reseed(self, seed):
-        """Restarts the sequence of draws from `seed`."""
-        self.seed.assign([0, int(seed)])
-        self.calls.assign(0)
-
-    def pinned(self, num_rows):
-        """``{id(layer): int32 [num_rows]}``: one fresh copy index per row."""
-        call_seed = tf.random.experimental.stateless_fold_in(
-            tf.convert_to_tensor(self.seed), self.calls.assign_add(1))
-        pinned = {}
-        for j, layer in enumerate(self.layers):
-            indices = tf.random.stateless_categorical(
-                tf.constant(layer.logits), num_rows,
-                tf.random.experimental.stateless_fold_in(call_seed, j), dtype=tf.int32)
-            pinned[id(layer)] = tf.reshape(indices, [-1])
-        return pinned
+    def __init__(self, model=None, seed=0):  # pylint: disable=unused-argument
+        super().__init__(seed)
 
 
 def eot_model_fn(model, num_draws, draws=None):
     """``model_fn`` returning E fresh draws of the stochastic model, ``[E, B, K]``.
 
-    One network call on the batch tiled E times in which every row has its
-    own path, so the E draws of an example are independent, and so are the
-    draws of different examples. The paths come from `draws` (seeded, see
-    `EotDraws`), or, with ``draws=None``, from the layers' own unseeded
-    per-example draws.
+    ``model.sample``: one call in which every example has its own E draws,
+    so the E draws of an example are independent, and so are the draws of
+    different examples. The draws come from `draws` (seeded, see
+    `EotDraws`), or, with ``draws=None``, from fresh entropy.
 
     Args:
-        model: an `RLSModel`.
+        model: a `StochasticClassifier`.
         num_draws: E >= 1.
         draws: optional `EotDraws`.
 
@@ -167,28 +147,24 @@ def eot_model_fn(model, num_draws, draws=None):
         raise ValueError(f"`num_draws` must be >= 1. Received: num_draws={num_draws}")
 
     def model_fn(x):
-        x = tf.convert_to_tensor(x)
-        batch = tf.shape(x)[0]
-        inputs = x if num_draws == 1 else _tile(x, num_draws)
-        pinned = None if draws is None else draws.pinned(tf.shape(inputs)[0])
-        with sampling_scope(per_example=True, pinned=pinned):
-            probs = model.network(inputs, training=False)
-        probs = tf.reshape(probs, [num_draws, batch, probs.shape[-1]])
-        return log_probabilities(probs)
+        key = None if draws is None else draws.next_key()
+        return log_probabilities(model.sample(x, num_draws, seed=key))
 
     return model_fn
 
 
 def defender_outputs(model, x, num_samples):
-    """The defender's view: ``[N, B, K]`` probabilities of N fresh samples.
+    """The defender's view: ``[N, B, K]`` probabilities of N fresh draws.
 
-    The model's own inference mode (``model(x)`` is their mean), i.e. the
-    paper's: one fresh path per sampled model for the whole batch unless the
-    model was built with per-example sampling. A deterministic model gives
-    ``[1, B, K]`` (its N samples would be identical).
+    The model's own inference mode (``model.defend(x)`` is their mean), i.e.
+    the paper's: one fresh draw per sampled model for the whole batch unless
+    the model draws per example. A deterministic model gives ``[1, B, K]``
+    (its N samples would be identical).
     """
     n = int(num_samples) if model.is_stochastic else 1
-    return model.sample_outputs(x, n)
+    if model.draws_per_example:
+        return model.sample(x, n)
+    return model.outputs(x, model.draw(n))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +257,7 @@ class Attacker:
         """
         if self.paths_variable is None:
             return None
-        paths = self.model.sample_paths(self.threat_model.num_paths, seed=seed)
+        paths = np.asarray(self.model.draw(self.threat_model.num_paths, seed=seed))
         self.paths_variable.assign(paths)
         self.paths = paths
         return paths
@@ -302,7 +278,7 @@ def make_attacker(model, threat_model, seed=None):
     """Builds the attacker's view of `model` under `threat_model`.
 
     Args:
-        model: an `RLSModel` (M=1 baselines included).
+        model: a `StochasticClassifier` (deterministic ones included).
         threat_model: a `ThreatModel` (or its name, with default sizes).
         seed: seed of the pinned paths (``paper``, ``multi_sample``) or of
             the first EOT draws (``eot``, ``apgd_rand``; see `Attacker.reseed`).
@@ -312,7 +288,9 @@ def make_attacker(model, threat_model, seed=None):
     """
     if isinstance(threat_model, str):
         threat_model = ThreatModel(threat_model)
-    if not model.is_stochastic:
+    if not model.is_stochastic and not (model.pinnable and not threat_model.uses_eot):
+        # Deterministic: white box, unless the threat model pins sub-models
+        # (paper, multi_sample) of an ensemble whose draws name its members.
         return Attacker(threat_model, plain_model_fn(model), white_box=True)
     if threat_model.uses_eot:
         draws = EotDraws(model, 0 if seed is None else seed)
@@ -320,7 +298,7 @@ def make_attacker(model, threat_model, seed=None):
             threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
             white_box=False, draws=draws,
         )
-    paths = model.sample_paths(threat_model.num_paths, seed=seed)
+    paths = np.asarray(model.draw(threat_model.num_paths, seed=seed))
     variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="pinned_paths")
     attacker = Attacker(
         threat_model,

@@ -6,21 +6,17 @@ import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf import metrics as rls_metrics
+from rls_tf.defense import StochasticClassifier
+from rls_tf.defense import draw_categorical
 from rls_tf.layers.base import RLSLayer
-from rls_tf.layers.sampling import PrefixSharing
 from rls_tf.layers.sampling import current_scope
 from rls_tf.layers.sampling import sampling_scope
+from rls_tf.models.prefix_sharing import plan_prefix_sharing
 from rls_tf.validation import check_int
 
 __all__ = ["RLSModel", "TRAIN_FORWARDS"]
 
 TRAIN_FORWARDS = ("tiled", "loop")
-
-# A layer reuses outputs between samples when at least this share of the
-# samples is expected to repeat an earlier sample's path up to it; deeper
-# layers (where paths rarely repeat) skip the test.
-_MIN_REPEATS = 0.1
-
 
 def _tile(x, times):
     """Stacks `times` copies of the batch: rows [s*B, (s+1)*B) are copy s."""
@@ -28,8 +24,13 @@ def _tile(x, times):
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
-class RLSModel(keras.Model):
+class RLSModel(keras.Model, StochasticClassifier):
     """An ensemble of sampled models built from one network of RLS layers.
+
+    Implements `rls_tf.defense.StochasticClassifier`: a draw is a *path*,
+    one copy index per RLS layer (``draw_shape == (L,)``, column j:
+    ``rls_layers[j]``), so the harness and the exports see RLS like any
+    other defense.
 
     Wraps a network whose weighted layers are RLS layers and which outputs
     class probabilities (softmax). Each forward pass of the network is one
@@ -189,6 +190,88 @@ class RLSModel(keras.Model):
                 f"Received: x.shape={tuple(x.shape)}"
             )
 
+    # -- the StochasticClassifier interface ---------------------------------
+
+    @property
+    def draw_shape(self):
+        return (len(self.rls_layers),)
+
+    @property
+    def image_shape(self):
+        return tuple(self.network.input_shape[1:])
+
+    @property
+    def draws_per_example(self):
+        if self.per_example_sampling is not None:
+            return self.per_example_sampling
+        return any(layer.per_example_sampling for layer in self.rls_layers)
+
+    def draw(self, num_draws, seed=None, stream=None):
+        """Draws ``num_draws`` random paths, int32 ``[num_draws, L]``.
+
+        Args:
+            num_draws: number of paths.
+            seed: None (fresh entropy, a graph op), an int (reproducible) or
+                a ``[2]`` stateless key; see `rls_tf.defense.draw_categorical`.
+            stream: op seed of an unseeded draw in an exported graph.
+        """
+        return draw_categorical([layer.mu for layer in self.rls_layers], num_draws,
+                                seed=seed, stream=stream)
+
+    def describe(self):
+        return {
+            "num_submodels": int(self.num_submodels),
+            "stochastic": bool(self.is_stochastic),
+            "rls_layers": [layer.name for layer in self.rls_layers],
+        }
+
+    def outputs(self, x, draws, training=False, forward="tiled"):
+        """Outputs of the sampled models the paths `draws` name, ``[D, B, K]``.
+
+        Args:
+            x: images ``[B, H, W, C]``.
+            draws: int ``[D, L]`` (path d on the whole batch) or ``[D, B, L]``
+                (example b of row d on its own path); D must be static.
+            training: passed to the network (batch-norm mode).
+            forward: "tiled" (one network call on the batch tiled D times)
+                or "loop" (D network calls); same outputs.
+
+        Returns:
+            Tensor ``[D, B, num_classes]``.
+        """
+        self._check_train_forward(forward, "forward")
+        x = tf.convert_to_tensor(x)
+        self._check_images(x)
+        draws = tf.convert_to_tensor(draws, dtype=tf.int32)
+        layers = self.rls_layers
+        if draws.shape.rank not in (2, 3) or draws.shape[-1] != len(layers):
+            raise ValueError(
+                f"`paths` must have shape [num_samples, {len(layers)}] "
+                f"(one column per RLS layer) or [num_samples, batch, {len(layers)}]. "
+                f"Received: paths.shape={draws.shape}"
+            )
+        num = draws.shape[0]
+        if num is None:
+            raise ValueError(f"The number of paths must be static. Received: "
+                             f"paths.shape={draws.shape}")
+        if not self.is_stochastic:
+            # Every path is the same network: compute it once.
+            out = self.network(x, training=training)
+            return tf.broadcast_to(out[None], tf.concat([[num], tf.shape(out)], axis=0))
+        per_example = draws.shape.rank == 3
+        routing = current_scope().routing
+        if forward == "loop" and num > 1:
+            return tf.stack([self.outputs(x, draws[d:d + 1], training=training)[0]
+                             for d in range(num)])
+        batch = tf.shape(x)[0]
+        inputs = x if num == 1 else _tile(x, num)
+        pinned = {id(layer): tf.reshape(draws[..., j], [-1])
+                  for j, layer in enumerate(layers)}
+        with sampling_scope(num_groups=1 if per_example else num, pinned=pinned,
+                            per_example=True if per_example else None, routing=routing):
+            out = self.network(inputs, training=training)
+        return tf.reshape(out, [num, batch, out.shape[-1]])
+
     def sample_outputs(self, x, num_samples, training=False, paths=None,
                        forward="tiled", _share=None):
         """Outputs of `num_samples` sampled models.
@@ -199,7 +282,7 @@ class RLSModel(keras.Model):
             training: passed to the network (batch-norm mode).
             paths: optional int array/tensor ``[S, L]`` pinning copy indices
                 of every RLS layer (column j: ``self.rls_layers[j]``) for
-                each sampled model; see `sample_paths`.
+                each sampled model (then this is `outputs`); see `draw`.
             forward: "tiled" runs one network call on the batch tiled S
                 times; "loop" runs S network calls (one graph either way
                 when traced). Same distribution of outputs.
@@ -208,10 +291,22 @@ class RLSModel(keras.Model):
             Tensor ``[S, B, num_classes]``.
         """
         self._check_train_forward(forward, "forward")
-        x = tf.convert_to_tensor(x)
-        self._check_images(x)
         if paths is not None:
             paths = tf.convert_to_tensor(paths, dtype=tf.int32)
+            if (paths.shape.rank == 2 and paths.shape[1] == len(self.rls_layers)
+                    and paths.shape[0] is not None and paths.shape[0] != num_samples):
+                raise ValueError(
+                    f"`paths` has {paths.shape[0]} rows for "
+                    f"num_samples={num_samples}."
+                )
+            if paths.shape.rank != 2:
+                raise ValueError(
+                    f"`paths` must have shape [num_samples, {len(self.rls_layers)}] "
+                    f"(one column per RLS layer). Received: paths.shape={paths.shape}"
+                )
+            return self.outputs(x, paths, training=training, forward=forward)
+        x = tf.convert_to_tensor(x)
+        self._check_images(x)
         outer = current_scope()
         # An enclosing scope's per-example setting and routing apply unless
         # the model sets its own (e.g. EOT attacks wrap the model in one).
@@ -219,36 +314,19 @@ class RLSModel(keras.Model):
                        else outer.per_example)
         if forward == "loop" and num_samples > 1:
             share = (self._prefix_sharing(num_samples)
-                     if paths is None and not per_example else None)
+                     if not per_example else None)
             outputs = []
             for s in range(num_samples):
                 if share is not None:
                     share.sample = s
                 outputs.append(self.sample_outputs(
-                    x, 1, training=training,
-                    paths=None if paths is None else paths[s:s + 1],
-                    _share=share,
+                    x, 1, training=training, _share=share,
                 )[0])
             return tf.stack(outputs)
-        pinned = None
-        if paths is not None:
-            layers = self.rls_layers
-            if paths.shape.rank != 2 or paths.shape[1] != len(layers):
-                raise ValueError(
-                    f"`paths` must have shape [num_samples, {len(layers)}] "
-                    f"(one column per RLS layer). Received: paths.shape={paths.shape}"
-                )
-            if paths.shape[0] is not None and paths.shape[0] != num_samples:
-                raise ValueError(
-                    f"`paths` has {paths.shape[0]} rows for "
-                    f"num_samples={num_samples}."
-                )
-            pinned = {id(layer): paths[:, j] for j, layer in enumerate(layers)}
         batch = tf.shape(x)[0]
         inputs = x if num_samples == 1 else _tile(x, num_samples)
         with sampling_scope(
             num_groups=num_samples,
-            pinned=pinned,
             per_example=per_example,
             share=_share,
             routing=outer.routing,
@@ -257,24 +335,12 @@ class RLSModel(keras.Model):
         return tf.reshape(outputs, [num_samples, batch, outputs.shape[-1]])
 
     def sample_paths(self, num_paths, seed=None):
-        """Draws `num_paths` random paths (one copy index per RLS layer).
+        """Draws `num_paths` random paths as a NumPy array ``[num_paths, L]``.
 
-        Args:
-            num_paths: number of paths.
-            seed: optional int for a reproducible draw (NumPy generator).
-
-        Returns:
-            int32 array ``[num_paths, L]`` to pass as ``paths=``.
+        `draw` as NumPy (an int `seed` gives a reproducible draw).
         """
         num_paths = check_int("num_paths", num_paths)
-        rng = np.random.default_rng(seed)
-        columns = [
-            rng.choice(layer.num_submodels, size=num_paths, p=layer.mu)
-            for layer in self.rls_layers
-        ]
-        if not columns:
-            return np.zeros((num_paths, 0), np.int32)
-        return np.stack(columns, axis=1).astype(np.int32)
+        return np.asarray(self.draw(num_paths, seed=seed))
 
     def _effective(self, num_samples):
         return num_samples if self.is_stochastic else 1
@@ -282,62 +348,13 @@ class RLSModel(keras.Model):
     def _prefix_sharing(self, num_samples):
         """A `PrefixSharing` for `num_samples` single-sample calls, or None.
 
-        Reuse is exact only if a layer's input is a deterministic function of
-        the images and of the outputs of the RLS layers it depends on: a
-        functional network whose RLS layers are each called once, with no
-        random weightless layers (dropout, noise, augmentation) and no
-        per-example sampling. A layer is shared when at least `_MIN_REPEATS`
-        of the samples are expected to repeat an earlier sample's path up to
-        it (1 - E[distinct paths] / S, from the paths' collision probability).
+        Off unless ``share_prefixes``; the plan (where reuse is exact, which
+        layers share) is `rls_tf.models.prefix_sharing.plan_prefix_sharing`.
         """
-        if not self.share_prefixes or num_samples < 2:
+        if not self.share_prefixes:
             return None
-        network = self.network
-        layers = self.rls_layers
-        operations = getattr(network, "_operations", None)
-        if not layers or operations is None:
-            return None
-        for layer in network._flatten_layers(include_self=False):
-            if isinstance(layer, RLSLayer):
-                per_example = (self.per_example_sampling
-                               if self.per_example_sampling is not None
-                               else layer.per_example_sampling)
-                if (per_example or len(layer._inbound_nodes) != 1
-                        or not any(layer is op for op in operations)):
-                    return None
-            elif any(isinstance(v, keras.random.SeedGenerator)
-                     for v in vars(layer).values()):
-                return None
-        memo = {}
-
-        def ancestors(node):  # the RLS layers the node's inputs depend on
-            if id(node) not in memo:
-                found = {}
-                for parent in node.parent_nodes:
-                    found.update(ancestors(parent))
-                    if isinstance(parent.operation, RLSLayer):
-                        found[id(parent.operation)] = parent.operation
-                memo[id(node)] = found
-            return memo[id(node)]
-
-        shared = {}
-        for layer in layers:
-            if layer.num_submodels == 1:
-                continue
-            above = ancestors(layer._inbound_nodes[0])
-            paths = 1.0  # effective number of paths: 1 / collision probability
-            for a in [*above.values(), layer]:
-                paths /= float(np.sum(np.square(a.mu)))
-            # paths * (1 - (1 - 1/paths)**S), written to stay exact when
-            # 1/paths is below float64's resolution (deep layers).
-            distinct = -paths * np.expm1(num_samples * np.log1p(-1.0 / paths))
-            upstream = tuple(
-                key for key, a in above.items() if a.num_submodels > 1)
-            # A layer can compare paths only if all its ancestors record theirs.
-            if (1.0 - distinct / num_samples >= _MIN_REPEATS
-                    and all(key in shared for key in upstream)):
-                shared[id(layer)] = upstream
-        return PrefixSharing(shared) if shared else None
+        return plan_prefix_sharing(self.network, self.rls_layers, num_samples,
+                                   per_example_override=self.per_example_sampling)
 
     def call(self, inputs, training=False):
         if training:

@@ -123,3 +123,15 @@ def test_ead_succeeds_with_small_distortion(victim):
         assert fooled.mean() >= 0.95, rule
         assert l2[fooled].mean() < MAX_MEAN_L2, rule
         assert l1[fooled].mean() < victim.max_mean_l1, rule  # 784 pixels, up to 2 each
+
+
+# Every attack in rls_tf.attacks.REGISTRY has its strength test here
+# (tests/attacks/test_registry.py checks that none is missing).
+STRENGTH_TESTS = {
+    "fgsm": test_fgsm_reduces_accuracy_substantially,
+    "pgd": test_pgd_drives_accuracy_below_10_percent,
+    "apgd": test_apgd_drives_accuracy_below_10_percent,
+    "deepfool": test_deepfool_succeeds_with_small_l2,
+    "cw": test_cw_l2_succeeds_with_small_l2,
+    "ead": test_ead_succeeds_with_small_distortion,
+}

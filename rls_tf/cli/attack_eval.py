@@ -1,0 +1,263 @@
+r"""``attack_eval.py`` / ``rls-attack-eval``: flags, then `rls_tf.evaluation.api.evaluate_dirs`.
+
+Evaluates trained run directories under the attacks of `rls_tf.attacks.REGISTRY`
+and the threat models of `rls_tf.evaluation.threat_models` and writes
+``results.json``, ``results.md`` and ``robustness.png`` (see the top-level
+``attack_eval.py`` for usage). The preset-override flags are made from the
+fields of `rls_tf.evaluation.presets.Preset` (one flag per field, its help
+from the field's documentation), and the recorded command from the flags
+that were given: neither is a hand-kept list.
+"""
+
+import dataclasses
+import re
+import typing
+
+from absl import app
+from absl import flags
+
+from rls_tf.attacks.registry import ATTACK_NAMES
+from rls_tf.cli import flags as shared
+from rls_tf.evaluation import api
+from rls_tf.evaluation import presets as rls_presets
+from rls_tf.evaluation import threat_models as rls_threat_models
+from rls_tf.evaluation.config import DEFAULT_SAMPLE_COUNTS
+
+__all__ = ["DEFAULTS", "command_line", "evaluate_from_flags", "main", "run"]
+
+FLAGS = flags.FLAGS
+PROG = "attack_eval.py"
+
+# This command's defaults of the shared flags.
+DEFAULTS = {"dataset": None, "data_dir": None, "model_dir": None, "output_dir": "results",
+            "batch_size": 100, "seed": 0, "eval_samples": 10, "verbose": 1}
+shared.define(*DEFAULTS)
+_HELP = {
+    "model_dir": "Directory of the RLS model (model.keras, config.json), as written by train.py.",
+    "dataset": "Dataset (default: from the models' config.json).",
+    "data_dir": "Directory of the dataset files or TFDS data dir (default: from config.json).",
+    "output_dir": "Where results.json, results.md and robustness.png go.",
+    "batch_size": "Images per attack batch (EOT runs E times as many rows).",
+    "seed": "Seed of all randomness (paths, random starts, TF): runs are repeatable.",
+    "eval_samples": "N: sampled models the defender averages.",
+    "verbose": "0: quiet; 1: a line per run and progress bars.",
+}
+
+flags.DEFINE_string("baseline_dir", None, "Directory of the undefended baseline (M=1) model; "
+                    "optional.")
+flags.DEFINE_list("attacks", ",".join(ATTACK_NAMES),
+                  f"Attacks, a subset of {','.join(ATTACK_NAMES)}.")
+flags.DEFINE_list("threat_models", "paper", "Threat models, a subset of "
+                  f"{','.join(rls_threat_models.THREAT_MODELS)}.")
+flags.DEFINE_integer("num_examples", 1000, "Evaluate on the first this many test images.")
+flags.DEFINE_integer("repeats", 5, "R: repeats of the defender's N-sample draw (mean +- std).")
+flags.DEFINE_list("sample_counts", ",".join(map(str, DEFAULT_SAMPLE_COUNTS)),
+                  "N values of the accuracy-against-N table.")
+flags.DEFINE_string("preset", None, f"Attack parameters, one of "
+                    f"{','.join(rls_presets.PRESETS)} (default: paper_<dataset>).")
+flags.DEFINE_integer("num_shards", 1, "S: split the evaluation into this many shards "
+                     "(batch-aligned slices of the --num_examples images); with S > 1 a run "
+                     "evaluates shard --shard_index only and writes "
+                     "<output_dir>/shard-<i>-of-<S>.json.")
+flags.DEFINE_integer("shard_index", 0, "i in [0, --num_shards): the shard this run evaluates.")
+flags.DEFINE_string("merge", None, "Merge the shard-<i>-of-<S>.json files of this directory "
+                    "into results.json, results.md and robustness.png (in this directory, or "
+                    "--output_dir when given); no model is loaded.")
+
+
+# -- one override flag per preset field ------------------------------------------
+
+def _field_help():
+    """``{field: text}`` from the ``Attributes:`` section of `Preset`'s docstring."""
+    out, current = {}, None
+    for line in (rls_presets.Preset.__doc__ or "").splitlines():
+        match = re.match(r"^\s{8}([a-z_][\w, ]*):\s*(.*)$", line)
+        if match:
+            current = [n.strip() for n in match.group(1).split(",")]
+            for name in current:
+                out[name] = match.group(2)
+        elif current and re.match(r"^\s{12}\S", line):
+            for name in current:
+                out[name] += " " + line.strip()
+        else:
+            current = None
+    return out
+
+
+_NOT_OVERRIDES = ("name", "dataset")
+_HINTS = typing.get_type_hints(rls_presets.Preset)
+PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(rls_presets.Preset)
+                      if f.name not in _NOT_OVERRIDES)
+
+
+def _define_override(name, text):
+    hint = _HINTS[name]
+    help_text = f"{text} (overrides the preset)".strip()
+    if name == "eps_units":
+        flags.DEFINE_enum(name, None, list(rls_presets.EPS_UNITS), help_text)
+    elif typing.get_origin(hint) is tuple:
+        flags.DEFINE_list(name, None, help_text)
+    elif hint is bool:
+        flags.DEFINE_bool(name, None, help_text)
+    elif hint is int:
+        flags.DEFINE_integer(name, None, help_text)
+        flags.register_validator(name, lambda v: v is None or v >= 1,
+                                 message=f"--{name} must be >= 1.")
+    elif hint is float:
+        flags.DEFINE_float(name, None, help_text)
+    else:
+        flags.DEFINE_string(name, None, help_text)
+
+
+_TEXTS = _field_help()
+for _name in PRESET_FIELDS:
+    _define_override(_name, _TEXTS.get(_name, ""))
+
+
+def _preset_overrides():
+    overrides = {}
+    for name in PRESET_FIELDS:
+        value = FLAGS[name].value
+        if value is None:
+            continue
+        hint = _HINTS[name]
+        if typing.get_origin(hint) is tuple:
+            element = typing.get_args(hint)[0]
+            value = _numbers(name, value, element, minimum=1 if element is int else None)
+        overrides[name] = value
+    return overrides
+
+
+def _numbers(name, values, kind, minimum=None):
+    what = "integers" if kind is int else "numbers"
+    try:
+        out = [kind(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--{name} must be {what}. Received: --{name}={','.join(values)}") \
+            from None
+    if minimum is not None and (not out or min(out) < minimum):
+        raise ValueError(f"--{name} must be {what} >= {minimum}. "
+                         f"Received: --{name}={','.join(values)}")
+    return out
+
+
+# -- parse-time checks --------------------------------------------------------------
+
+for _name in ("num_examples", "repeats", "num_shards"):
+    flags.register_validator(_name, lambda v, n=_name: v is not None and v >= 1,
+                             message=f"--{_name} must be >= 1.")
+flags.register_validator("shard_index", lambda v: v is not None and v >= 0,
+                         message="--shard_index must be >= 0.")
+
+
+@flags.multi_flags_validator(["num_shards", "shard_index"])
+def _check_shard_flags(values):
+    num_shards, shard_index = values["num_shards"], values["shard_index"]
+    if (num_shards is not None and shard_index is not None and num_shards >= 1
+            and not 0 <= shard_index < num_shards):
+        raise flags.ValidationError(
+            f"--shard_index must be in [0, --num_shards={num_shards}). "
+            f"Received: --shard_index={shard_index}"
+        )
+    return True
+
+
+def _subset_validator(name, choices, what):
+    def check(values):
+        unknown = [v for v in (values or []) if v not in choices]
+        if unknown:
+            raise flags.ValidationError(
+                f"--{name}: unknown {what} {','.join(unknown)}; expected a subset of "
+                f"{','.join(choices)}."
+            )
+        if not values:
+            raise flags.ValidationError(f"--{name} must name at least one {what}.")
+        return True
+
+    flags.register_validator(name, check)
+
+
+_subset_validator("attacks", ATTACK_NAMES, "attack")
+_subset_validator("threat_models", rls_threat_models.THREAT_MODELS, "threat model")
+
+
+@flags.validator("preset")
+def _check_preset(value):
+    if value is not None and value not in rls_presets.PRESETS:
+        raise flags.ValidationError(
+            f"--preset: unknown preset {value!r}; expected one of {','.join(rls_presets.PRESETS)}."
+        )
+    return True
+
+
+# -- the command --------------------------------------------------------------------
+
+# The flags that describe an evaluation, in the order the command is recorded.
+_COMMAND_FLAGS = ("model_dir", "baseline_dir", "dataset", "data_dir", "attacks",
+                  "threat_models", "num_examples", "eval_samples", "repeats",
+                  "sample_counts", "preset", "output_dir", "batch_size", "seed",
+                  *PRESET_FIELDS, "num_shards", "shard_index")
+
+
+def command_line():
+    """The command that reproduces this run (the flags that are set)."""
+    parts = ["python attack_eval.py"]
+    for name in _COMMAND_FLAGS:
+        if name in DEFAULTS:
+            value = shared.value(name, DEFAULTS[name])
+            present = shared.is_given(name)
+        else:
+            value, present = FLAGS[name].value, not FLAGS[name].using_default_value
+        if value is None or (not present and name not in ("seed", "num_examples")):
+            continue
+        if name in ("num_shards", "shard_index") and FLAGS.num_shards == 1:
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"--{name}={value}")
+    return " ".join(parts)
+
+
+def evaluate_from_flags():
+    """Runs the evaluation the flags describe; returns ``(results, report paths)``."""
+    verbose = shared.value("verbose", DEFAULTS["verbose"])
+    log = print if verbose else None
+    if FLAGS.merge:
+        output_dir = shared.given("output_dir")
+        return api.merge_dir(FLAGS.merge, output_dir=output_dir, log=log)
+    model_dirs, labels = {}, {}
+    if FLAGS.baseline_dir:
+        model_dirs["baseline"], labels["baseline"] = FLAGS.baseline_dir, "baseline_dir"
+    model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
+    return api.evaluate_dirs(
+        model_dirs,
+        dataset=shared.given("dataset"),
+        data_dir=shared.given("data_dir"),
+        attacks=FLAGS.attacks,
+        threat_models=FLAGS.threat_models,
+        num_examples=FLAGS.num_examples,
+        preset=FLAGS.preset,
+        preset_overrides=_preset_overrides(),
+        eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
+        repeats=FLAGS.repeats,
+        sample_counts=_numbers("sample_counts", FLAGS.sample_counts, int, minimum=1),
+        batch_size=shared.value("batch_size", DEFAULTS["batch_size"]),
+        seed=shared.value("seed", DEFAULTS["seed"]),
+        output_dir=shared.value("output_dir", DEFAULTS["output_dir"]),
+        num_shards=FLAGS.num_shards,
+        shard_index=FLAGS.shard_index,
+        command=command_line(),
+        labels=labels,
+        log=log,
+    )
+
+
+def main(argv):
+    shared.check_no_arguments(argv)
+    shared.exit_on_errors(PROG, evaluate_from_flags)
+
+
+def run():
+    """Console-script entry point (``rls-attack-eval``)."""
+    shared.use_command_defaults(__name__, DEFAULTS, _HELP)
+    app.run(main)

@@ -1,0 +1,153 @@
+"""What an evaluation runs (`EvalConfig`), its seeds and its recorded environment.
+
+Everything random in an evaluation is seeded by `derive_seed` from the
+config's seed and labels naming what it is for (the model, the threat model,
+the attack, the batch), never from the order things run in.
+"""
+
+import dataclasses
+import platform
+import sys
+import zlib
+from typing import Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rls_tf.attacks.registry import get_attack
+from rls_tf.evaluation import threat_models as tm_lib
+from rls_tf.evaluation.presets import Preset
+from rls_tf.validation import check_int
+from rls_tf.validation import check_seed
+
+__all__ = ["DEFAULT_SAMPLE_COUNTS", "EvalConfig", "check_data", "derive_seed",
+           "environment_info"]
+
+DEFAULT_SAMPLE_COUNTS = (1, 3, 5, 10, 15)
+
+
+def derive_seed(seed, *keys):
+    """A reproducible seed in [0, 2**31) from a base seed and some labels."""
+    text = "/".join([str(seed)] + [str(k) for k in keys])
+    return zlib.crc32(text.encode("utf-8")) & 0x7FFFFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What `run_evaluation` runs.
+
+    Attributes:
+        attacks: attack names (registry names, `rls_tf.attacks.ATTACK_NAMES`).
+        threat_models: threat-model names (subset of
+            `threat_models.THREAT_MODELS`).
+        preset: the attack parameters.
+        eval_samples: N, the defender's sampled models.
+        repeats: R, repeats of the defender's draw.
+        sample_counts: the N values of the accuracy-against-N table.
+        batch_size: examples per attack batch (an EOT batch runs E times as
+            many rows through the network).
+        seed: base seed of everything random (paths, random starts, TF).
+        verbose: 0 silent, 1 progress bars and a line per run.
+    """
+
+    attacks: Tuple[str, ...]
+    threat_models: Tuple[str, ...]
+    preset: Preset
+    eval_samples: int = 10
+    repeats: int = 5
+    sample_counts: Tuple[int, ...] = DEFAULT_SAMPLE_COUNTS
+    batch_size: int = 100
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "threat_models", tuple(self.threat_models))
+        object.__setattr__(self, "sample_counts", tuple(int(n) for n in self.sample_counts))
+        if not self.attacks:
+            raise ValueError("At least one attack is needed. Received: attacks=()")
+        for name in self.attacks:
+            get_attack(name)
+        if not self.threat_models:
+            raise ValueError("At least one threat model is needed. Received: threat_models=()")
+        for name in self.threat_models:
+            if name not in tm_lib.THREAT_MODELS:
+                raise ValueError(
+                    f"Unknown threat model. Received: threat_model={name!r}. "
+                    f"Expected one of {tm_lib.THREAT_MODELS}."
+                )
+        if not isinstance(self.preset, Preset):
+            raise ValueError(f"`preset` must be a Preset. Received: preset={self.preset!r}")
+        for name in ("eval_samples", "repeats", "batch_size"):
+            check_int(name, getattr(self, name))
+        if not self.sample_counts or min(self.sample_counts) < 1:
+            raise ValueError(
+                f"`sample_counts` must be ints >= 1. Received: sample_counts={self.sample_counts!r}"
+            )
+        check_seed("seed", self.seed, allow_none=False)
+
+    def threat_model_grid(self):
+        return tm_lib.threat_model_grid(
+            self.threat_models,
+            multi_sample_paths=self.preset.multi_sample_paths,
+            eot_samples=self.preset.eot_samples,
+        )
+
+    def to_json(self):
+        return {
+            "attacks": list(self.attacks),
+            "threat_models": [t.to_json() for t in self.threat_model_grid()],
+            "preset": self.preset.to_json(),
+            "eval_samples": self.eval_samples,
+            "repeats": self.repeats,
+            "sample_counts": list(self.sample_counts),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+
+def check_data(x, y):
+    """Validates float images in [-1, 1] and int labels; returns them as float32/int64."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(
+            f"`x` must be float images [B, H, W, C] in [-1, 1]. Received: x.shape={x.shape}, "
+            f"dtype={x.dtype}"
+        )
+    if x.size and (x.min() < -1 - 1e-6 or x.max() > 1 + 1e-6):
+        raise ValueError(
+            f"`x` must be in [-1, 1] (rls_tf.data.to_model_range). Received: min={x.min()}, "
+            f"max={x.max()}"
+        )
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"`y` must be int labels [B] = [{len(x)}]. Received: y.shape={y.shape}, dtype={y.dtype}"
+        )
+    if len(x) == 0:
+        raise ValueError("At least one example is needed. Received: 0 examples")
+    return np.clip(x.astype(np.float32), -1.0, 1.0), y.astype(np.int64)
+
+
+def environment_info():
+    """Library versions and machine facts recorded with every result."""
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("rls-tf", "tensorflow", "tensorflow-cpu", "keras", "numpy",
+                    "cleverhans", "foolbox", "eagerpy", "scipy", "matplotlib", "absl-py"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    versions["tf.__version__"] = tf.__version__
+    versions["keras.__version__"] = keras.__version__
+    try:
+        import os  # pylint: disable=import-outside-toplevel
+
+        versions["cpu_count"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    versions["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return versions

@@ -1,0 +1,50 @@
+"""The attack registry: one complete entry per attack, each with a strength test."""
+
+import pytest
+
+from rls_tf import attacks
+from rls_tf.attacks.registry import REGISTRY
+from rls_tf.attacks.registry import get_attack
+from rls_tf.evaluation import presets
+from rls_tf.evaluation import threat_models as tm
+
+from tests.attacks.test_strength import STRENGTH_TESTS
+
+
+def test_every_registered_attack_has_a_strength_test():
+    assert set(STRENGTH_TESTS) == set(REGISTRY)
+    for name, test in STRENGTH_TESTS.items():
+        assert callable(test), name
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_entries_are_complete_and_build_settings(name):
+    spec = REGISTRY[name]
+    assert spec.name == name and spec.title and spec.kind in ("loss", "min_norm")
+    assert attacks.ATTACKS[spec.function.__name__] is spec.function
+    preset = presets.get_preset("paper_mnist").replace(eot_min_norm=True)
+    fields = {f for f in preset.to_json()}
+    assert set(spec.preset_fields) <= fields, set(spec.preset_fields) - fields
+    for threat_model in tm.THREAT_MODELS:
+        ok, reason = spec.applicable(threat_model, preset)
+        if not ok:
+            assert reason
+            continue
+        settings = spec.build_settings(preset, threat_model)
+        assert settings and all(s.attack == name for s in settings)
+        # A registry entry's settings call its function with known arguments only.
+        for setting in settings:
+            assert set(setting.kwargs) <= set(spec.function.__code__.co_varnames)
+            assert setting.to_json()["attack"] == name
+
+
+def test_min_norm_attacks_are_optional_under_eot():
+    preset = presets.get_preset("paper_mnist")
+    for spec in REGISTRY.values():
+        ok, _ = spec.applicable("eot", preset)
+        assert ok == (not spec.min_norm)
+
+
+def test_unknown_attack_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"Received: attack='jsma'.*Expected one of"):
+        get_attack("jsma")

@@ -1,0 +1,153 @@
+"""The `StochasticClassifier` contract, for every classifier that implements it.
+
+Any defense the harness evaluates or exports must pass this module: add its
+factory to `FACTORIES` (a small, untrained instance is enough; the contract
+is about randomness and shapes, not accuracy).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rls_tf.defense import StochasticClassifier
+from rls_tf.layers import RLSConv2DBatchNorm
+from rls_tf.layers import RLSDense
+from rls_tf.models import RLSModel
+from rls_tf.models import build_model
+
+
+def _small_rls(num_submodels, per_example=False):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 1))
+    h = RLSConv2DBatchNorm(4, 3, padding="same", activation="relu",
+                           num_submodels=num_submodels, per_example_sampling=per_example)(inputs)
+    h = keras.layers.Flatten()(h)
+    h = RLSDense(8, num_submodels=num_submodels, activation="relu",
+                 per_example_sampling=per_example)(h)
+    outputs = RLSDense(5, num_submodels=num_submodels, activation="softmax",
+                       per_example_sampling=per_example)(h)
+    model = RLSModel(keras.Model(inputs, outputs), eval_samples=4)
+    # Spread the copies so that different draws give clearly different outputs.
+    for weight in model.network.trainable_weights:
+        weight.assign(np.random.default_rng(0).normal(0, 0.5, weight.shape).astype("float32"))
+    return model
+
+
+FACTORIES = {
+    "rls": lambda: _small_rls(2),
+    "rls_m3_per_example": lambda: _small_rls(3, per_example=True),
+    "plain": lambda: _small_rls(1),
+    "small_cnn_plain": lambda: build_model("small_cnn", num_submodels=1, input_shape=(8, 8, 1),
+                                           num_classes=5),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FACTORIES))
+def classifier(request):
+    return FACTORIES[request.param]()
+
+
+def _images(n=6, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, size=(n, 8, 8, 1)).astype("float32")
+
+
+def test_implements_the_interface(classifier):
+    assert isinstance(classifier, StochasticClassifier)
+    assert tuple(classifier.image_shape) == (8, 8, 1)
+    assert isinstance(classifier.draw_shape, tuple)
+    info = classifier.describe()
+    assert info["stochastic"] is classifier.is_stochastic
+
+
+def test_draw_shapes_and_seeds(classifier):
+    draws = classifier.draw(7, seed=11)
+    assert tuple(draws.shape) == (7, *classifier.draw_shape)
+    np.testing.assert_array_equal(classifier.draw(7, seed=11), draws)  # a seed reproduces
+    key = tf.constant([3, 4], tf.int64)
+    np.testing.assert_array_equal(classifier.draw(7, seed=key), classifier.draw(7, seed=key))
+    if classifier.is_stochastic:
+        assert not np.array_equal(classifier.draw(50, seed=11), classifier.draw(50, seed=12))
+        assert not np.array_equal(classifier.draw(50), classifier.draw(50))  # fresh entropy
+        assert not np.array_equal(classifier.draw(50, seed=key),
+                                  classifier.draw(50, seed=tf.constant([3, 5], tf.int64)))
+
+
+def test_outputs_of_the_same_draws_are_equal(classifier):
+    x = _images()
+    draws = classifier.draw(5, seed=1)
+    first = classifier.outputs(x, draws).numpy()
+    assert first.shape == (5, 6, 5)
+    np.testing.assert_allclose(first.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(classifier.outputs(x, draws).numpy(), first, atol=1e-6)
+    traced = tf.function(classifier.outputs)
+    np.testing.assert_allclose(traced(x, draws).numpy(), first, atol=1e-5)
+
+
+def test_fresh_draws_differ_only_for_a_stochastic_classifier(classifier):
+    x = _images()
+    first, second = classifier.sample(x, 4).numpy(), classifier.sample(x, 4).numpy()
+    assert first.shape == (4, 6, 5)
+    if classifier.is_stochastic:
+        assert not np.allclose(first, second, atol=1e-4)
+        a = classifier.outputs(x, classifier.draw(20, seed=1)).numpy()
+        assert len({tuple(np.round(row, 4).ravel()) for row in a}) > 1
+    else:
+        np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_per_example_draws_equal_the_per_draw_reference(classifier):
+    x = _images(5, seed=2)
+    draws = classifier.draw(3 * 5, seed=9).numpy().reshape(3, 5, *classifier.draw_shape)
+    out = classifier.outputs(x, draws).numpy()
+    assert out.shape == (3, 5, 5)
+    for d in range(3):
+        for b in range(5):
+            reference = classifier.outputs(x[b:b + 1], draws[d, b][None]).numpy()[0, 0]
+            np.testing.assert_allclose(out[d, b], reference, atol=1e-5)
+
+
+def test_a_deterministic_classifier_ignores_draws(classifier):
+    if classifier.is_stochastic:
+        pytest.skip("stochastic")
+    x = _images()
+    zeros = np.zeros((3, *classifier.draw_shape), np.int32)
+    np.testing.assert_allclose(classifier.outputs(x, zeros).numpy(),
+                               classifier.outputs(x, classifier.draw(3)).numpy(), atol=1e-6)
+
+
+def test_seeded_sample_repeats_and_defend_is_a_mean(classifier):
+    x = _images()
+    key = tf.constant([0, 42], tf.int64)
+    np.testing.assert_allclose(classifier.sample(x, 3, seed=key).numpy(),
+                               classifier.sample(x, 3, seed=key).numpy(), atol=1e-6)
+    probs = classifier.defend(x).numpy()
+    assert probs.shape == (6, 5)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_graph_draws_are_fresh_per_call_without_retracing(classifier):
+    x = tf.constant(_images())
+    traces = []
+
+    @tf.function
+    def fresh(images):
+        traces.append(1)
+        return classifier.outputs(images, classifier.draw(8))
+
+    first, second = fresh(x).numpy(), fresh(x).numpy()
+    pinned = tf.function(lambda images, d: classifier.outputs(images, d))
+    for seed in (1, 2, 3):
+        pinned(x, classifier.draw(4, seed=seed))
+    assert len(traces) == 1
+    assert pinned.experimental_get_tracing_count() == 1
+    if classifier.is_stochastic:
+        assert not np.allclose(first, second, atol=1e-4)
+
+
+def test_bad_draws_raise_clear_errors(classifier):
+    x = _images()
+    with pytest.raises(ValueError, match="Received"):
+        classifier.outputs(x, np.zeros((2, 99), np.int32))
+    with pytest.raises(ValueError, match="seed"):
+        classifier.draw(2, seed=-1)
