@@ -27,7 +27,9 @@ from rls_tf.callbacks import write_json_atomic
 from rls_tf.losses import GroupMSE
 from rls_tf.models import BACKBONES
 from rls_tf.models import TRAIN_FORWARDS
-from rls_tf.models import build_model
+from rls_tf.models import build_defense
+from rls_tf.models import load_model_dir
+from rls_tf.models.defenses import get_defense
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_float
@@ -40,6 +42,8 @@ LOSSES = ("crossentropy", "mse")
 
 # Fields that define the model or its optimisation: a resumed run must match.
 _RESUME_KEYS = (
+    "defense", "ensemble_size", "adp_alpha", "adp_beta", "rse_init_std", "rse_inner_std",
+    "sap_frac", "base_model_dir",
     "dataset", "backbone", "num_submodels", "num_samples", "mu", "batch_size",
     "learning_rate", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
     "momentum", "per_example_sampling", "max_train_examples", "loss",
@@ -57,9 +61,20 @@ class TrainConfig:
     """Everything `train` needs; defaults are the paper's (Lee et al. 4.1).
 
     Attributes:
+        defense: one of `rls_tf.models.DEFENSES` ("rls", "plain",
+            "ensemble", "adp", "rse", "sap").
         dataset: one of `rls_tf.data.DATASETS`.
         backbone: one of `rls_tf.models.BACKBONES`.
-        num_submodels: M (1 trains the plain, undefended network).
+        num_submodels: M of rls (1 trains the plain, undefended network;
+            defense "plain" sets it to 1).
+        ensemble_size: members of ensemble / adp.
+        adp_alpha, adp_beta: ADP's ensemble-entropy and log-det weights.
+        rse_init_std, rse_inner_std: RSE noise std before the first / the
+            other convolutions, in [0, 1] pixel units (None: the defense's
+            defaults).
+        sap_frac: SAP's draws per activation count.
+        base_model_dir: sap: the run directory of the trained plain model
+            it wraps (no further training).
         num_samples: K, sampled models per training step.
         eval_samples: N, sampled models averaged at test time.
         mu: sampling probabilities of the M copies (None: uniform).
@@ -92,6 +107,14 @@ class TrainConfig:
 
     dataset: str = "mnist"
     backbone: str = "resnet50"
+    defense: str = "rls"
+    ensemble_size: int = 3
+    adp_alpha: float = 2.0
+    adp_beta: float = 0.5
+    rse_init_std: Optional[float] = None
+    rse_inner_std: Optional[float] = None
+    sap_frac: float = 1.0
+    base_model_dir: Optional[str] = None
     num_submodels: int = 2
     num_samples: int = 3
     eval_samples: int = 10
@@ -119,6 +142,21 @@ class TrainConfig:
     def validate(self):
         """Raises ValueError naming the first bad field and its value."""
         rls_data.dataset_spec(self.dataset)
+        get_defense(self.defense)
+        if self.defense == "plain":
+            self.num_submodels = 1
+        if self.defense in ("ensemble", "adp"):
+            check_int("ensemble_size", self.ensemble_size, minimum=2)
+        check_float("adp_alpha", self.adp_alpha, minimum=0.0)
+        check_float("adp_beta", self.adp_beta, minimum=0.0)
+        for name in ("rse_init_std", "rse_inner_std"):
+            check_float(name, getattr(self, name), minimum=0.0, allow_none=True)
+        check_float("sap_frac", self.sap_frac, minimum=0.0, maximum=1.0, min_open=True)
+        if (self.defense == "sap") != (self.base_model_dir is not None):
+            raise ValueError(
+                "`base_model_dir` (the trained plain run a SAP model wraps) is required by "
+                "defense='sap' and used by it only. Received: "
+                f"defense={self.defense!r}, base_model_dir={self.base_model_dir!r}")
         if self.backbone not in BACKBONES:
             raise ValueError(
                 f"Unknown backbone: Received: backbone={self.backbone!r}. "
@@ -161,6 +199,19 @@ class TrainConfig:
         payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
         payload["epochs"] = self.resolved_epochs()
         return payload
+
+
+def _build(config, spec):
+    """The uncompiled model of the run (`rls_tf.models.build_defense`)."""
+    options = {}
+    for name in get_defense(config.defense).options:
+        if name == "base_model":
+            options[name] = load_model_dir(config.base_model_dir, flag="base_model_dir")[0]
+        else:
+            options[name] = getattr(config, name)
+    return build_defense(config.defense, config.backbone, num_classes=spec.num_classes,
+                         input_shape=spec.input_shape, weight_decay=config.weight_decay,
+                         **options)
 
 
 def _learning_rate(config, steps_per_epoch):
@@ -278,23 +329,22 @@ def _train(config, strategy, model_dir, write_dir, chief):
             initial_epoch, history = resumed.epoch, resumed.state["history"]
             print(f"Resuming from {resumed.path}: {initial_epoch} of {epochs} epochs done.")
         else:
-            model = build_model(
-                config.backbone, num_submodels=config.num_submodels,
-                num_classes=spec.num_classes, input_shape=spec.input_shape,
-                num_samples=config.num_samples, eval_samples=config.eval_samples,
-                train_forward=config.train_forward, mu=config.mu,
-                per_example_sampling=config.per_example_sampling,
-                weight_decay=config.weight_decay,
-            )
-            model.compile(
-                optimizer=keras.optimizers.SGD(
-                    learning_rate=_learning_rate(config, steps_per_epoch),
-                    momentum=config.momentum,
-                ),
-                loss=GroupMSE() if config.loss == "mse" else "sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
+            model = _build(config, spec)
+            optimizer = keras.optimizers.SGD(
+                learning_rate=_learning_rate(config, steps_per_epoch), momentum=config.momentum)
+            if config.defense in ("ensemble", "adp"):
+                # Their loss is their own (the sum over members, ADP's terms).
+                model.compile(optimizer=optimizer, metrics=["accuracy"])
+            else:
+                model.compile(
+                    optimizer=optimizer,
+                    loss=(GroupMSE() if config.loss == "mse"
+                          else "sparse_categorical_crossentropy"),
+                    metrics=["accuracy"],
+                )
             initial_epoch, history = 0, {}
+            if not get_defense(config.defense).trains:
+                initial_epoch = epochs  # a wrap of a trained model: nothing to train
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
 
@@ -318,6 +368,7 @@ def _train(config, strategy, model_dir, write_dir, chief):
     evaluation = model.evaluate(test_ds, verbose=config.verbose, return_dict=True)
     save_model_atomic(model, os.path.join(write_dir, "model.keras"))
     metrics = {
+        "defense": config.defense,
         "dataset": config.dataset,
         "backbone": config.backbone,
         "num_submodels": config.num_submodels,
@@ -334,11 +385,15 @@ def _train(config, strategy, model_dir, write_dir, chief):
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     write_json_atomic(os.path.join(write_dir, "metrics.json"), metrics)
-    what = (
-        f"N={config.eval_samples}-sample ensemble (M={config.num_submodels}"
-        if model.is_stochastic
-        else "plain network (M=1, deterministic"
-    )
+    if config.defense == "rls" and model.is_stochastic:
+        what = f"N={config.eval_samples}-sample ensemble (M={config.num_submodels}"
+    elif config.defense in ("rls", "plain"):
+        what = "plain network (M=1, deterministic"
+    elif config.defense in ("ensemble", "adp"):
+        what = f"{config.defense} of {config.ensemble_size} members (deterministic"
+    else:
+        what = f"{config.defense} defense, mean of N={config.eval_samples} draws ("
+        what += "stochastic"
     print(
         f"Test accuracy of the {what}, {metrics['test_examples']} {config.dataset} "
         f"test images, clean): {metrics['test_accuracy']:.4f}"

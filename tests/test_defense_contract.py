@@ -13,6 +13,8 @@ import tensorflow as tf
 from rls_tf.defense import StochasticClassifier
 from rls_tf.layers import RLSConv2DBatchNorm
 from rls_tf.layers import RLSDense
+from rls_tf.defenses import ADPModel
+from rls_tf.defenses import EnsembleModel
 from rls_tf.models import RLSModel
 from rls_tf.models import build_model
 
@@ -34,7 +36,23 @@ def _small_rls(num_submodels, per_example=False):
     return model
 
 
+def _members(size=3):
+    members = []
+    for i in range(size):
+        keras.utils.set_random_seed(10 + i)
+        inputs = keras.Input((8, 8, 1))
+        h = keras.layers.Flatten()(inputs)
+        outputs = RLSDense(5, num_submodels=1, activation="softmax")(h)
+        member = keras.Model(inputs, outputs, name=f"member_{i}")
+        for weight in member.trainable_weights:
+            weight.assign(np.random.default_rng(i).normal(0, 1.0, weight.shape).astype("float32"))
+        members.append(member)
+    return members
+
+
 FACTORIES = {
+    "ensemble": lambda: EnsembleModel(_members(3)),
+    "adp": lambda: ADPModel(_members(2), alpha=2.0, beta=0.5),
     "rls": lambda: _small_rls(2),
     "rls_m3_per_example": lambda: _small_rls(3, per_example=True),
     "plain": lambda: _small_rls(1),
@@ -84,16 +102,31 @@ def test_outputs_of_the_same_draws_are_equal(classifier):
     np.testing.assert_allclose(traced(x, draws).numpy(), first, atol=1e-5)
 
 
-def test_fresh_draws_differ_only_for_a_stochastic_classifier(classifier):
+def test_fresh_draws_differ_only_where_draws_name_sub_models(classifier):
     x = _images()
     first, second = classifier.sample(x, 4).numpy(), classifier.sample(x, 4).numpy()
     assert first.shape == (4, 6, 5)
-    if classifier.is_stochastic:
-        assert not np.allclose(first, second, atol=1e-4)
+    if classifier.pinnable:
+        # Draws name different sub-models (sampled models, members).
         a = classifier.outputs(x, classifier.draw(20, seed=1)).numpy()
         assert len({tuple(np.round(row, 4).ravel()) for row in a}) > 1
+    if classifier.is_stochastic:
+        assert not np.allclose(first, second, atol=1e-4)
+    elif not classifier.pinnable:
+        np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_the_defender_is_deterministic_unless_stochastic(classifier):
+    x = _images()
+    first, second = classifier.defend(x).numpy(), classifier.defend(x).numpy()
+    if classifier.is_stochastic:
+        assert not np.allclose(first, second, atol=1e-5)
     else:
         np.testing.assert_allclose(first, second, atol=1e-6)
+    fixed = classifier.defender_draws()
+    if fixed is not None:  # the defender is exactly the mean of these draws
+        np.testing.assert_allclose(
+            classifier.outputs(x, fixed).numpy().mean(axis=0), first, atol=1e-5)
 
 
 def test_per_example_draws_equal_the_per_draw_reference(classifier):
@@ -108,8 +141,8 @@ def test_per_example_draws_equal_the_per_draw_reference(classifier):
 
 
 def test_a_deterministic_classifier_ignores_draws(classifier):
-    if classifier.is_stochastic:
-        pytest.skip("stochastic")
+    if classifier.is_stochastic or classifier.pinnable:
+        pytest.skip("its draws matter")
     x = _images()
     zeros = np.zeros((3, *classifier.draw_shape), np.int32)
     np.testing.assert_allclose(classifier.outputs(x, zeros).numpy(),
@@ -141,7 +174,7 @@ def test_graph_draws_are_fresh_per_call_without_retracing(classifier):
         pinned(x, classifier.draw(4, seed=seed))
     assert len(traces) == 1
     assert pinned.experimental_get_tracing_count() == 1
-    if classifier.is_stochastic:
+    if classifier.pinnable:  # fresh draws at every call of the traced function
         assert not np.allclose(first, second, atol=1e-4)
 
 

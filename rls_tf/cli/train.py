@@ -22,6 +22,7 @@ from absl import flags
 from rls_tf import distribute as rls_distribute
 from rls_tf.cli import flags as shared
 from rls_tf.models import BACKBONES
+from rls_tf.models import DEFENSES
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.training import LOSSES
 from rls_tf.training import TrainConfig
@@ -53,7 +54,19 @@ _prog = "rls-train"  # how error lines name the command (run() sets it)
 
 shared.define(*DEFAULTS)
 flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture.")
-flags.DEFINE_integer("num_submodels", 2, "M: weight copies of every layer (1 = plain network).")
+flags.DEFINE_enum("defense", "rls", list(DEFENSES), "Defense to train: " + "; ".join(
+    f"{name}: {spec.title} ({spec.source})" for name, spec in DEFENSES.items()) + ".")
+flags.DEFINE_integer("num_submodels", 2, "rls: M, weight copies of every layer (1 = plain network).")
+flags.DEFINE_integer("ensemble_size", 3, "ensemble, adp: number of members (>= 2).")
+flags.DEFINE_float("adp_alpha", 2.0, "adp: weight of the ensemble entropy (Pang et al.: 2).")
+flags.DEFINE_float("adp_beta", 0.5, "adp: weight of the log-det diversity term (Pang et al.: 0.5).")
+flags.DEFINE_float("rse_init_std", None, "rse: noise std before the first convolution, in [0, 1] "
+                   "pixel units (doubled on the [-1, 1] pixels; default: the defense's).")
+flags.DEFINE_float("rse_inner_std", None, "rse: noise std before every other convolution, in "
+                   "[0, 1] pixel units (default: the defense's).")
+flags.DEFINE_float("sap_frac", 1.0, "sap: draws per activation count, in (0, 1].")
+flags.DEFINE_string("base_model_dir", None, "sap: run directory of the trained --defense=plain "
+                    "model that SAP wraps (no further training).")
 flags.DEFINE_integer("num_samples", 3, "K: sampled models per training step.")
 flags.DEFINE_list("mu", None, "Sampling probabilities of the M copies, e.g. 0.5,0.5 (default uniform).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: the paper's, 50 on MNIST/Fashion-MNIST, 150 otherwise).")
@@ -96,6 +109,14 @@ def config_from_flags():
     return TrainConfig(
         dataset=shared.value("dataset", DEFAULTS["dataset"]),
         backbone=FLAGS.backbone,
+        defense=FLAGS.defense,
+        ensemble_size=FLAGS.ensemble_size,
+        adp_alpha=FLAGS.adp_alpha,
+        adp_beta=FLAGS.adp_beta,
+        rse_init_std=FLAGS.rse_init_std,
+        rse_inner_std=FLAGS.rse_inner_std,
+        sap_frac=FLAGS.sap_frac,
+        base_model_dir=FLAGS.base_model_dir,
         num_submodels=FLAGS.num_submodels,
         num_samples=FLAGS.num_samples,
         eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),

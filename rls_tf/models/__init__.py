@@ -5,8 +5,10 @@ from rls_tf.models.backbones import build_network
 from rls_tf.models.loading import load_model_dir
 from rls_tf.models.rls_model import TRAIN_FORWARDS
 from rls_tf.models.rls_model import RLSModel
+from rls_tf.models.defenses import DEFENSES
+from rls_tf.models.defenses import build_defense
 
-__all__ = ["BACKBONES", "RLSModel", "TRAIN_FORWARDS", "build_model",
+__all__ = ["BACKBONES", "DEFENSES", "RLSModel", "build_defense", "TRAIN_FORWARDS", "build_model",
            "build_network", "load_model_dir"]
 
 

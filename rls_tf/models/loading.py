@@ -1,7 +1,8 @@
 """Loading the models that `train.py` writes: ``model.keras`` and ``config.json``.
 
 Owns `load_model_dir`, the one place that turns a run directory into an
-`RLSModel` with clear errors (missing, damaged, or not an RLS model).
+rls_tf classifier (an `RLSModel` or another defense) with clear errors
+(missing, damaged, or not one of ours).
 """
 
 import json
@@ -10,7 +11,7 @@ import os
 import keras
 
 from rls_tf.callbacks import keras_file_problem
-from rls_tf.models.rls_model import RLSModel
+from rls_tf.defense import StochasticClassifier
 
 __all__ = ["load_model_dir"]
 
@@ -23,7 +24,7 @@ def load_model_dir(directory, flag="model_dir"):
         flag: the name of the argument, used in error messages.
 
     Returns:
-        ``(model, config)``: the `RLSModel` (not compiled) and the training
+        ``(model, config)``: the classifier (not compiled) and the training
         configuration dict, or None when the directory has no config.json.
 
     Raises:
@@ -61,9 +62,13 @@ def load_model_dir(directory, flag="model_dir"):
                 f"--{flag}={directory}: config.json is not valid JSON ({e}). "
                 f"Received: {config_path}."
             ) from None
+    # Registers the defenses' classes (ensemble, ADP, RSE, SAP) for loading.
+    from rls_tf.models import defenses  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
     model = keras.models.load_model(path, compile=False)
-    if not isinstance(model, RLSModel):
+    if not isinstance(model, StochasticClassifier):
         raise ValueError(
-            f"--{flag}={directory}: model.keras holds a {type(model).__name__}, not an RLSModel."
+            f"--{flag}={directory}: model.keras holds a {type(model).__name__}, not an rls_tf "
+            "classifier (an RLSModel or another defense of rls_tf.models.DEFENSES)."
         )
     return model, config
