@@ -257,3 +257,51 @@ def test_too_many_shards_refused_before_attacking(run_dirs):
         with pytest.raises(SystemExit, match=r"num_shards=4 is more than the 3 batch"):
             attack_eval.main(["attack_eval.py"])
     assert not (run_dirs["root"] / "too_many").exists()
+
+
+def _save_ensemble(directory, x, y, data_dir):
+    from rls_tf.models import build_defense  # pylint: disable=import-outside-toplevel
+
+    keras.utils.set_random_seed(7)
+    model = build_defense("ensemble", "small_cnn", input_shape=(28, 28, 1), ensemble_size=2)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"])
+    model.fit(x.astype("float32") / 127.5 - 1, y, batch_size=32, epochs=1, verbose=0)
+    os.makedirs(directory)
+    model.save(os.path.join(directory, "model.keras"))
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({"dataset": "mnist", "defense": "ensemble", "data_dir": data_dir}, f)
+    return str(directory)
+
+
+def test_several_defenses_in_one_run(run_dirs):
+    x, y = _toy_mnist(128, 0)
+    ensemble_dir = _save_ensemble(run_dirs["root"] / "ens2", x, y, run_dirs["data_dir"])
+    out_dir = run_dirs["root"] / "several"
+    overrides = {**TOY_FLAGS, "attacks": ["fgsm", "pgd"], "threat_models": ["paper", "eot"]}
+    with flagsaver.flagsaver(model_dirs=[f"plain={run_dirs['plain']}", f"rls={run_dirs['rls']}",
+                                         ensemble_dir],
+                             output_dir=str(out_dir), **overrides):
+        attack_eval.main(["attack_eval.py"])
+    results = json.loads((out_dir / "results.json").read_text())
+    assert list(results["models"]) == ["plain", "rls", "ens2"]
+    assert results["command"].startswith("python attack_eval.py --model_dirs=plain=")
+    # The ensemble: its defender is every member (once), its paper attacker one member,
+    # its eot attacker the whole ensemble (white box).
+    assert results["models"]["ens2"]["defender"]["fixed_draws"] is True
+    assert set(results["clean"]["ens2"]["accuracy_vs_samples"]) == {"1", "2"}
+    paper = [r for r in results["robust"] if r["model"] == "ens2" and r["threat_model"] == "paper"]
+    eot = [r for r in results["robust"] if r["model"] == "ens2" and r["threat_model"] != "paper"]
+    assert paper and all(not r["attacker"]["white_box"] and len(r["attacker"]["paths"]) == 1
+                         for r in paper)
+    assert eot and all(r["attacker"]["white_box"] for r in eot)
+    assert results["interrater"]["ens2"] is None or "mean" in results["interrater"]["ens2"]
+    text = (out_dir / "results.md").read_text()
+    assert "paper Table 3 layout" in text
+    assert "| Defense | Clean | FGSM eps=0.2 | PGD eps=0.2 |" in text
+    assert "| Ensemble |" not in text and "| ens2 |" in text
+
+
+def test_model_dirs_need_distinct_names(run_dirs):
+    with flagsaver.flagsaver(model_dirs=[run_dirs["rls"], run_dirs["rls"]], **TOY_FLAGS):
+        with pytest.raises(SystemExit, match="its own name"):
+            attack_eval.main(["attack_eval.py"])

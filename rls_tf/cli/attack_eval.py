@@ -10,6 +10,7 @@ that were given: neither is a hand-kept list.
 """
 
 import dataclasses
+import os
 import re
 import typing
 
@@ -44,7 +45,11 @@ _HELP = {
 }
 
 flags.DEFINE_string("baseline_dir", None, "Directory of the undefended baseline (M=1) model; "
-                    "optional.")
+                    "optional (the column 'baseline').")
+flags.DEFINE_list("model_dirs", None, "Several defenses in one run, against the same images, "
+                  "attacks and defender repeats: run directories, each DIR (column named after "
+                  "the directory) or NAME=DIR, e.g. plain=runs/plain,rls=runs/rls,adp=runs/adp. "
+                  "With --baseline_dir / --model_dir the columns are baseline, these, rls.")
 flags.DEFINE_list("attacks", ",".join(ATTACK_NAMES),
                   f"Attacks, a subset of {','.join(ATTACK_NAMES)}.")
 flags.DEFINE_list("threat_models", "paper", "Threat models, a subset of "
@@ -193,7 +198,7 @@ def _check_preset(value):
 # -- the command --------------------------------------------------------------------
 
 # The flags that describe an evaluation, in the order the command is recorded.
-_COMMAND_FLAGS = ("model_dir", "baseline_dir", "dataset", "data_dir", "attacks",
+_COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_dir", "attacks",
                   "threat_models", "num_examples", "eval_samples", "repeats",
                   "sample_counts", "preset", "output_dir", "batch_size", "seed",
                   *PRESET_FIELDS, "num_shards", "shard_index")
@@ -228,7 +233,15 @@ def evaluate_from_flags():
     model_dirs, labels = {}, {}
     if FLAGS.baseline_dir:
         model_dirs["baseline"], labels["baseline"] = FLAGS.baseline_dir, "baseline_dir"
-    model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
+    for entry in FLAGS.model_dirs or []:
+        name, _, directory = entry.rpartition("=")
+        name = name or os.path.basename(os.path.normpath(directory))
+        if not name or name in model_dirs:
+            raise ValueError(f"--model_dirs: every entry needs its own name (NAME=DIR). "
+                             f"Received: {entry!r}")
+        model_dirs[name], labels[name] = directory, "model_dirs"
+    if shared.is_given("model_dir") or not FLAGS.model_dirs:
+        model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
     return api.evaluate_dirs(
         model_dirs,
         dataset=shared.given("dataset"),

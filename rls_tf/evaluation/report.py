@@ -26,7 +26,8 @@ from rls_tf.evaluation import runner
 
 __all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_robustness", "write_reports"]
 
-MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS"}
+MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS", "plain": "Plain", "ensemble": "Ensemble",
+                "adp": "ADP", "rse": "RSE", "sap": "SAP"}
 # The table order and titles are the runner's: one list of attacks.
 _ATTACK_ORDER = runner.ATTACKS
 _ATTACK_TITLES = runner.ATTACK_TITLES
@@ -169,6 +170,37 @@ def _render_main_table(ctx):
     return out
 
 
+def _render_defense_tables(ctx):
+    """Table 3 layout: rows are the defenses, columns the attacks, per threat model."""
+    results = ctx.results
+    labels = ctx.labels
+    models = ctx.models
+    index = ctx.index
+    out = []
+    if len(models) < 3:
+        return out
+    out.append("## Defenses side by side (%), one table per threat model (paper Table 3 layout)")
+    out.append("")
+    for label in labels:
+        columns = [(a, p) for a, p in _rows(results)
+                   if any((label, a, p, m) in index for m in models)]
+        if not columns:
+            continue
+        out.append(f"**{label}**")
+        out.append("")
+        header = ["Defense", "Clean"] + [f"{_ATTACK_TITLES[a]} {p}" for a, p in columns]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        for m in models:
+            cells = [_title(m), _pct(results["clean"][m]["accuracy"])]
+            for a, p in columns:
+                record = index.get((label, a, p, m))
+                cells.append(_pct(record["accuracy"]) if record else _DASH)
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
 def _render_min_norm(ctx):
     """Success rates and perturbation sizes of DeepFool, C&W and EAD."""
     results = ctx.results
@@ -260,12 +292,17 @@ def _render_vs_samples(ctx):
     results = ctx.results
     models = ctx.models
     out = []
-    stochastic = [m for m in models if results["models"][m]["stochastic"]]
+    # Stochastic defenses (N fresh draws) and ensembles (their first N members).
+    stochastic = [m for m in models if results["models"][m]["stochastic"]
+                  or results["models"][m].get("defender", {}).get("fixed_draws")]
     if stochastic:
-        counts = list(results["clean"][stochastic[0]]["accuracy_vs_samples"])
+        counts = sorted({n for m in stochastic
+                         for n in results["clean"][m]["accuracy_vs_samples"]}, key=int)
         out.append("## Accuracy (%) against the number of defender samples N")
         out.append("")
-        out.append("Each cell: mean ± std over the R repeats (paper Table 6).")
+        out.append("Each cell: mean ± std over the R repeats (paper Table 6). For an "
+                   "ensemble N is the number of members averaged (its first N), evaluated "
+                   "once.")
         out.append("")
         out.append("| Model | Threat model | Attack | Parameter | "
                    + " | ".join(f"N={n}" for n in counts) + " |")
@@ -273,7 +310,7 @@ def _render_vs_samples(ctx):
         for m in stochastic:
             clean = results["clean"][m]["accuracy_vs_samples"]
             out.append(f"| {_title(m)} | {_DASH} | Clean | {_DASH} | "
-                       + " | ".join(_pct(clean[n]) for n in counts) + " |")
+                       + " | ".join(_pct(clean.get(n)) for n in counts) + " |")
             for r in results["robust"]:
                 if r["model"] != m:
                     continue
@@ -382,8 +419,9 @@ def _render_notes(ctx):
 
 
 # The sections of results.md, in order: one small renderer each.
-SECTIONS = (_render_header, _render_main_table, _render_min_norm, _render_every_run,
-            _render_interrater, _render_vs_samples, _render_timings, _render_notes)
+SECTIONS = (_render_header, _render_main_table, _render_defense_tables, _render_min_norm,
+            _render_every_run, _render_interrater, _render_vs_samples, _render_timings,
+            _render_notes)
 
 
 def markdown_report(results, command=None):
