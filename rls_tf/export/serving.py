@@ -84,10 +84,14 @@ def sampled_probabilities(model, images, eval_samples, per_example=False,
     Returns:
         float tensor ``[B, N, num_classes]``.
     """
-    if not model.is_stochastic:
+    fixed = model.defender_draws()
+    if fixed is not None:
+        # The inference is exactly these draws (an ensemble's members): the
+        # samples are the members, whatever N.
+        samples = model.outputs(images, fixed)
+    elif not model.is_stochastic:
         # Deterministic: the N samples are the same network; compute it once.
-        samples = model.outputs(images, model.draw(1))
-        samples = tf.tile(samples, [eval_samples, 1, 1])
+        samples = tf.tile(model.defend(images)[None], [eval_samples, 1, 1])
     else:
         batch = tf.shape(images)[0]
         num = eval_samples * batch if per_example else eval_samples
