@@ -54,6 +54,8 @@ Usage:
     python benchmarks/train_step_benchmark.py --steps=1 --repeats=3 \
         --warmup=1 --predict_steps=2 --variants=plain,loop,tiled,naive  # CI
     python benchmarks/train_step_benchmark.py --backbones=small_cnn --batch_size=64
+    python benchmarks/train_step_benchmark.py --defenses=plain,rls,ensemble,adp,rse,sap
+        # every defense against plain (benchmarks/defense_benchmark.py)
 
 The functions are importable (``run_backbone``) so that experiments can
 monkeypatch the library first and reuse the same measurement.
@@ -519,6 +521,13 @@ def _summary(results):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--defenses" or a.startswith("--defenses=") for a in argv):
+        # The cost of every defense against plain: benchmarks/defense_benchmark.py.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import defense_benchmark  # pylint: disable=import-outside-toplevel
+
+        return defense_benchmark.main(argv)
     args = parse_args(argv)
     if args.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
