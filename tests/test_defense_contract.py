@@ -17,6 +17,7 @@ from rls_tf.defenses import ADPModel
 from rls_tf.defenses import EnsembleModel
 from rls_tf.models import RLSModel
 from rls_tf.models import build_model
+from rls_tf.models import noise_defenses
 
 
 def _small_rls(num_submodels, per_example=False):
@@ -58,6 +59,10 @@ FACTORIES = {
     "plain": lambda: _small_rls(1),
     "small_cnn_plain": lambda: build_model("small_cnn", num_submodels=1, input_shape=(8, 8, 1),
                                            num_classes=5),
+    "rse": lambda: noise_defenses.build_rse("small_cnn", num_classes=5, input_shape=(8, 8, 1),
+                                            width=4, eval_samples=4),
+    "sap": lambda: noise_defenses.wrap_sap(build_model(
+        "small_cnn", num_submodels=1, input_shape=(8, 8, 1), num_classes=5), eval_samples=4),
 }
 
 

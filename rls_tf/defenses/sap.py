@@ -14,8 +14,8 @@ conv map, ``FlatTo2D``):
 
 1. ``p_j = |h_j| / sum_i |h_i|`` (the caller's ``prob`` input there);
 2. draw ``k = int(frac * n)`` indices WITH replacement from p
-   (``std::discrete_distribution``; here ``tf.random.stateless_categorical``
-   on ``log p``);
+   (``std::discrete_distribution``; here inverse-CDF sampling from a
+   stateless key, `draw_with_replacement`);
 3. keep the drawn activations, scaled by ``1 / (1 - (1 - p_j)^k)`` (the
    inverse of the probability that j is drawn at least once, so that
    ``E[output] = h``), zero the others;
@@ -24,7 +24,10 @@ conv map, ``FlatTo2D``):
 Differences: ``k`` is at least 1 (``int(frac * n)`` would be 0 for a tiny
 layer and a small frac, pruning everything); a row whose activations are all
 zero stays zero (p is 0/0 there: the draw uses a uniform p and the output is
-zero anyway). Athalye et al.'s re-implementation
+zero anyway); p, the CDF and the keep probabilities are float64 (the CDF of
+a conv map sums up to C*H*W terms). The official operator seeds from the
+clock; here every pass is a stateless key (`rls_tf.defenses.seeded`), so
+pinned draws repeat exactly. Athalye et al.'s re-implementation
 (``anishathalye/obfuscated-gradients`` @ 9ef8b37a, ``sap/sap_model.py``
 l.19-35) approximates this with independent Bernoulli keeps, ``1 -
 exp(-N p)`` and N = 2n, wrapped around every conv output; this module keeps
@@ -40,7 +43,8 @@ from rls_tf.defenses.seeded import SeededNoiseLayer
 from rls_tf.defenses.seeded import SeededNoiseModel
 from rls_tf.validation import check_float
 
-__all__ = ["SAP", "SAPModel", "check_frac", "keep_probability"]
+__all__ = ["SAP", "SAPModel", "check_frac", "draw_with_replacement", "keep_probability",
+           "num_draws_for"]
 
 
 def check_frac(value, name="frac"):
@@ -51,6 +55,27 @@ def check_frac(value, name="frac"):
 def num_draws_for(frac, num_activations):
     """k = max(1, int(frac * n)): draws with replacement per example."""
     return max(1, int(frac * num_activations))
+
+
+def draw_with_replacement(p, k, seed):
+    """``[rows, k]`` int32 indices, each row's k drawn i.i.d. from its row of `p`.
+
+    Inverse-CDF sampling: ``searchsorted(cumsum(p), u * sum(p))`` with
+    ``u ~ U[0, 1)`` from the stateless key `seed`; an index of probability 0
+    is never drawn. The same distribution as ``stateless_categorical(log p,
+    k)``, which is not used because its GPU kernel materialises a ``[rows,
+    k, n]`` score tensor (k = n = C*H*W here: terabytes for a conv map)
+    while this is O(k log n) per row on every device.
+
+    Args:
+        p: float64 ``[rows, n]`` probabilities (rows summing to 1).
+        k: static int, draws per row.
+        seed: ``[2]`` stateless key.
+    """
+    cdf = tf.cumsum(p, axis=1)
+    u = tf.random.stateless_uniform(tf.stack([tf.shape(p)[0], k]), seed, dtype=p.dtype)
+    drawn = tf.searchsorted(cdf, u * cdf[:, -1:], side="right", out_type=tf.int32)
+    return tf.minimum(drawn, p.shape[1] - 1)  # u * total rounded up to total
 
 
 def keep_probability(p, k):
@@ -81,17 +106,17 @@ class SAP(SeededNoiseLayer):
             raise ValueError(f"SAP needs static activation shapes. Received: "
                              f"shape={inputs.shape}")
         k = num_draws_for(self.frac, size)
-        flat = tf.reshape(tf.abs(tf.cast(inputs, tf.float32)), [-1, size])
+        flat = tf.reshape(tf.abs(tf.cast(inputs, tf.float64)), [-1, size])
         total = tf.reduce_sum(flat, axis=1, keepdims=True)
         nonzero = total > 0.0
         # An all-zero row: a uniform p keeps the draw valid; its output is 0.
         p = tf.where(nonzero, flat / tf.where(nonzero, total, 1.0), 1.0 / size)
-        drawn = tf.random.stateless_categorical(tf.math.log(p), k, seed, dtype=tf.int32)
-        rows = tf.shape(flat)[0]
-        index = tf.stack([tf.repeat(tf.range(rows), k), tf.reshape(drawn, [-1])], axis=1)
-        counts = tf.scatter_nd(index, tf.ones([rows * k], tf.int32), [rows, size])
+        drawn = draw_with_replacement(p, k, seed)
+        # 1 where an activation was drawn at least once, per row.
+        hit = tf.math.bincount(drawn, minlength=size, maxlength=size, axis=-1,
+                               binary_output=True, dtype=tf.int32)
         keep = keep_probability(p, k)
-        scale = tf.where(counts > 0, 1.0 / tf.maximum(keep, 1e-30), 0.0)
+        scale = tf.where((hit > 0) & (p > 0.0), 1.0 / tf.maximum(keep, 1e-300), 0.0)
         return tf.cast(tf.reshape(scale, shape), inputs.dtype)
 
     def apply_block(self, inputs, seed):

@@ -193,9 +193,10 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
       on the batch tiled D times under ONE key (None: a fresh one): every
       row's noise is independent of every other's.
     * Inference (``model(x)``, `predict`, `evaluate`, `defend`): the mean
-      softmax of ``eval_samples`` fresh draws (``eval_forward``: "loop", N
-      network calls on the batch, the default: the memory of one pass; or
-      "tiled", one call on the batch tiled N times).
+      softmax of ``eval_samples`` fresh draws (``eval_forward``: "loop", the
+      default, a graph loop of N network calls on the batch: the memory of
+      one pass and one copy of the network in the graph; or "tiled", one
+      call on the batch tiled N times).
     * Training (`fit`, Keras' own ``train_step``): ``model(x,
       training=True)`` is one network pass with fresh noise in every layer.
 
@@ -205,10 +206,12 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
 
     Exports: `rls_tf.export.export_saved_model` works (stateless random ops
     in the SavedModel graph). ``tflite_builtin_randomness = False``: the
-    stateless random ops (``StatelessRandomNormalV2``,
-    ``StatelessMultinomial``, ``StatelessRandomUniformFullIntV2`` for
-    ``fold_in``) are not TFLite builtins, so a builtin-only TFLite export
-    cannot hold this randomness.
+    ops of this randomness are not TFLite builtins (the converter asks for
+    Flex kernels for ``RandomUniformInt``, `draw_seeds`' fresh seeds, and
+    for the stateless random ops: ``StatelessRandomGetKeyCounter`` /
+    ``StatelessRandomUniformFullIntV2`` of ``fold_in``, RSE's
+    ``StatelessRandomNormalV2``, SAP's ``StatelessRandomUniformV2``), so a
+    builtin-only TFLite export cannot hold it.
 
     Args:
         network: a functional `keras.Model`, images -> class probabilities,
@@ -299,8 +302,9 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
             draws: int ``[D, 2]`` (draw d on the whole batch) or ``[D, B, 2]``
                 (example b of row d on its own seed); D must be static.
             training: passed to the network (batch-norm mode).
-            forward: "loop" (D network calls on the batch) or "tiled" (one
-                call on the batch tiled D times); the same outputs.
+            forward: "loop" (D network calls on the batch, a ``tf.map_fn``
+                over the draws) or "tiled" (one call on the batch tiled D
+                times); the same outputs.
 
         Returns:
             Tensor ``[D, B, num_classes]``.
@@ -327,9 +331,15 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         if not self.is_stochastic:
             return self._broadcast(x, num, training)
         draws = tf.cast(draws, tf.int64)
-        if forward == "loop" or num == 1:
-            return tf.stack([self._run(x, draws[d] if per_example else draws[d][None],
-                                       training) for d in range(num)])
+        if num == 1:
+            return self._run(x, draws[0] if per_example else draws[0][None], training)[None]
+        if forward == "loop":
+            # A graph loop over the draws: one copy of the network in the
+            # graph whatever D (an unrolled loop would trace D copies).
+            return tf.map_fn(
+                lambda d: self._run(x, d if per_example else d[None], training), draws,
+                fn_output_signature=tf.TensorSpec((None, *self.network.output_shape[1:]),
+                                                  self.network.outputs[0].dtype))
         batch = tf.shape(x)[0]
         out = self._run(_tile(x, num), tf.reshape(draws, [-1, 2]), training)
         return tf.reshape(out, [num, batch, out.shape[-1]])
@@ -349,8 +359,7 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
             return self._broadcast(x, num, training)
         key = self._key(seed)
         if forward == "loop" or num == 1:
-            return tf.stack([self._run(x, _fold_in(key, d)[None], training)
-                             for d in range(num)])
+            return self.outputs(x, draw_seeds(num, seed=key), training=training, forward="loop")
         batch = tf.shape(x)[0]
         out = self._run(_tile(x, num), key[None], training)
         return tf.reshape(out, [num, batch, out.shape[-1]])

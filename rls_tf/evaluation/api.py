@@ -140,7 +140,7 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
         for key, model in models.items():
             if key == "baseline" and model.is_stochastic:
                 log(f"note: --{labels[key]}={model_dirs[key]} is stochastic "
-                    f"(M={model.num_submodels}); it is evaluated like the RLS model.")
+                    f"({model.describe()}); it is evaluated like the other models.")
             if key != "baseline" and not model.is_stochastic:
                 log(f"note: --{labels[key]}={model_dirs[key]} is deterministic (M=1).")
 

@@ -40,6 +40,14 @@ def export_tflite(model, path, eval_samples=None, per_example_sampling=False, se
         >>> export_tflite(model, "serving/rls/model.tflite")  # doctest: +SKIP
     """
     eval_samples, seed = serving.check_export_args(model, eval_samples, per_example_sampling, seed)
+    if not getattr(model, "tflite_builtin_randomness", True):
+        # Its randomness (stateless noise seeds) has no builtin TFLite op:
+        # converting would need Flex ops or would drop the defense.
+        raise ValueError(
+            f"{type(model).__name__} cannot be exported to TFLite with builtin ops: its "
+            "randomness is drawn with stateless random ops (RandomUniformInt, stateless "
+            "normal/uniform), which TFLite has only as Flex ops. Export it as a SavedModel "
+            "(--formats=saved_model). Received: model of type " + type(model).__name__)
     if not str(path).endswith(".tflite"):
         raise ValueError(f"`path` must end with .tflite. Received: path={path!r}")
     spec = serving.image_spec(model, tf.float32)

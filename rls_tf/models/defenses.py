@@ -46,6 +46,8 @@ class DefenseSpec:
         options: the keyword arguments of `build_defense` it reads.
         trains: False when it wraps a trained model instead (``sap``).
         builder: ``(backbone, common, options) -> model``.
+        eval_samples: its default N (the authors' evaluation: RSE 50, SAP
+            100; RLS 10, the paper's).
     """
 
     name: str
@@ -54,6 +56,7 @@ class DefenseSpec:
     options: Tuple[str, ...]
     trains: bool
     builder: Callable
+    eval_samples: int = 10
 
 
 def _rls(backbone, common, options):
@@ -128,13 +131,13 @@ DEFENSES = {spec.name: spec for spec in (
                 "utils.py Loss_withEE_DPP @ 6e4dfe0b", ("ensemble_size", "adp_alpha",
                                                         "adp_beta"), True, _adp),
     DefenseSpec("rse", "RSE", "Liu et al. 2018; xuanqing94/RobustNet (dev) @ 91130dd7",
-                ("rse_init_std", "rse_inner_std", "eval_samples"), True, _rse),
+                ("rse_init_std", "rse_inner_std", "eval_samples"), True, _rse, 50),
     DefenseSpec("sap", "SAP", "Dhillon et al. 2018 (the paper's 'Stochastic Dropout'); "
                 "Guneet-Dhillon/mxnet SAP operator @ 4a512b48", ("sap_frac", "eval_samples",
-                                                                 "base_model"), False, _sap),
+                                                                 "base_model"), False, _sap, 100),
 )}
 
-_DEFAULT_OPTIONS = dict(num_submodels=2, num_samples=3, eval_samples=10, mu=None,
+_DEFAULT_OPTIONS = dict(num_submodels=2, num_samples=3, eval_samples=None, mu=None,
                         per_example_sampling=False, train_forward="loop", ensemble_size=3,
                         adp_alpha=2.0, adp_beta=0.5, rse_init_std=None, rse_inner_std=None,
                         sap_frac=1.0, base_model=None)
@@ -158,7 +161,8 @@ def build_defense(name, backbone="small_cnn", *, num_classes=10, input_shape=(32
         num_classes, input_shape, seed, weight_decay: see `build_network`.
         **options: the defense's options (`DefenseSpec.options`; defaults
             in `_DEFAULT_OPTIONS`): num_submodels, num_samples,
-            eval_samples, mu, per_example_sampling, train_forward (rls);
+            eval_samples (None: the defense's default), mu,
+            per_example_sampling, train_forward (rls);
             ensemble_size (ensemble, adp); adp_alpha, adp_beta (adp);
             rse_init_std, rse_inner_std (rse, in [0, 1] pixel units);
             sap_frac, base_model (sap).
@@ -172,6 +176,8 @@ def build_defense(name, backbone="small_cnn", *, num_classes=10, input_shape=(32
         raise ValueError(f"Unknown defense options. Received: {unknown}. Expected some of "
                          f"{sorted(_DEFAULT_OPTIONS)}.")
     resolved = {**_DEFAULT_OPTIONS, **options}
+    if resolved["eval_samples"] is None:
+        resolved["eval_samples"] = spec.eval_samples
     common = dict(num_classes=num_classes, input_shape=input_shape, seed=seed,
                   weight_decay=weight_decay)
     return spec.builder(backbone, common, resolved)

@@ -40,3 +40,12 @@ def test_ensemble_tflite_is_builtin_and_equal(ensemble, tmp_path):
     out = runner(images=_images())
     np.testing.assert_allclose(out["probabilities"], ensemble.predict(_images(), verbose=0),
                                atol=1e-4)
+
+
+def test_noise_defenses_refuse_tflite_with_the_reason(tmp_path):
+    from rls_tf.models.noise_defenses import build_rse  # pylint: disable=import-outside-toplevel
+
+    rse = build_rse("small_cnn", input_shape=(12, 12, 1), num_classes=4, eval_samples=2)
+    with pytest.raises(ValueError, match="cannot be exported to TFLite.*SavedModel"):
+        export_tflite(rse, str(tmp_path / "rse.tflite"))
+    assert not (tmp_path / "rse.tflite").exists()

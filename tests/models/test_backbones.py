@@ -443,3 +443,74 @@ def test_strided_conv_is_aligned_with_projection_shortcut():
     y = keras.ops.convert_to_numpy(model(x, training=False))[0, :, :, 0]
     assert y.shape == (4, 4)
     assert np.argmax(y) == np.ravel_multi_index((1, 1), (4, 4))
+
+
+# -- layer hooks (pre_conv / post_relu) --------------------------------------------
+
+# Sites per backbone: (convolutions, ReLUs). resnet20: 21 convs (19 + 2
+# projections); ReLUs: stem, conv1 of each of the 9 blocks, each block's
+# output. small_cnn: 4 convs, ReLUs after them and fc1. vgg16: 13 convs,
+# ReLUs after them and fc1, fc2. resnet50: 53 convs; stem, conv1 and conv2 of
+# 16 bottlenecks, 16 block outputs.
+HOOK_SITES = {"small_cnn": (4, 5), "resnet20": (21, 19), "vgg16": (13, 15),
+              "resnet50": (53, 49)}
+
+
+def _recorder(sites, kind, make=None):
+    def hook(index, name):
+        sites.setdefault(kind, []).append((index, name))
+        return None if make is None else make(index, name)
+    return hook
+
+
+@pytest.mark.parametrize("name", sorted(HOOK_SITES))
+def test_hooks_returning_none_change_nothing(name):
+    shape = (8, 8, 3)
+    plain = build_network(name, num_submodels=1, input_shape=shape)
+    sites = {}
+    hooked = build_network(name, num_submodels=1, input_shape=shape,
+                           pre_conv=_recorder(sites, "pre_conv"),
+                           post_relu=_recorder(sites, "post_relu"))
+    assert [l.name for l in hooked.layers] == [l.name for l in plain.layers]
+    assert [w.path for w in hooked.weights] == [w.path for w in plain.weights]
+    assert hooked.count_params() == plain.count_params()
+    convs, relus = HOOK_SITES[name]
+    assert [i for i, _ in sites["pre_conv"]] == list(range(convs))
+    assert [i for i, _ in sites["post_relu"]] == list(range(relus))
+    conv_names = [l.name for l in plain.layers if isinstance(l, RLSConv2DBatchNorm)]
+    assert sorted(n for _, n in sites["pre_conv"]) == sorted(conv_names)
+
+
+def test_hook_layers_are_inserted_at_their_sites():
+    shape = (8, 8, 3)
+    plain = resnet20_network(num_submodels=1, input_shape=shape)
+    _randomize(plain)
+    hooked = resnet20_network(
+        num_submodels=1, input_shape=shape,
+        pre_conv=lambda i, n: keras.layers.Identity(name=f"{n}_pre"),
+        post_relu=lambda i, n: keras.layers.Identity(name=f"{n}_post"))
+    hooked.set_weights(plain.get_weights())
+    x = _images(shape, batch=3)
+    np.testing.assert_allclose(hooked(x).numpy(), plain(x).numpy(), atol=1e-6)
+    for layer in hooked.layers:
+        if isinstance(layer, RLSConv2DBatchNorm):
+            source = layer.input._keras_history.operation
+            if isinstance(source, keras.layers.ZeroPadding2D):  # pad after the hook
+                source = source.input._keras_history.operation
+            assert source.name == f"{layer.name}_pre"
+    names = {l.name for l in hooked.layers}
+    assert {"stem_conv_post", "stage1_block1_conv1_post", "stage3_block3_out_post",
+            "stage2_block1_shortcut_pre"} <= names
+    assert "stage1_block1_conv2_post" not in names  # no ReLU before the addition
+    assert sum(isinstance(l, keras.layers.Identity) for l in hooked.layers) == 21 + 19
+
+
+def test_bad_hooks_and_options_are_named():
+    with pytest.raises(ValueError, match="pre_conv"):
+        build_network("small_cnn", pre_conv="noise")
+    with pytest.raises(ValueError, match="post_relu"):
+        resnet20_network(post_relu=3)
+    with pytest.raises(ValueError, match="depth"):
+        build_network("resnet20", depth=3)
+    network = build_network("small_cnn", num_submodels=1, width=4)
+    assert network.get_layer("conv1").filters == 4

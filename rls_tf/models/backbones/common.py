@@ -1,4 +1,11 @@
-"""What every backbone builder shares: argument checks and layer factories."""
+"""What every backbone builder shares: argument checks and layer factories.
+
+`LayerFactory` also carries two optional *hooks* that insert extra
+(weightless) layers into a backbone without a second copy of it: the noise
+and pruning defenses beside RLS (`rls_tf.models.noise_defenses`) are the
+backbones plus such layers. Without hooks every network is exactly as
+before (same layers, names, order and weights).
+"""
 
 import keras
 
@@ -39,11 +46,26 @@ def check_num_classes(num_classes):
     return check_int("num_classes", num_classes, minimum=2)
 
 
+def check_hook(name, hook):
+    """A layer hook: None or a callable ``(index, name) -> layer or None``."""
+    if hook is not None and not callable(hook):
+        raise ValueError(f"`{name}` must be None or a callable (index, name) -> layer or None. "
+                         f"Received: {name}={hook!r}")
+    return hook
+
+
 class LayerFactory:
     """Makes the RLS layers of one network with shared sampling settings.
 
     Each layer gets its own seed (``seed + its position``) so that seeded
     layers do not all draw the same sequence of copies.
+
+    Hooks (both default None: nothing is inserted) are callables
+    ``hook(index, name) -> keras layer or None`` called once per site, in
+    the order the backbone builds them; ``index`` counts the sites of that
+    hook from 0 and ``name`` is the name of the convolution / activation
+    layer at the site (None if unnamed). A returned layer is inserted there;
+    None inserts nothing.
 
     Args:
         num_submodels: M.
@@ -54,16 +76,52 @@ class LayerFactory:
             convention, the paper's 5e-4): the gradient gains
             ``weight_decay * w``, i.e. an L2 penalty ``weight_decay / 2 *
             sum(w**2)`` on every kernel.
+        pre_conv: hook called before every convolution (`conv_bn`,
+            projection shortcuts included); its layer is applied to the
+            convolution's input (before the padding of a strided one).
+        post_relu: hook called after every ReLU: the activation of a
+            `conv_bn` / `dense` with ``activation="relu"`` and every
+            separate ReLU layer (`relu`); its layer is applied to the ReLU's
+            output.
     """
 
     def __init__(self, num_submodels, mu=None, seed=None,
-                 per_example_sampling=False, weight_decay=0.0):
+                 per_example_sampling=False, weight_decay=0.0, pre_conv=None,
+                 post_relu=None):
         self.num_submodels = check_int("num_submodels", num_submodels, minimum=1)
         self.mu = list(_check_mu(mu, self.num_submodels))
         self.seed = check_seed("seed", seed)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.per_example_sampling = check_bool("per_example_sampling", per_example_sampling)
+        self.pre_conv = check_hook("pre_conv", pre_conv)
+        self.post_relu = check_hook("post_relu", post_relu)
         self._count = 0
+        self._conv_sites = 0
+        self._relu_sites = 0
+
+    def _pre_conv_layer(self, name):
+        if self.pre_conv is None:
+            return None
+        index, self._conv_sites = self._conv_sites, self._conv_sites + 1
+        return self.pre_conv(index, name)
+
+    def _post_relu_layer(self, activation, name):
+        if self.post_relu is None or activation != "relu":
+            return None
+        index, self._relu_sites = self._relu_sites, self._relu_sites + 1
+        return self.post_relu(index, name)
+
+    @staticmethod
+    def _chain(before, pad, layer, after):
+        """``after(layer(pad(before(x))))``, skipping the None parts."""
+
+        def apply(x):
+            for step in (before, pad, layer, after):
+                if step is not None:
+                    x = step(x)
+            return x
+
+        return apply
 
     def _common(self):
         # Wrapped so that a seed near the limit still gives valid layer seeds.
@@ -90,21 +148,34 @@ class LayerFactory:
         pixel off the 1x1 projection shortcut beside it.
         """
         strided = strides != 1 and strides != (1, 1) and kernel_size != 1
+        before = self._pre_conv_layer(name)
         layer = RLSConv2DBatchNorm(
             filters, kernel_size, strides=strides,
             padding="valid" if strided else "same",
             activation=activation, kernel_regularizer=self._regularizer(),
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, **self._common(),
         )
-        if not strided:
+        after = self._post_relu_layer(activation, name)
+        pad = None
+        if strided:
+            pad = keras.layers.ZeroPadding2D(
+                kernel_size // 2, name=None if name is None else f"{name}_pad"
+            )
+        if before is None and pad is None and after is None:
             return layer
-        pad = keras.layers.ZeroPadding2D(
-            kernel_size // 2, name=None if name is None else f"{name}_pad"
-        )
-        return lambda x: layer(pad(x))
+        return self._chain(before, pad, layer, after)
 
     def dense(self, units, activation=None, name=None):
-        return RLSDense(
+        """Returns an `RLSDense` (a callable applying it, with a hook)."""
+        layer = RLSDense(
             units, activation=activation, kernel_regularizer=self._regularizer(),
             name=name, **self._common(),
         )
+        after = self._post_relu_layer(activation, name)
+        return layer if after is None else self._chain(None, None, layer, after)
+
+    def relu(self, name=None):
+        """Returns a `keras.layers.ReLU` (a callable applying it, with a hook)."""
+        layer = keras.layers.ReLU(name=name)
+        after = self._post_relu_layer("relu", name)
+        return layer if after is None else self._chain(None, None, layer, after)

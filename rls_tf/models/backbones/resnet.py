@@ -60,7 +60,7 @@ def _residual_block(make, x, filters, strides, bottleneck, name):
         x = make.conv_bn(conv_filters, kernel_size, strides=conv_strides,
                          activation=activation, name=f"{name}_conv{i}")(x)
     x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
-    return keras.layers.ReLU(name=f"{name}_out")(x)
+    return make.relu(name=f"{name}_out")(x)
 
 
 def _resnet(make, input_shape, num_classes, stage_blocks, stage_widths,
@@ -88,7 +88,7 @@ def _resnet(make, input_shape, num_classes, stage_blocks, stage_widths,
 
 def resnet20_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
                      mu=None, seed=None, per_example_sampling=False,
-                     weight_decay=0.0):
+                     weight_decay=0.0, pre_conv=None, post_relu=None):
     """ResNet-20 for CIFAR (He et al. 2016, section 4.2, n=3).
 
     3x3 conv(16) + BN + ReLU, then three stages of 3 basic blocks with
@@ -109,6 +109,8 @@ def resnet20_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
         num_classes: number of classes.
         input_shape: ``(H, W, C)``, H and W >= 8 (e.g. 32x32x3 or 28x28x1).
         mu, seed, per_example_sampling, weight_decay: see `LayerFactory`.
+        pre_conv, post_relu: optional layer hooks (see `LayerFactory`),
+            e.g. noise before every convolution; None inserts nothing.
 
     Returns:
         A functional `keras.Model` mapping images to class probabilities.
@@ -125,7 +127,8 @@ def resnet20_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     """
     input_shape = check_input_shape(input_shape)
     num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
+                        pre_conv=pre_conv, post_relu=post_relu)
     return _resnet(
         make, input_shape, num_classes, stage_blocks=(3, 3, 3),
         stage_widths=(16, 32, 64), stage_strides=(1, 2, 2), bottleneck=False,
@@ -135,7 +138,7 @@ def resnet20_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
 
 def resnet50_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
                      mu=None, seed=None, per_example_sampling=False,
-                     weight_decay=0.0):
+                     weight_decay=0.0, pre_conv=None, post_relu=None):
     """Bottleneck ResNet-50 with a CIFAR stem.
 
     3x3 stride-1 conv(64) + BN + ReLU (no 7x7/2 conv, no max-pooling, so
@@ -156,6 +159,8 @@ def resnet50_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
         num_classes: number of classes.
         input_shape: ``(H, W, C)``, H and W >= 8 (e.g. 32x32x3 or 28x28x1).
         mu, seed, per_example_sampling, weight_decay: see `LayerFactory`.
+        pre_conv, post_relu: optional layer hooks (see `LayerFactory`),
+            e.g. noise before every convolution; None inserts nothing.
 
     Returns:
         A functional `keras.Model` mapping images to class probabilities.
@@ -172,7 +177,8 @@ def resnet50_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     """
     input_shape = check_input_shape(input_shape)
     num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
+                        pre_conv=pre_conv, post_relu=post_relu)
     return _resnet(
         make, input_shape, num_classes, stage_blocks=(3, 4, 6, 3),
         stage_widths=(64, 128, 256, 512), stage_strides=(1, 2, 2, 2),

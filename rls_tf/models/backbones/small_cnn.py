@@ -11,7 +11,7 @@ __all__ = ["small_cnn_network"]
 
 def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
                       mu=None, seed=None, per_example_sampling=False,
-                      weight_decay=0.0, width=32):
+                      weight_decay=0.0, width=32, pre_conv=None, post_relu=None):
     """Four conv-BN-ReLU layers, two 2x2 max-poolings, two dense layers.
 
     conv(w) - pool - conv(w) - conv(2w) - pool - conv(2w) - dense(4w) - dense.
@@ -25,13 +25,16 @@ def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
         input_shape: ``(H, W, C)``, H and W >= 8.
         mu, seed, per_example_sampling, weight_decay: see `LayerFactory`.
         width: channels of the first two convolutions (doubled after).
+        pre_conv, post_relu: optional layer hooks (see `LayerFactory`),
+            e.g. noise before every convolution; None inserts nothing.
 
     Returns:
         A functional `keras.Model` mapping images to class probabilities.
     """
     input_shape = check_input_shape(input_shape)
     num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
+                        pre_conv=pre_conv, post_relu=post_relu)
     inputs = keras.Input(input_shape, name="images")
     # Pooling right after the first convolution keeps the full-resolution
     # work to one thin layer: about 7.4M multiply-adds per 28x28 image.

@@ -17,7 +17,7 @@ CLASSIFIER_UNITS = (512, 512)
 
 def vgg16_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
                   mu=None, seed=None, per_example_sampling=False,
-                  weight_decay=0.0):
+                  weight_decay=0.0, pre_conv=None, post_relu=None):
     """VGG-16-BN (configuration D) with a CIFAR-style classifier.
 
     Five blocks of 3x3 conv + BN + ReLU (64,64 | 128,128 | 256x3 | 512x3 |
@@ -46,6 +46,8 @@ def vgg16_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
         num_classes: number of classes.
         input_shape: ``(H, W, C)``, H and W >= 8 (e.g. 32x32x3 or 28x28x1).
         mu, seed, per_example_sampling, weight_decay: see `LayerFactory`.
+        pre_conv, post_relu: optional layer hooks (see `LayerFactory`),
+            e.g. noise before every convolution; None inserts nothing.
 
     Returns:
         A functional `keras.Model` mapping images to class probabilities.
@@ -62,7 +64,8 @@ def vgg16_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     """
     input_shape = check_input_shape(input_shape)
     num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
+                        pre_conv=pre_conv, post_relu=post_relu)
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for block, widths in enumerate(VGG16_BLOCKS, 1):
