@@ -139,3 +139,28 @@ def test_bad_arguments_raise_clear_errors():
         build_defense("dropout", "small_cnn")
     with pytest.raises(ValueError, match="Received: .*'mu_x'"):
         build_defense("rls", "small_cnn", mu_x=1)
+
+
+@pytest.mark.parametrize("name", ["ensemble", "adp"])
+def test_pgd_at_a_large_eps_breaks_the_trained_ensemble(name):
+    # A defense that no attack breaks at a large eps means the attack is broken.
+    from rls_tf import attacks  # pylint: disable=import-outside-toplevel
+    from rls_tf.evaluation import threat_models as tm  # pylint: disable=import-outside-toplevel
+
+    keras.utils.set_random_seed(1)
+    model = build_defense(name, "small_cnn", input_shape=(12, 12, 1), num_classes=4,
+                          ensemble_size=2)
+    x, y = toy_images(256, seed=2)
+    model.compile(optimizer=keras.optimizers.Adam(0.005), metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+    xt, yt = toy_images(64, seed=3)
+    assert np.mean(np.argmax(model.predict(xt, verbose=0), -1) == yt) > 0.8
+    for threat in ("eot", "paper"):
+        attacker = tm.make_attacker(model, threat, seed=0)
+        assert attacker.white_box == (threat == "eot")
+        x_adv = attacks.pgd(attacker.model_fn, xt, yt, eps=1.0, eps_iter=0.1, nb_iter=20,
+                            rand_init=True, seed=0).numpy()
+        assert np.abs(x_adv - xt).max() <= 1.0 + 1e-5
+        accuracy = np.mean(np.argmax(model.predict(x_adv, verbose=0), -1) == yt)
+        if threat == "eot":
+            assert accuracy < 0.1, accuracy
