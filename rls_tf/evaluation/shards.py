@@ -429,7 +429,9 @@ def merge_shards(payloads):
     shards = check_shards(payloads)
     first = shards[0]
     config = first["config"]
-    eval_samples = config["eval_samples"]
+    # Each model's defender has its own N (an ensemble's is its member count).
+    eval_samples = {key: (info.get("defender") or {}).get("eval_samples", config["eval_samples"])
+                    for key, info in first["models"].items()}
     results = {"format_version": records.FORMAT_VERSION}
     results.update({
         key: json.loads(json.dumps(first[key]))
@@ -443,7 +445,7 @@ def merge_shards(payloads):
     for key in first["models"]:
         examples = _concat_examples([_decode_examples(s["examples"]["clean"][key])
                                      for s in shards])
-        summary = records.DefenderSummary.from_examples(examples, eval_samples)
+        summary = records.DefenderSummary.from_examples(examples, eval_samples[key])
         results["clean"][key] = summary.clean_json()
         results["interrater"][key] = summary.interrater
     results["robust"] = []
@@ -455,7 +457,8 @@ def merge_shards(payloads):
         eps = tuple(record[k] for k in records.EPS_KEYS) if "eps" in record else None
         spec = REGISTRY.get(record["attack"])
         merged = records.RobustRecord.from_examples(
-            examples, eval_samples, {k: record[k] for k in records.IDENTITY_KEYS}, seconds,
+            examples, eval_samples[record["model"]], {k: record[k] for k in records.IDENTITY_KEYS},
+            seconds,
             min_norm=spec is not None and spec.min_norm,
             ce_stage_reused=any(p.get("ce_stage_reused") for p in parts), eps=eps)
         results["robust"].append(merged.to_json())

@@ -191,3 +191,22 @@ def test_eot_shards_merge_exactly_and_reruns_repeat(micro_models):
     # The attack did something on the stochastic model (not a vacuous equality).
     rls = [r for r in whole["robust"] if r["model"] == "rls"]
     assert any(r["attacker_accuracy"] < r["attacker_clean_accuracy"] for r in rls)
+
+
+def test_shards_of_an_ensemble_merge_with_its_own_number_of_members(micro_models):
+    # An ensemble's defender averages its members (here 2), not config.eval_samples (3).
+    from rls_tf.defenses import EnsembleModel  # pylint: disable=import-outside-toplevel
+    from tests.evaluation.conftest import make_micro_model  # pylint: disable=import-outside-toplevel
+
+    members = [micro_models["baseline"].network, make_micro_model(1, seed=1).network]
+    models = {"baseline": micro_models["baseline"], "ens": EnsembleModel(members)}
+    x, y = toy_images(6, size=8, seed=22)
+    config = _config(attacks=("fgsm", "pgd"), threat_models=("paper",))
+    whole = _roundtrip(runner.run_evaluation(models, x, y, config, log=None))
+    merged = _roundtrip(shards.merge_shards(
+        [_roundtrip(shards.run_shard(models, x, y, config, 2, i, log=None)) for i in range(2)]))
+    assert whole["models"]["ens"]["defender"]["eval_samples"] == 2
+    assert merged["clean"] == whole["clean"] and merged["interrater"] == whole["interrater"]
+    for a, b in zip(merged["robust"], whole["robust"]):
+        assert a["accuracy"] == b["accuracy"] and a["accuracy_vs_samples"] == b[
+            "accuracy_vs_samples"]
