@@ -47,10 +47,16 @@ import tensorflow as tf
 from rls_tf.validation import check_int
 from rls_tf.validation import check_seed
 
-__all__ = ["StochasticClassifier", "draw_categorical", "draw_seeds", "is_key", "SeedStream"]
+__all__ = ["StochasticClassifier", "draw_categorical", "draw_seeds", "is_key", "SeedStream",
+           "tile_batch"]
 
 # Seeds drawn as data (noise defenses' draws) are int32 in [0, 2**31 - 1).
 _SEED_MAX = 2**31 - 1
+
+
+def tile_batch(x, times):
+    """Stacks `times` copies of the batch: rows [s*B, (s+1)*B) are copy s."""
+    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
 
 
 def is_key(seed):

@@ -204,12 +204,6 @@ class EnsembleModel(keras.Model, StochasticClassifier):
 
     # -- serialization ------------------------------------------------------
 
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "members": [keras.saving.serialize_keras_object(m) for m in self.members]}

@@ -49,6 +49,7 @@ import tensorflow as tf
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_seeds
 from rls_tf.defense import is_key
+from rls_tf.defense import tile_batch
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_int
 
@@ -175,10 +176,6 @@ class SeededNoiseLayer(keras.layers.Layer):
 
 # -- the model -------------------------------------------------------------------
 
-
-def _tile(x, times):
-    """Stacks `times` copies of the batch: rows [s*B, (s+1)*B) are copy s."""
-    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
@@ -341,7 +338,7 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
                 fn_output_signature=tf.TensorSpec((None, *self.network.output_shape[1:]),
                                                   self.network.outputs[0].dtype))
         batch = tf.shape(x)[0]
-        out = self._run(_tile(x, num), tf.reshape(draws, [-1, 2]), training)
+        out = self._run(tile_batch(x, num), tf.reshape(draws, [-1, 2]), training)
         return tf.reshape(out, [num, batch, out.shape[-1]])
 
     def _key(self, seed):
@@ -361,7 +358,7 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         if forward == "loop" or num == 1:
             return self.outputs(x, draw_seeds(num, seed=key), training=training, forward="loop")
         batch = tf.shape(x)[0]
-        out = self._run(_tile(x, num), key[None], training)
+        out = self._run(tile_batch(x, num), key[None], training)
         return tf.reshape(out, [num, batch, out.shape[-1]])
 
     def sample(self, x, num_draws, seed=None):

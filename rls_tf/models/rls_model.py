@@ -8,6 +8,7 @@ from keras.src.losses.loss import unscale_loss_for_distribution
 from rls_tf import metrics as rls_metrics
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_categorical
+from rls_tf.defense import tile_batch
 from rls_tf.layers.base import RLSLayer
 from rls_tf.layers.sampling import current_scope
 from rls_tf.layers.sampling import sampling_scope
@@ -17,10 +18,6 @@ from rls_tf.validation import check_int
 __all__ = ["RLSModel", "TRAIN_FORWARDS"]
 
 TRAIN_FORWARDS = ("tiled", "loop")
-
-def _tile(x, times):
-    """Stacks `times` copies of the batch: rows [s*B, (s+1)*B) are copy s."""
-    return tf.tile(x, [times] + [1] * (len(x.shape) - 1))
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
@@ -264,7 +261,7 @@ class RLSModel(keras.Model, StochasticClassifier):
             return tf.stack([self.outputs(x, draws[d:d + 1], training=training)[0]
                              for d in range(num)])
         batch = tf.shape(x)[0]
-        inputs = x if num == 1 else _tile(x, num)
+        inputs = x if num == 1 else tile_batch(x, num)
         pinned = {id(layer): tf.reshape(draws[..., j], [-1])
                   for j, layer in enumerate(layers)}
         with sampling_scope(num_groups=1 if per_example else num, pinned=pinned,
@@ -324,7 +321,7 @@ class RLSModel(keras.Model, StochasticClassifier):
                 )[0])
             return tf.stack(outputs)
         batch = tf.shape(x)[0]
-        inputs = x if num_samples == 1 else _tile(x, num_samples)
+        inputs = x if num_samples == 1 else tile_batch(x, num_samples)
         with sampling_scope(
             num_groups=num_samples,
             per_example=per_example,
