@@ -51,6 +51,37 @@ def eot_sparse_ce(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def eot_margin(labels, logits):
+    """Per-example margin loss ``max_{i != y} z_i - z_y``, averaged over draws.
+
+    The high-confidence loss Carlini et al. (2019) advise for transfer and
+    for checking an evaluation: positive once the example is misclassified,
+    and unbounded, so maximising it pushes past the decision boundary.
+
+    Args:
+        labels: int ``[B]``.
+        logits: ``[B, K]`` or ``[E, B, K]``.
+
+    Returns:
+        ``[B]``, or for rank-3 logits its mean over the E draws.
+    """
+    logits = tf.convert_to_tensor(logits)
+    one_hot = tf.one_hot(tf.cast(labels, tf.int64), logits.shape[-1], dtype=logits.dtype)
+    if logits.shape.rank == 3:
+        one_hot = tf.broadcast_to(one_hot[None], tf.shape(logits))
+    z_y = tf.reduce_sum(one_hot * logits, axis=-1)
+    z_other = tf.reduce_max(
+        tf.where(one_hot > 0, tf.constant(-np.inf, logits.dtype), logits), axis=-1
+    )
+    margin = z_other - z_y
+    if logits.shape.rank == 3:
+        return tf.reduce_mean(margin, axis=0)
+    return margin
+
+
+LOSSES = {"ce": eot_sparse_ce, "margin": eot_margin}
+
+
 def eot_dlr(labels, logits):
     """Per-example DLR loss (Croce & Hein 2020, eq. 4), averaged over draws.
 

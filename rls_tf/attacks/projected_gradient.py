@@ -22,6 +22,7 @@ def pgd(
     clip_max=1.0,
     targeted=False,
     seed=None,
+    loss="ce",
 ):
     """Projected Gradient Descent (L-inf), EOT-aware.
 
@@ -58,6 +59,9 @@ def pgd(
         targeted: if True, descend the loss of the target labels ``y``.
         seed: int seed of the random start (None: non-deterministic). The
             model's own randomness is not seeded by it.
+        loss: "ce" (cross-entropy, as Madry et al.) or "margin" (the
+            high-confidence loss ``max_{i != y} z_i - z_y``, Carlini et al.
+            2019; used for transfer), averaged over E draws either way.
 
     Returns:
         float32 ``tf.Tensor`` ``[B, H, W, C]``, the last iterate, with
@@ -95,6 +99,7 @@ def pgd(
     checks.check_non_negative(rand_minmax, "rand_minmax")
     checks.check_bool(targeted, "targeted")
     checks.check_seed(seed)
+    checks.check_choice(loss, "loss", tuple(_common.LOSSES))
     if x.shape[0] == 0:
         return x
     _common.probe_model(model_fn, x, y)
@@ -114,7 +119,7 @@ def pgd(
             adv_x,
             float(eps_iter),
             np.inf,
-            loss_fn=_common.eot_sparse_ce,
+            loss_fn=_common.LOSSES[loss],
             clip_min=clip_min,
             clip_max=clip_max,
             y=y,

@@ -24,17 +24,26 @@ Example:
 import dataclasses
 from typing import Callable, Optional, Tuple
 
+from rls_tf.attacks.arc import arc
 from rls_tf.attacks.auto_pgd import apgd
 from rls_tf.attacks.carlini_wagner import cw_l2
 from rls_tf.attacks.deep_fool import deepfool
 from rls_tf.attacks.elastic_net import ead
 from rls_tf.attacks.fast_gradient import fgsm
+from rls_tf.attacks.momentum import mi_fgsm
 from rls_tf.attacks.projected_gradient import pgd
+from rls_tf.attacks.spsa import spsa
+from rls_tf.attacks.square import square
 
 __all__ = ["AttackSetting", "AttackSpec", "ATTACK_NAMES", "KINDS", "REGISTRY", "RECIPES",
            "get_attack"]
 
 KINDS = ("loss", "min_norm")
+# Threat models that run only some attacks: apgd_rand is the APGD-CE +
+# APGD-DLR recipe, arc the ARC attack; transfer crafts on a surrogate with
+# the gradient attacks that transfer.
+EXCLUSIVE_ATTACKS = {"apgd_rand": ("apgd",), "arc": ("arc",),
+                     "transfer": ("fgsm", "pgd", "mifgsm")}
 # How a setting is run on a batch: one call; the best of several random
 # restarts; APGD-CE then APGD-DLR on what CE did not fool.
 RECIPES = ("single", "restarts", "ce+dlr")
@@ -88,7 +97,12 @@ def _pgd_settings(preset, threat_model):
     out = []
     for eps in preset.pgd_eps:
         meps = preset.model_eps(eps)
-        if threat_model == "eot":
+        if threat_model == "transfer":
+            steps = preset.transfer_steps
+            kwargs = {"eps": meps, "eps_iter": min(meps, 2.5 * meps / steps), "nb_iter": steps,
+                      "rand_init": True, "loss": preset.transfer_loss}
+            out.append(AttackSetting("pgd", f"eps={_fmt(eps)}", kwargs, value=eps))
+        elif threat_model == "eot":
             steps = preset.eot_pgd_steps
             kwargs = {"eps": meps, "eps_iter": min(meps, 2.5 * meps / steps),
                       "nb_iter": steps, "rand_init": True}
@@ -99,6 +113,40 @@ def _pgd_settings(preset, threat_model):
                       "nb_iter": preset.pgd_steps, "rand_init": preset.pgd_rand_init}
             out.append(AttackSetting("pgd", f"eps={_fmt(eps)}", kwargs, value=eps))
     return out
+
+
+def _mifgsm_settings(preset, threat_model):
+    del threat_model  # transfer only
+    steps = preset.transfer_steps
+    return [AttackSetting("mifgsm", f"eps={_fmt(eps)}",
+                          {"eps": preset.model_eps(eps), "eps_iter": preset.model_eps(eps) / steps,
+                           "nb_iter": steps, "decay": preset.mifgsm_decay,
+                           "loss": preset.transfer_loss}, value=eps)
+            for eps in preset.pgd_eps]
+
+
+def _square_settings(preset, threat_model):
+    del threat_model  # eot only
+    return [AttackSetting("square", f"eps={_fmt(eps)}",
+                          {"eps": preset.model_eps(eps), "n_queries": preset.square_queries,
+                           "p_init": preset.square_p_init}, value=eps)
+            for eps in preset.pgd_eps]
+
+
+def _spsa_settings(preset, threat_model):
+    del threat_model  # eot only
+    return [AttackSetting("spsa", f"eps={_fmt(eps)}",
+                          {"eps": preset.model_eps(eps), "nb_iter": preset.spsa_iters,
+                           "nb_sample": preset.spsa_samples, "delta": preset.spsa_delta,
+                           "learning_rate": preset.spsa_lr}, value=eps)
+            for eps in preset.pgd_eps]
+
+
+def _arc_settings(preset, threat_model):
+    del threat_model  # arc only
+    return [AttackSetting("arc", f"eps={_fmt(eps)}",
+                          {"eps": preset.model_eps(eps), "nb_iter": preset.arc_steps}, value=eps)
+            for eps in preset.pgd_eps]
 
 
 def _apgd_settings(preset, threat_model):
@@ -166,6 +214,10 @@ class AttackSpec:
             attack-specific ones, see `applicable`).
         optional_under_eot: minimum-norm attacks run under eot only when the
             preset's ``eot_min_norm`` is set.
+        subset: a preset field naming how many of the first images the
+            attack runs on (the expensive score-based attacks), or None.
+        reports_queries: the function takes ``return_info`` and reports
+            per-example ``queries`` (score-based attacks).
     """
 
     name: str
@@ -177,6 +229,8 @@ class AttackSpec:
     settings: Callable
     threat_models: Optional[Tuple[str, ...]] = None
     optional_under_eot: bool = False
+    subset: Optional[str] = None
+    reports_queries: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -188,8 +242,9 @@ class AttackSpec:
 
     def applicable(self, threat_model, preset):
         """``(applicable, reason)`` of this attack under a threat model name."""
-        if threat_model == "apgd_rand" and self.name != "apgd":
-            return False, "apgd_rand is the APGD-CE + APGD-DLR recipe; it runs attack 'apgd' only"
+        exclusive = EXCLUSIVE_ATTACKS.get(threat_model)
+        if exclusive is not None and self.name not in exclusive:
+            return False, f"{threat_model} runs {', '.join(exclusive)} only"
         if self.threat_models is not None and threat_model not in self.threat_models:
             return False, f"{self.name} runs under {', '.join(self.threat_models)} only"
         if threat_model == "eot" and self.optional_under_eot and not preset.eot_min_norm:
@@ -225,6 +280,20 @@ REGISTRY = {spec.name: spec for spec in (
                                                            ("decision_rule",
                                                             "ead_decision_rule"))),
                optional_under_eot=True),
+    AttackSpec("mifgsm", mi_fgsm, "MI-FGSM", "loss", False,
+               ("pgd_eps", "transfer_steps", "mifgsm_decay", "transfer_loss"), _mifgsm_settings,
+               threat_models=("transfer",)),
+    AttackSpec("square", square, "Square", "loss", True,
+               ("pgd_eps", "square_queries", "square_p_init", "score_num_examples"),
+               _square_settings, threat_models=("eot",), subset="score_num_examples",
+               reports_queries=True),
+    AttackSpec("spsa", spsa, "SPSA", "loss", True,
+               ("pgd_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
+                "score_num_examples"),
+               _spsa_settings, threat_models=("eot",), subset="score_num_examples",
+               reports_queries=True),
+    AttackSpec("arc", arc, "ARC", "loss", False, ("pgd_eps", "arc_steps", "arc_paths"),
+               _arc_settings, threat_models=("arc",)),
 )}
 
 # Table order.

@@ -65,6 +65,18 @@ flags.DEFINE_integer("num_shards", 1, "S: split the evaluation into this many sh
                      "evaluates shard --shard_index only and writes "
                      "<output_dir>/shard-<i>-of-<S>.json.")
 flags.DEFINE_integer("shard_index", 0, "i in [0, --num_shards): the shard this run evaluates.")
+flags.DEFINE_list("surrogates", "plain", "Surrogates of the transfer threat model, one "
+                  "transfer run each: an evaluated model's name, 'copy' (the defense's own "
+                  "independently trained copy, from --surrogate_dirs), or several joined by '+' "
+                  "(an ensemble of surrogates), e.g. plain,copy,plain+copy.")
+flags.DEFINE_list("surrogate_dirs", None, "Independently trained copies of evaluated defenses, "
+                  "NAME=DIR with NAME an entry of --model_dirs (e.g. rls=runs/rls_copy): the "
+                  "'copy' surrogates of transfer; they are not evaluated.")
+flags.DEFINE_bool("convergence", False, "Also run the convergence sweeps: EOT PGD against the "
+                  "number of steps (--convergence_steps), of EOT draws (--convergence_draws) and "
+                  "against eps (--sweep_eps), for the masking checks and their plots.")
+flags.DEFINE_string("reference", None, "The undefended model the masking checks compare with "
+                    "(default: the model named plain, else baseline).")
 flags.DEFINE_string("merge", None, "Merge the shard-<i>-of-<S>.json files of this directory "
                     "into results.json, results.md and robustness.png (in this directory, or "
                     "--output_dir when given); no model is loaded.")
@@ -199,7 +211,8 @@ def _check_preset(value):
 
 # The flags that describe an evaluation, in the order the command is recorded.
 _COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_dir", "attacks",
-                  "threat_models", "num_examples", "eval_samples", "repeats",
+                  "threat_models", "surrogates", "surrogate_dirs", "convergence", "reference",
+                  "num_examples", "eval_samples", "repeats",
                   "sample_counts", "preset", "output_dir", "batch_size", "seed",
                   *PRESET_FIELDS, "num_shards", "shard_index")
 
@@ -262,7 +275,22 @@ def evaluate_from_flags():
         command=command_line(),
         labels=labels,
         log=log,
+        surrogate_dirs=_named_dirs("surrogate_dirs", FLAGS.surrogate_dirs),
+        surrogates=FLAGS.surrogates,
+        convergence=FLAGS.convergence,
+        reference=FLAGS.reference,
     )
+
+
+def _named_dirs(flag, entries):
+    out = {}
+    for entry in entries or []:
+        name, sep, directory = entry.partition("=")
+        if not sep or not name or not directory or name in out:
+            raise ValueError(f"--{flag}: every entry is NAME=DIR with its own NAME. "
+                             f"Received: {entry!r}")
+        out[name] = directory
+    return out
 
 
 def main(argv):

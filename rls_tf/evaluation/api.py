@@ -98,7 +98,8 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
                   preset_overrides=None, eval_samples=10, repeats=5,
                   sample_counts=DEFAULT_SAMPLE_COUNTS, batch_size=100, seed=0,
                   output_dir="results", num_shards=1, shard_index=0, command=None,
-                  labels=None, log=print):
+                  labels=None, log=print, surrogate_dirs=None, surrogates=("plain",),
+                  convergence=False, reference=None):
     """Evaluates the models of some run directories; writes the reports.
 
     Args:
@@ -122,6 +123,10 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
         labels: ``{key: argument name}`` used in error messages (default:
             the keys).
         log: function printing one line (None: silent).
+        surrogate_dirs: ``{defense key: directory}`` of independently
+            trained copies of the evaluated defenses: the ``copy``
+            surrogates of the ``transfer`` threat model (not evaluated).
+        surrogates, convergence, reference: see `EvalConfig`.
 
     Returns:
         ``(results, paths)``: the results dict and the written files
@@ -136,6 +141,13 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
     models, configs = {}, {}
     for key, directory in model_dirs.items():
         models[key], configs[key] = load_model_dir(directory, flag=labels[key])
+    surrogate_models = {}
+    for key, directory in (surrogate_dirs or {}).items():
+        if key not in models:
+            raise ValueError(f"--surrogate_dirs names {key!r}, which is not an evaluated model "
+                             f"(expected one of {tuple(models)}). Received: "
+                             f"surrogate_dirs={dict(surrogate_dirs)!r}")
+        surrogate_models[key], _ = load_model_dir(directory, flag="surrogate_dirs")
     if log:
         for key, model in models.items():
             if key == "baseline" and model.is_stochastic:
@@ -164,18 +176,24 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
         threat_models=tuple(dict.fromkeys(threat_models)),
         preset=preset, eval_samples=eval_samples, repeats=repeats,
         sample_counts=tuple(sample_counts), batch_size=batch_size, seed=seed,
-        verbose=1 if log else 0,
+        verbose=1 if log else 0, surrogates=tuple(surrogates), convergence=bool(convergence),
+        reference=reference,
     )
     x = rls_data.to_model_range(x)
     if num_shards > 1:
-        results = rls_shards.run_shard(models, x, y, config, num_shards, shard_index, log=log)
+        results = rls_shards.run_shard(models, x, y, config, num_shards, shard_index, log=log,
+                                       surrogate_models=surrogate_models)
     else:
-        results = runner.run_evaluation(models, x, y, config, log=log)
+        results = runner.run_evaluation(models, x, y, config, log=log,
+                                        surrogate_models=surrogate_models)
     results["data"] = {"dataset": dataset, "split": "test", "data_dir": data_dir,
                        "num_examples": int(len(x)), "first_examples": True}
     for key in models:
         results["models"][key]["dir"] = model_dirs[key]
         results["models"][key]["train_config"] = configs[key]
+    if surrogate_dirs:
+        results["surrogates"] = {key: {"dir": directory, **surrogate_models[key].describe()}
+                                 for key, directory in surrogate_dirs.items()}
     if num_shards > 1:
         results["command"] = command
         path = rls_shards.write_shard(results, output_dir)

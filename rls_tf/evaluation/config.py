@@ -9,7 +9,7 @@ import dataclasses
 import platform
 import sys
 import zlib
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -49,6 +49,14 @@ class EvalConfig:
             many rows through the network).
         seed: base seed of everything random (paths, random starts, TF).
         verbose: 0 silent, 1 progress bars and a line per run.
+        surrogates: the surrogates of the ``transfer`` threat model, one
+            entry per transfer run: model keys joined by ``+`` (an ensemble
+            of surrogates); ``copy`` names the evaluated defense's own
+            independently trained copy (``surrogate_models`` of the run).
+        convergence: also run the convergence sweeps (EOT PGD against
+            steps, draws and eps; see the preset's ``convergence_*``).
+        reference: key of the undefended model the masking checks compare
+            with (None: ``plain`` or ``baseline`` if present).
     """
 
     attacks: Tuple[str, ...]
@@ -60,9 +68,18 @@ class EvalConfig:
     batch_size: int = 100
     seed: int = 0
     verbose: int = 1
+    surrogates: Tuple[str, ...] = ("plain",)
+    convergence: bool = False
+    reference: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "surrogates", tuple(str(s) for s in self.surrogates))
+        if "transfer" in self.threat_models and (
+                not self.surrogates or any(not part for spec in self.surrogates
+                                           for part in spec.split("+"))):
+            raise ValueError("The transfer threat model needs surrogates (model keys joined by "
+                             f"'+', or 'copy'). Received: surrogates={self.surrogates!r}")
         object.__setattr__(self, "threat_models", tuple(self.threat_models))
         object.__setattr__(self, "sample_counts", tuple(int(n) for n in self.sample_counts))
         if not self.attacks:
@@ -92,6 +109,8 @@ class EvalConfig:
             self.threat_models,
             multi_sample_paths=self.preset.multi_sample_paths,
             eot_samples=self.preset.eot_samples,
+            surrogates=self.surrogates,
+            arc_paths=self.preset.arc_paths,
         )
 
     def to_json(self):
@@ -104,6 +123,9 @@ class EvalConfig:
             "sample_counts": list(self.sample_counts),
             "batch_size": self.batch_size,
             "seed": self.seed,
+            **({"surrogates": list(self.surrogates)} if "transfer" in self.threat_models else {}),
+            **({"convergence": True} if self.convergence else {}),
+            **({"reference": self.reference} if self.reference else {}),
         }
 
 

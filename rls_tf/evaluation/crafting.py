@@ -56,12 +56,18 @@ class Crafter:
     def __init__(self, attacker):
         self.attacker = attacker
         self.margin = MarginFn(attacker.model_fn)
+        # Per-example queries of the last call of a score-based attack.
+        self.last_queries = None
 
     def _call(self, setting, x, y, seed, **overrides):
         kwargs = {**setting.kwargs, **overrides}
         spec = REGISTRY[setting.attack]
         if spec.seeded:
             kwargs["seed"] = seed
+        if spec.reports_queries:
+            x_adv, info = spec.function(self.attacker.model_fn, x, y, return_info=True, **kwargs)
+            self.last_queries = np.asarray(info["queries"], np.float64)
+            return np.asarray(x_adv)
         return spec.function(self.attacker.model_fn, x, y, **kwargs).numpy()
 
     def _improve(self, x_adv, margin, x, y, make_candidate):

@@ -36,6 +36,24 @@ Settings beyond the paper (the adaptive threat models):
   ``eot_deepfool_overshoot``.
 * ``apgd_rand``: APGD-CE then APGD-DLR, 100 steps, 1 restart, EOT 20
   (AutoAttack's ``rand`` version).
+
+The gradient-masking checks (Carlini et al. 2019):
+
+* ``transfer``: FGSM, PGD (``transfer_steps`` of 2.5 eps / steps, random
+  start) and MI-FGSM (momentum ``mifgsm_decay``, ``transfer_steps`` steps),
+  all on the ``transfer_loss`` (default the high-confidence margin loss),
+  crafted on the surrogate.
+* Square (``square_queries`` queries, ``p_init`` ``square_p_init``:
+  AutoAttack's 5000 and 0.8) and SPSA (``spsa_iters`` iterations of
+  ``spsa_samples`` samples, perturbation ``spsa_delta``, Adam at
+  ``spsa_lr``) run under ``eot`` (every query averages E fresh draws) on
+  the first ``score_num_examples`` images.
+* ``arc``: ARC with ``arc_steps`` iterations on ``arc_paths`` pinned draws
+  (an ensemble: all its members).
+* Convergence sweeps (``--convergence``): EOT PGD at ``convergence_eps``
+  (0: the largest ``pgd_eps``) against the number of steps
+  (``convergence_steps``, E fixed) and of draws (``convergence_draws``,
+  steps fixed), and against eps (``sweep_eps``).
 """
 
 import dataclasses
@@ -74,6 +92,24 @@ class Preset:
         eot_kappa: the extra confidence margin (> 0) of C&W/EAD under eot.
         eot_deepfool_overshoot: the extra DeepFool overshoot under eot.
         multi_sample_paths: S values of the multi_sample threat model.
+        transfer_steps: PGD / MI-FGSM iterations under transfer.
+        transfer_loss: loss of the transfer attacks, "margin" or "ce".
+        mifgsm_decay: MI-FGSM momentum decay mu.
+        square_queries: Square Attack query budget per image.
+        square_p_init: Square Attack initial fraction of pixels per square.
+        spsa_iters: SPSA iterations.
+        spsa_samples: SPSA finite-difference samples per iteration.
+        spsa_delta: SPSA perturbation size.
+        spsa_lr: SPSA Adam learning rate (CleverHans' 0.01 is for [0, 1]
+            pixels; 0.05 on our [-1, 1] pixels is what breaks an undefended
+            MNIST CNN within 50 iterations in the strength test).
+        score_num_examples: Square and SPSA run on the first this many images.
+        arc_paths: P, pinned draws ARC attacks as fixed members.
+        arc_steps: ARC iterations.
+        convergence_eps: eps of the convergence sweeps (0: the largest pgd_eps).
+        convergence_steps: EOT-PGD step counts of the convergence sweep.
+        convergence_draws: EOT draw counts E of the convergence sweep.
+        sweep_eps: eps values of the eps sweep (EOT PGD).
     """
 
     name: str
@@ -109,6 +145,22 @@ class Preset:
     eot_kappa: float = 1.0
     eot_deepfool_overshoot: float = 1.0
     multi_sample_paths: Tuple[int, ...] = (1, 5, 10, 15)
+    transfer_steps: int = 100
+    transfer_loss: str = "margin"
+    mifgsm_decay: float = 1.0
+    square_queries: int = 5000
+    square_p_init: float = 0.8
+    spsa_iters: int = 100
+    spsa_samples: int = 128
+    spsa_delta: float = 0.01
+    spsa_lr: float = 0.05
+    score_num_examples: int = 100
+    arc_paths: int = 10
+    arc_steps: int = 20
+    convergence_eps: float = 0.0
+    convergence_steps: Tuple[int, ...] = (10, 50, 100, 200, 400)
+    convergence_draws: Tuple[int, ...] = (1, 5, 10, 20, 40)
+    sweep_eps: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
     def __post_init__(self):
         if self.eps_units not in EPS_UNITS:
@@ -126,7 +178,9 @@ class Preset:
                       "cw_binary_search_steps", "ead_steps",
                       "ead_binary_search_steps", "apgd_steps", "apgd_restarts",
                       "eot_samples", "eot_pgd_steps", "eot_pgd_restarts",
-                      "eot_min_norm_steps"):
+                      "eot_min_norm_steps", "transfer_steps", "square_queries",
+                      "spsa_iters", "spsa_samples", "score_num_examples", "arc_paths",
+                      "arc_steps"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{field}` must be an int >= 1. Received: {field}={value!r}")
@@ -140,6 +194,27 @@ class Preset:
                 "`pgd_step_ratio` must be in (0, 1]. "
                 f"Received: pgd_step_ratio={self.pgd_step_ratio!r}"
             )
+        if self.transfer_loss not in ("margin", "ce"):
+            raise ValueError("`transfer_loss` must be one of ('margin', 'ce'). "
+                             f"Received: transfer_loss={self.transfer_loss!r}")
+        if not 0 < self.square_p_init <= 1:
+            raise ValueError(f"`square_p_init` must be in (0, 1]. "
+                             f"Received: square_p_init={self.square_p_init!r}")
+        for field in ("spsa_delta", "spsa_lr"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"`{field}` must be > 0. Received: {field}={getattr(self, field)!r}")
+        if not self.mifgsm_decay >= 0:
+            raise ValueError(f"`mifgsm_decay` must be >= 0. Received: mifgsm_decay={self.mifgsm_decay!r}")
+        if not self.convergence_eps >= 0:
+            raise ValueError(f"`convergence_eps` must be >= 0. "
+                             f"Received: convergence_eps={self.convergence_eps!r}")
+        for field in ("convergence_steps", "convergence_draws"):
+            values = getattr(self, field)
+            if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                     for v in values):
+                raise ValueError(f"`{field}` must be ints >= 1. Received: {field}={values!r}")
+        if not self.sweep_eps or not all(_is_number(v) and v >= 0 for v in self.sweep_eps):
+            raise ValueError(f"`sweep_eps` must be numbers >= 0. Received: sweep_eps={self.sweep_eps!r}")
         if not self.eot_kappa > 0:
             raise ValueError(f"`eot_kappa` must be > 0. Received: eot_kappa={self.eot_kappa!r}")
         if not self.multi_sample_paths or not all(
@@ -149,6 +224,11 @@ class Preset:
                 "`multi_sample_paths` must be ints >= 1. "
                 f"Received: multi_sample_paths={self.multi_sample_paths!r}"
             )
+
+    @property
+    def sweep_eps_value(self):
+        """The eps of the convergence sweeps (preset units)."""
+        return self.convergence_eps or max(self.pgd_eps)
 
     @property
     def eps_scale(self):
@@ -162,7 +242,8 @@ class Preset:
     def replace(self, **changes):
         """A copy with some fields changed (None values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("fgsm_eps", "pgd_eps", "cw_c", "ead_c", "multi_sample_paths"):
+        for key in ("fgsm_eps", "pgd_eps", "cw_c", "ead_c", "multi_sample_paths",
+                    "convergence_steps", "convergence_draws", "sweep_eps"):
             if key in changes:
                 changes[key] = tuple(changes[key])
         return dataclasses.replace(self, **changes)

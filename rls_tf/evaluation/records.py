@@ -15,6 +15,7 @@ Example:
 """
 
 import dataclasses
+import hashlib
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -22,8 +23,9 @@ import numpy as np
 from rls_tf.attacks import registry as attack_registry
 from rls_tf.evaluation import interrater
 
-__all__ = ["EPS_KEYS", "FORMAT_VERSION", "IDENTITY_KEYS", "DefenderSummary", "RobustRecord", "defender_summary",
-           "norm_summary", "perturbation_sizes", "record_summary"]
+__all__ = ["EPS_KEYS", "FORMAT_VERSION", "IDENTITY_KEYS", "SWEEP_KEYS", "DefenderSummary",
+           "RobustRecord", "defender_summary", "model_fingerprint", "norm_summary",
+           "perturbation_sizes", "record_summary"]
 
 # 1: results before the stochastic-classifier interface (no version field);
 # 2: the same fields plus ``format_version``.
@@ -31,6 +33,21 @@ FORMAT_VERSION = 2
 
 # What only minimum-norm attacks report.
 _MIN_NORM_KEYS = ("attacked_examples", "success_rate", "l2", "l1")
+
+
+def model_fingerprint(model):
+    """SHA-256 of a classifier's weights (names, shapes and values)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(np.asarray(weight.numpy()))
+        digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode("utf-8"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _mean(values):
+    values = np.asarray(values)
+    return float(np.mean(values)) if values.size else float("nan")
 
 
 def norm_summary(values):
@@ -43,7 +60,8 @@ def norm_summary(values):
 
 def perturbation_sizes(x_adv, x):
     """Per-example ``(changed, linf, l2, l1)`` of ``x_adv - x`` (float64)."""
-    diff = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
+    diff = np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)
+    diff = diff.reshape(len(x), int(np.prod(diff.shape[1:])))
     changed = np.any(diff != 0, axis=1)
     if not diff.shape[1]:
         zeros = np.zeros(len(x))
@@ -115,12 +133,20 @@ def record_summary(examples, attack, eval_samples, min_norm=None):
         "accuracy": defender["accuracy"],
         "accuracy_vs_samples": defender["accuracy_vs_samples"],
         "interrater": defender["interrater"],
-        "attacker_accuracy": float(np.mean(attacker_correct)),
-        "attacker_clean_accuracy": float(np.mean(np.asarray(examples["attacker_clean_correct"],
-                                                            bool))),
-        "linf_max": float(linf.max()),
+        "attacker_accuracy": _mean(attacker_correct),
+        "attacker_clean_accuracy": _mean(np.asarray(examples["attacker_clean_correct"], bool)),
+        # An attack run on a subset (Square, SPSA) has no examples in a shard
+        # past the subset.
+        "linf_max": float(linf.max()) if linf.size else 0.0,
         "num_examples": int(len(attacker_correct)),
     }
+    if "queries" in examples:
+        # Score-based attacks: model queries per image (one query = one
+        # model_fn evaluation of the image, E draws for a stochastic model).
+        queries = np.asarray(examples["queries"], np.float64)
+        out["queries"] = ({"mean": float(queries.mean()), "median": float(np.median(queries)),
+                           "max": float(queries.max()), "total": float(queries.sum())}
+                          if queries.size else None)
     if min_norm:
         # Success: among the images the attacked model got right, those the
         # attack changed into ones it gets wrong (per the attacker's own
@@ -157,6 +183,8 @@ IDENTITY_KEYS = _IDENTITY = ("model", "threat_model", "threat_model_name", "atta
 _NUMBERS = ("accuracy", "accuracy_vs_samples", "interrater", "attacker_accuracy",
             "attacker_clean_accuracy", "linf_max", "num_examples")
 EPS_KEYS = _EPS = ("eps", "eps_model_units", "eps_unit_range")
+# What a convergence-sweep record adds (its ``value`` is the swept value).
+SWEEP_KEYS = ("sweep", "steps", "eot_samples")
 
 
 @dataclasses.dataclass
@@ -193,10 +221,12 @@ class RobustRecord:
     eps_unit_range: Optional[float] = None
     examples: Optional[Dict[str, Any]] = None
     min_norm: bool = False
+    sweep: Optional[Dict[str, Any]] = None
+    queries: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_examples(cls, examples, eval_samples, identity, seconds, min_norm,
-                      ce_stage_reused=False, eps=None, keep_examples=False):
+                      ce_stage_reused=False, eps=None, keep_examples=False, sweep=None):
         """Builds a record from per-example data (single runs and merges).
 
         Args:
@@ -208,12 +238,14 @@ class RobustRecord:
             ce_stage_reused: whether an APGD-CE stage was reused.
             eps: optional ``(eps, eps_model_units, eps_unit_range)``.
             keep_examples: keep ``examples`` in the record.
+            sweep: ``{"sweep", "steps", "eot_samples"}`` of a
+                convergence-sweep record.
         """
         numbers = record_summary(examples, identity["attack"], eval_samples, min_norm=min_norm)
         eps_fields = dict(zip(_EPS, eps)) if eps is not None else {}
         return cls(**identity, **numbers, seconds=dict(seconds), ce_stage_reused=ce_stage_reused,
                    examples=examples if keep_examples else None, min_norm=min_norm,
-                   **eps_fields)
+                   sweep=dict(sweep) if sweep else None, **eps_fields)
 
     def to_json(self):
         """The results.json entry (the layout of format 1, key for key)."""
@@ -227,6 +259,10 @@ class RobustRecord:
         out.update({key: getattr(self, key) for key in _IDENTITY})
         if self.eps is not None:
             out.update({key: getattr(self, key) for key in _EPS})
+        if self.sweep:
+            out.update({key: self.sweep[key] for key in SWEEP_KEYS})
+        if self.queries is not None:
+            out["queries"] = self.queries
         if self.examples is not None:
             out["examples"] = self.examples
         return out
@@ -238,4 +274,6 @@ class RobustRecord:
         fields = {k: v for k, v in data.items() if k in known}
         fields["min_norm"] = "success_rate" in data
         fields["ce_stage_reused"] = bool(data.get("ce_stage_reused", False))
+        if "sweep" in data:
+            fields["sweep"] = {key: data[key] for key in SWEEP_KEYS}
         return cls(**fields)

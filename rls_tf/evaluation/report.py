@@ -24,7 +24,8 @@ import numpy as np
 
 from rls_tf.evaluation import runner
 
-__all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_robustness", "write_reports"]
+__all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_convergence",
+           "plot_robustness", "write_reports"]
 
 MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS", "plain": "Plain", "ensemble": "Ensemble",
                 "adp": "ADP", "rse": "RSE", "sap": "SAP"}
@@ -418,10 +419,55 @@ def _render_notes(ctx):
     return out
 
 
+_SWEEP_TITLES = {"steps": "EOT-PGD steps", "draws": "EOT draws E", "eps": "eps"}
+
+
+def _render_convergence(ctx):
+    """Accuracy against steps, draws and eps (the convergence sweeps)."""
+    records = ctx.results.get("convergence") or []
+    if not records:
+        return []
+    out = ["## Convergence of the adaptive attack (%)", ""]
+    first = records[0]
+    out.append(
+        f"EOT PGD (random start, step 2.5 eps / steps, CE loss) on the defender, "
+        f"{first['num_examples']} images; one parameter varied at a time, the others at the "
+        "preset's eot defaults (eps of the steps/draws sweeps: "
+        f"{ctx.preset.get('convergence_eps') or max(ctx.preset['pgd_eps']):g}). "
+        "An attack has converged when doubling the last value no longer lowers the "
+        "accuracy by more than the defender's spread.")
+    out.append("")
+    for sweep in ("steps", "draws", "eps"):
+        rows = [r for r in records if r["sweep"] == sweep]
+        if not rows:
+            continue
+        values = sorted({r["value"] for r in rows})
+        out.append(f"**{_SWEEP_TITLES[sweep]}**")
+        out.append("")
+        out.append("| Model | " + " | ".join(f"{v:g}" for v in values) + " |")
+        out.append("|---|" + "---|" * len(values))
+        for m in ctx.models:
+            by_value = {r["value"]: r for r in rows if r["model"] == m}
+            if not by_value:
+                continue
+            out.append(f"| {_title(m)} | " + " | ".join(
+                _pct(by_value[v]["accuracy"]) if v in by_value else _DASH for v in values) + " |")
+        out.append("")
+    return out
+
+
+def _render_masking(ctx):
+    """The gradient-masking checks: pass/fail per defense with reasons."""
+    from rls_tf.evaluation import masking  # pylint: disable=import-outside-toplevel
+
+    checks = masking.masking_checks(ctx.results, reference=ctx.config.get("reference"))
+    return masking.render_masking_table(checks).splitlines() + [""]
+
+
 # The sections of results.md, in order: one small renderer each.
-SECTIONS = (_render_header, _render_main_table, _render_defense_tables, _render_min_norm,
-            _render_every_run, _render_interrater, _render_vs_samples, _render_timings,
-            _render_notes)
+SECTIONS = (_render_header, _render_main_table, _render_defense_tables, _render_masking,
+            _render_convergence, _render_min_norm, _render_every_run, _render_interrater,
+            _render_vs_samples, _render_timings, _render_notes)
 
 
 def markdown_report(results, command=None):
@@ -492,8 +538,48 @@ def plot_robustness(results, path):
     plt.close(fig)
 
 
+def plot_convergence(results, path):
+    """Saves accuracy against steps, draws and eps (one line per model)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    records = results.get("convergence") or []
+    sweeps = [s for s in ("steps", "draws", "eps") if any(r["sweep"] == s for r in records)]
+    fig, axes = plt.subplots(1, max(1, len(sweeps)), figsize=(4.2 * max(1, len(sweeps)), 3.8),
+                             squeeze=False)
+    for ax, sweep in zip(axes[0], sweeps):
+        for m in results["models"]:
+            rows = sorted((r for r in records if r["sweep"] == sweep and r["model"] == m),
+                          key=lambda r: r["value"])
+            if not rows:
+                continue
+            ax.errorbar([r["value"] for r in rows],
+                        [100 * r["accuracy"]["mean"] for r in rows],
+                        yerr=[100 * (r["accuracy"]["std"] or 0.0) for r in rows],
+                        marker="o", capsize=3, label=_title(m))
+        if sweep != "eps":
+            ax.set_xscale("log")
+        ax.set_xlabel(_SWEEP_TITLES[sweep])
+        ax.set_ylabel("accuracy under EOT PGD (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Convergence of the adaptive attack", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_reports(results, output_dir, command=None):
-    """Writes results.json, results.md and robustness.png; returns their paths."""
+    """Writes results.json, results.md and the plots; returns their paths.
+
+    ``robustness.png`` always; ``convergence.png`` when the results hold
+    convergence sweeps. results.json gains ``masking_checks``.
+    """
+    from rls_tf.evaluation import masking  # pylint: disable=import-outside-toplevel
+
     os.makedirs(output_dir, exist_ok=True)
     if command is not None:
         results = {**results, "command": command}
@@ -502,6 +588,10 @@ def write_reports(results, output_dir, command=None):
         "markdown": os.path.join(output_dir, "results.md"),
         "plot": os.path.join(output_dir, "robustness.png"),
     }
+    if results.get("convergence"):
+        paths["convergence_plot"] = os.path.join(output_dir, "convergence.png")
+    results = {**results, "masking_checks": masking.summarize(masking.masking_checks(
+        results, reference=results["config"].get("reference")))}
     payload = _clean_json(results)
     tmp = paths["json"] + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -510,4 +600,6 @@ def write_reports(results, output_dir, command=None):
     with open(paths["markdown"], "w", encoding="utf-8") as f:
         f.write(markdown_report(payload, command=command))
     plot_robustness(payload, paths["plot"])
+    if "convergence_plot" in paths:
+        plot_convergence(payload, paths["convergence_plot"])
     return paths

@@ -73,6 +73,7 @@ from rls_tf.evaluation.defender import Defender
 from rls_tf.evaluation.records import FORMAT_VERSION
 from rls_tf.evaluation.records import RobustRecord
 from rls_tf.evaluation.records import defender_summary
+from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation.records import perturbation_sizes
 from rls_tf.evaluation.records import record_summary
 from rls_tf.validation import check_int
@@ -85,6 +86,7 @@ __all__ = [
     "Defender",
     "EvalConfig",
     "attack_settings",
+    "convergence_settings",
     "defender_summary",
     "derive_seed",
     "environment_info",
@@ -118,7 +120,42 @@ def _batches(num, batch_size):
     return [(s, min(s + batch_size, num)) for s in range(0, num, batch_size)]
 
 
-def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examples=False):
+def _surrogate_parts(spec, target, models, surrogate_models):
+    """``(surrogate id, [classifiers], reason)`` of a transfer spec for `target`.
+
+    ``reason`` is set (and the rest None) when `target` has no copy.
+    """
+    names, found = [], []
+    for part in spec.split("+"):
+        if part == "copy":
+            if target not in surrogate_models:
+                return None, None, (f"no independently trained copy of {target!r} "
+                                    "(--surrogate_dirs)")
+            names.append(f"copy:{target}")
+            found.append(surrogate_models[target])
+        elif part in models:
+            names.append(part)
+            found.append(models[part])
+        elif part in surrogate_models:
+            names.append(f"copy:{part}")
+            found.append(surrogate_models[part])
+        else:
+            raise ValueError(
+                f"Unknown surrogate. Received: surrogate={part!r} (in {spec!r}). Expected "
+                f"'copy' or one of the evaluated models {tuple(models)}.")
+    return "+".join(names), found, None
+
+
+def _check_surrogates(config, models, surrogate_models):
+    if "transfer" not in config.threat_models:
+        return
+    for spec in config.surrogates:
+        for key in models:
+            _surrogate_parts(spec, key, models, surrogate_models)
+
+
+def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examples=False,
+                   surrogate_models=None):
     """Evaluates `models` under every attack x parameter x threat model.
 
     **Seeds.** Everything random is a function of ``config.seed`` and of
@@ -146,6 +183,9 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
             computed from (``results["examples"]["clean"][key]`` and
             ``record["examples"]``, NumPy arrays; see `defender_summary`
             and `record_summary`).
+        surrogate_models: ``{key: StochasticClassifier}``, independently
+            trained copies of the evaluated defenses (key: the defense's
+            key), the ``copy`` surrogates of ``transfer``; not evaluated.
 
     Returns:
         The results dict (see `rls_tf.evaluation.report` for its layout):
@@ -165,6 +205,8 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
             f"{config.batch_size}. Received: example_offset={example_offset!r}"
         )
     batch_offset = example_offset // config.batch_size
+    surrogate_models = dict(surrogate_models or {})
+    _check_surrogates(config, models, surrogate_models)
     x, y = check_data(x, y)
     log = log or (lambda *_: None)
     keras.utils.set_random_seed(config.seed)
@@ -200,8 +242,9 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
         log(f"clean accuracy [{key}]: {acc['mean']:.4f} +- {acc['std']:.4f} "
             f"(N={config.eval_samples}, R={defender.repeats})")
 
-    batches = _batches(len(x), config.batch_size)
     memo = {}  # APGD-CE stages shared by eot and apgd_rand (see crafting)
+    transfer_cache = {}  # a surrogate's examples serve every defense
+    fingerprints = {}
     for threat_model in config.threat_model_grid():
         crafters = {}
         for attack in config.attacks:
@@ -213,53 +256,164 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
                 continue
             for setting in attack_settings(attack, threat_model, config.preset):
                 for key, model in models.items():
-                    if key not in crafters:
+                    crafter_key, seed_id = key, key
+                    if threat_model.name == "transfer":
+                        seed_id, surrogates, reason = _surrogate_parts(
+                            threat_model.surrogate, key, models, surrogate_models)
+                        if reason:
+                            results["skipped"].append(
+                                {"attack": attack, "threat_model": threat_model.label,
+                                 "model": key, "reason": reason})
+                            continue
+                        crafter_key = seed_id
+                    if crafter_key not in crafters:
                         # One attacker (and traced functions) per model and
                         # threat model; pinned draws are redrawn per run.
-                        crafters[key] = Crafter(tm_lib.make_attacker(
-                            model, threat_model, seed=derive_seed(config.seed, "attacker", key)
-                        ))
-                    crafter = crafters[key]
-                    run_id = (threat_model.label, attack, setting.param, key)
+                        attacker_seed = derive_seed(config.seed, "attacker", seed_id)
+                        if threat_model.name == "transfer":
+                            info = []
+                            for name, surrogate in zip(seed_id.split("+"), surrogates):
+                                if name not in fingerprints:
+                                    fingerprints[name] = model_fingerprint(surrogate)
+                                info.append({"name": name, "fingerprint": fingerprints[name],
+                                             **_describe(surrogate)})
+                            attacker = tm_lib.make_transfer_attacker(
+                                surrogates, threat_model, seed=attacker_seed, info=info)
+                        else:
+                            attacker = tm_lib.make_attacker(model, threat_model,
+                                                            seed=attacker_seed)
+                        crafters[crafter_key] = Crafter(attacker)
+                    crafter = crafters[crafter_key]
+                    run_id = (threat_model.label, attack, setting.param, seed_id)
                     crafter.attacker.repin(derive_seed(config.seed, "attacker", *run_id))
-                    record = _run_one(crafter, setting, defenders[key], x, y, batches, config,
-                                      run_id, memo, log, batch_offset, keep_examples)
-                    results["robust"].append(record.to_json())
-                    part = f"{threat_model.label}/{attack}/{key}"
-                    results["timings"][part] = results["timings"].get(part, 0.0) + (
-                        record.seconds["attack"] + record.seconds["defender"]
-                    )
+                    cache = transfer_cache if threat_model.name == "transfer" else None
+                    record = _run_one(crafter, setting, defenders[key], x, y, config,
+                                      run_id, memo, log, batch_offset, keep_examples,
+                                      model_key=key, example_offset=example_offset,
+                                      cache=cache)
+                    _add_record(results, "robust", record, f"{threat_model.label}/{attack}/{key}")
+    if config.convergence:
+        _run_convergence(models, defenders, x, y, config, memo, log, batch_offset,
+                         keep_examples, example_offset, results)
     results["timings"]["total"] = time.time() - started
     return results
 
 
-def _run_one(crafter, setting, defender, x, y, batches, config, run_id, memo, log,
-             batch_offset, keep_examples):
-    """One attack setting on one model over all batches: its `RobustRecord`."""
+def _describe(model):
+    info = model.describe()
+    return {k: info[k] for k in ("defense", "num_submodels", "stochastic") if k in info}
+
+
+def _add_record(results, section, record, part):
+    results.setdefault(section, []).append(record.to_json())
+    results["timings"][part] = results["timings"].get(part, 0.0) + (
+        record.seconds["attack"] + record.seconds["defender"])
+
+
+# -- convergence sweeps ---------------------------------------------------------------
+
+
+def convergence_settings(preset, stochastic):
+    """The EOT-PGD points of the convergence sweeps: ``[(sweep, value, setting, E)]``.
+
+    ``steps``: the step counts of ``convergence_steps`` at E =
+    ``eot_samples``; ``draws``: the E of ``convergence_draws`` at
+    ``eot_pgd_steps`` steps (stochastic models only: a deterministic model's
+    draws are identical); ``eps``: ``sweep_eps`` at the eot defaults. PGD
+    with step 2.5 eps / steps and a random start, one restart, CE loss.
+    """
+    eps = preset.sweep_eps_value
+
+    def setting(eps_value, steps, num_draws):
+        meps = preset.model_eps(eps_value)
+        kwargs = {"eps": meps, "eps_iter": min(meps, 2.5 * meps / steps), "nb_iter": int(steps),
+                  "rand_init": True}
+        param = f"eps={eps_value:g}, steps={int(steps)}, E={int(num_draws)}"
+        return AttackSetting("pgd", param, kwargs, value=eps_value)
+
+    out = [("steps", int(n), setting(eps, n, preset.eot_samples), preset.eot_samples)
+           for n in preset.convergence_steps]
+    if stochastic:
+        out += [("draws", int(e), setting(eps, preset.eot_pgd_steps, e), int(e))
+                for e in preset.convergence_draws]
+    out += [("eps", float(v), setting(v, preset.eot_pgd_steps, preset.eot_samples),
+             preset.eot_samples) for v in preset.sweep_eps]
+    return out
+
+
+def _run_convergence(models, defenders, x, y, config, memo, log, batch_offset, keep_examples,
+                     example_offset, results):
+    """EOT PGD against steps, draws and eps: ``results["convergence"]``."""
+    results.setdefault("convergence", [])
+    for key, model in models.items():
+        crafters = {}
+        for sweep, value, setting, num_draws in convergence_settings(config.preset,
+                                                                     model.is_stochastic):
+            threat_model = tm_lib.ThreatModel("eot", eot_samples=int(num_draws))
+            if num_draws not in crafters:
+                crafters[num_draws] = Crafter(tm_lib.make_attacker(
+                    model, threat_model, seed=derive_seed(config.seed, "attacker", key)))
+            run_id = (f"convergence/{threat_model.label}", "pgd", setting.param, key)
+            record = _run_one(crafters[num_draws], setting, defenders[key], x, y, config, run_id,
+                              memo, log, batch_offset, keep_examples, model_key=key,
+                              example_offset=example_offset,
+                              sweep={"sweep": sweep, "steps": setting.kwargs["nb_iter"],
+                                     "eot_samples": int(num_draws)}, value=value)
+            _add_record(results, "convergence", record, f"convergence/{sweep}/{key}")
+
+
+def _run_one(crafter, setting, defender, x, y, config, run_id, memo, log,
+             batch_offset, keep_examples, model_key, example_offset=0, cache=None, sweep=None,
+             value=None):
+    """One attack setting on one model over all batches: its `RobustRecord`.
+
+    ``run_id`` (threat-model label, attack, param, attacker id) seeds the
+    batches; the attacker id is the model's key, or under ``transfer`` the
+    surrogates', whose examples `cache` shares between the defenses.
+    """
     attacker = crafter.attacker
     threat_model = attacker.threat_model
     spec = REGISTRY[setting.attack]
+    if spec.subset is not None:
+        # The first n images of the whole evaluation (of this shard: those
+        # with a global index below n).
+        limit = int(getattr(config.preset, spec.subset))
+        stop = max(0, min(len(x), limit - example_offset))
+        x, y = x[:stop], y[:stop]
+    batches = _batches(len(x), config.batch_size)
     if config.verbose:
-        log(f"[{run_id[0]}] {spec.title} {run_id[2]} on {run_id[3]}")
+        on = model_key if run_id[3] == model_key else f"{model_key} (crafted on {run_id[3]})"
+        log(f"[{run_id[0]}] {spec.title} {run_id[2]} on {on}")
     progbar = keras.utils.Progbar(len(batches), verbose=1 if config.verbose else 0,
                                   unit_name="batch")
     t0 = time.time()
     x_adv = np.empty_like(x)
+    queries = np.zeros(len(x), np.float64) if spec.reports_queries else None
     margins = np.empty(len(x), np.float32)
     clean_margins = np.empty(len(x), np.float32)
     reused = False
     for local_b, (start, stop) in enumerate(batches):
         b = batch_offset + local_b  # the global batch index: it seeds the batch
         xb, yb = x[start:stop], y[start:stop]
+        cache_key = (run_id, b)
+        if cache is not None and cache_key in cache:
+            x_adv[start:stop], margins[start:stop], clean_margins[start:stop] = cache[cache_key]
+            progbar.update(local_b + 1)
+            continue
         seed = batch_seed(config.seed, run_id, b, setting, threat_model)
         # EOT draws restart from the batch's seed: a shard repeats them.
         attacker.reseed(derive_seed(seed, "eot-draws"))
         adv, margin, was_reused = crafter.craft_batch(
             setting, xb, yb, seed, memo, ce_memo_key(setting, threat_model, run_id[3], b))
         reused = reused or was_reused
+        if queries is not None:
+            queries[start:stop] = crafter.last_queries
         x_adv[start:stop] = adv
         margins[start:stop] = crafter.margin(adv, yb) if margin is None else margin
         clean_margins[start:stop] = crafter.margin(xb, yb)
+        if cache is not None:
+            cache[cache_key] = (x_adv[start:stop].copy(), margins[start:stop].copy(),
+                                clean_margins[start:stop].copy())
         progbar.update(local_b + 1)
     attack_seconds = time.time() - t0
 
@@ -274,6 +428,8 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, memo, lo
         "attacker_clean_correct": clean_margins <= 0,
         "linf": linf,
     }
+    if queries is not None:
+        examples["queries"] = queries
     if spec.min_norm:
         examples["success"] = (clean_margins <= 0) & changed & (margins > 0)
         examples["l2"] = l2
@@ -283,19 +439,19 @@ def _run_one(crafter, setting, defender, x, y, batches, config, run_id, memo, lo
         model_eps = config.preset.model_eps(setting.value)
         eps = (setting.value, model_eps, model_eps / 2.0)
     identity = {
-        "model": run_id[3],
+        "model": model_key,
         "threat_model": threat_model.label,
         "threat_model_name": threat_model.name,
         "attack": setting.attack,
         "param": setting.param,
-        "value": setting.value,
+        "value": setting.value if value is None else value,
         "settings": setting.to_json(),
         "attacker": attacker.describe(),
     }
     record = RobustRecord.from_examples(
         examples, defender.eval_samples, identity,
         {"attack": attack_seconds, "defender": defender_seconds}, spec.min_norm,
-        ce_stage_reused=reused, eps=eps, keep_examples=keep_examples)
+        ce_stage_reused=reused, eps=eps, keep_examples=keep_examples, sweep=sweep)
     acc = evaluation["accuracy"]
     if config.verbose:
         log(f"  robust accuracy {acc['mean']:.4f} +- {acc['std']:.4f}; attacker's model "

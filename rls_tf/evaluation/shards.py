@@ -42,6 +42,7 @@ import numpy as np
 
 from rls_tf.attacks.registry import REGISTRY
 from rls_tf.evaluation import records
+from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation import runner
 from rls_tf.validation import check_int
 
@@ -65,12 +66,12 @@ _FILE_PATTERN = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 # Per-example fields stored as strings of 0/1 (one string per repeat for
 # the defender's [R, B] arrays), integers, or floats.
 _BIT_FIELDS = ("attacker_correct", "attacker_clean_correct", "success")
-_FLOAT_FIELDS = ("linf", "l2", "l1")
+_FLOAT_FIELDS = ("linf", "l2", "l1", "queries")
 # Record entries computed from the per-example data (or per-shard timings):
 # everything else in a record must be identical in every shard.
 _NUMBER_KEYS = ("accuracy", "accuracy_vs_samples", "interrater", "attacker_accuracy",
                 "attacker_clean_accuracy", "linf_max", "num_examples", "attacked_examples",
-                "success_rate", "l2", "l1", "seconds", "examples", "ce_stage_reused")
+                "success_rate", "l2", "l1", "seconds", "examples", "ce_stage_reused", "queries")
 # Per-machine entries that may differ between shards of one evaluation.
 _LOCAL_MODEL_KEYS = ("dir", "train_config")
 _LOCAL_DATA_KEYS = ("data_dir",)
@@ -117,6 +118,10 @@ def shard_range(num_examples, batch_size, num_shards, shard_index):
     return first * batch_size, min(last * batch_size, num_examples)
 
 
+# The results lists made of records with per-example data.
+_RECORD_SECTIONS = ("robust", "convergence")
+
+
 def shard_file_name(shard_index, num_shards):
     """``shard-<i>-of-<S>.json``."""
     return f"shard-{int(shard_index)}-of-{int(num_shards)}.json"
@@ -130,16 +135,6 @@ def data_fingerprint(x, y):
     digest.update(repr((x.shape, y.shape)).encode("utf-8"))
     digest.update(x.tobytes())
     digest.update(y.tobytes())
-    return digest.hexdigest()
-
-
-def model_fingerprint(model):
-    """SHA-256 of a classifier's weights (names, shapes and values)."""
-    digest = hashlib.sha256()
-    for weight in model.weights:
-        value = np.ascontiguousarray(np.asarray(weight.numpy()))
-        digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode("utf-8"))
-        digest.update(value.tobytes())
     return digest.hexdigest()
 
 
@@ -204,7 +199,7 @@ def _concat_examples(parts):
 # -- one shard -------------------------------------------------------------------
 
 
-def run_shard(models, x, y, config, num_shards, shard_index, log=print):
+def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogate_models=None):
     """Evaluates one shard of ``(x, y)``; returns the shard's payload.
 
     Args:
@@ -216,6 +211,7 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print):
         num_shards: S.
         shard_index: i.
         log: function printing one line (None: silent).
+        surrogate_models: the ``copy`` surrogates (see `runner.run_evaluation`).
 
     Returns:
         The results dict of `runner.run_evaluation` on the shard's examples,
@@ -227,7 +223,8 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print):
     """
     start, stop = shard_range(len(x), config.batch_size, num_shards, shard_index)
     results = runner.run_evaluation(models, x[start:stop], y[start:stop], config, log=log,
-                                    example_offset=start, keep_examples=True)
+                                    example_offset=start, keep_examples=True,
+                                    surrogate_models=surrogate_models)
     results["config"]["num_examples"] = int(len(x))
     results["format"] = FORMAT
     results["shard"] = {"index": int(shard_index), "count": int(num_shards),
@@ -237,8 +234,9 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print):
         results["models"][key]["fingerprint"] = model_fingerprint(model)
     results["examples"] = {"clean": {key: _encode_examples(value)
                                      for key, value in results["examples"]["clean"].items()}}
-    for record in results["robust"]:
-        record["examples"] = _encode_examples(record["examples"])
+    for section in _RECORD_SECTIONS:
+        for record in results.get(section, []):
+            record["examples"] = _encode_examples(record["examples"])
     return results
 
 
@@ -294,7 +292,8 @@ def _signature(payload):
     models = {key: {k: v for k, v in info.items() if k not in _LOCAL_MODEL_KEYS}
               for key, info in payload["models"].items()}
     data = {k: v for k, v in (payload.get("data") or {}).items() if k not in _LOCAL_DATA_KEYS}
-    entries = [{k: v for k, v in r.items() if k not in _NUMBER_KEYS} for r in payload["robust"]]
+    entries = [{k: v for k, v in r.items() if k not in _NUMBER_KEYS}
+               for section in _RECORD_SECTIONS for r in payload.get(section, [])]
     return {
         "num_shards": payload["shard"]["count"],
         "config": payload["config"],
@@ -448,20 +447,11 @@ def merge_shards(payloads):
         summary = records.DefenderSummary.from_examples(examples, eval_samples[key])
         results["clean"][key] = summary.clean_json()
         results["interrater"][key] = summary.interrater
-    results["robust"] = []
-    for i, record in enumerate(first["robust"]):
-        parts = [s["robust"][i] for s in shards]
-        examples = _concat_examples([_decode_examples(p["examples"]) for p in parts])
-        seconds = {part: sum(p["seconds"][part] or 0.0 for p in parts)
-                   for part in record["seconds"]}
-        eps = tuple(record[k] for k in records.EPS_KEYS) if "eps" in record else None
-        spec = REGISTRY.get(record["attack"])
-        merged = records.RobustRecord.from_examples(
-            examples, eval_samples[record["model"]], {k: record[k] for k in records.IDENTITY_KEYS},
-            seconds,
-            min_norm=spec is not None and spec.min_norm,
-            ce_stage_reused=any(p.get("ce_stage_reused") for p in parts), eps=eps)
-        results["robust"].append(merged.to_json())
+    for section in _RECORD_SECTIONS:
+        if section in first:
+            results[section] = [_merge_record(record, [s[section][i] for s in shards],
+                                              eval_samples)
+                                for i, record in enumerate(first[section])]
     results["timings"] = _sum_timings([s.get("timings", {}) for s in shards])
     results["merged"] = {
         "num_shards": len(shards),
@@ -476,6 +466,22 @@ def merge_shards(payloads):
             entry["environment"] = s.get("environment")
         results["merged"]["shards"].append(entry)
     return results
+
+
+def _merge_record(record, parts, eval_samples):
+    """One record of the merged results from its parts in every shard."""
+    examples = _concat_examples([_decode_examples(p["examples"]) for p in parts])
+    seconds = {part: sum(p["seconds"][part] or 0.0 for p in parts)
+               for part in record["seconds"]}
+    eps = tuple(record[k] for k in records.EPS_KEYS) if "eps" in record else None
+    spec = REGISTRY.get(record["attack"])
+    merged = records.RobustRecord.from_examples(
+        examples, eval_samples[record["model"]], {k: record[k] for k in records.IDENTITY_KEYS},
+        seconds,
+        min_norm=spec is not None and spec.min_norm,
+        ce_stage_reused=any(p.get("ce_stage_reused") for p in parts), eps=eps,
+        sweep={k: record[k] for k in records.SWEEP_KEYS} if "sweep" in record else None)
+    return merged.to_json()
 
 
 _SHARD_FLAGS = re.compile(r" --(shard_index|num_shards)=\d+")

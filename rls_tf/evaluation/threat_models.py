@@ -26,6 +26,18 @@ model's own inference, the mean softmax of N fresh sampled models
   2020): APGD-CE then APGD-DLR on the same EOT ``model_fn`` (E=20), the worst
   case over both per example. Its ``model_fn`` is the ``eot`` one; the
   runner decides the attack recipe.
+* ``transfer`` (a gradient-masking check, Carlini et al. 2019): the attacker
+  crafts on a *surrogate* (by default the undefended ``plain`` model trained
+  on the same data; or an independently trained copy of the defense; or the
+  ensemble of both) and the defender is evaluated on the result. A
+  stochastic surrogate is attacked with its E-draw EOT mean. The label names
+  the surrogate(s), e.g. ``transfer[plain]``, and the record carries each
+  surrogate's weight fingerprint.
+* ``arc`` (Dbouk & Shanbhag 2022): the attacker sees the randomised
+  classifier as a randomised ensemble of P *fixed* members, ``[P, B, K]``
+  per-member logits (not averaged): an ensemble's members, or P pinned draws
+  of a stochastic model (RLS: P of its M^L paths, uniform weights); the ARC
+  attack (`rls_tf.attacks.arc`) works on that member set.
 
 For a deterministic model (``is_stochastic`` False, M=1) every threat model's
 ``model_fn`` is the plain white-box one: ``log`` of the network's softmax,
@@ -53,13 +65,16 @@ __all__ = [
     "EotDraws",
     "eot_model_fn",
     "log_probabilities",
+    "make_arc_attacker",
     "make_attacker",
+    "make_transfer_attacker",
+    "members_model_fn",
     "pinned_model_fn",
     "plain_model_fn",
     "threat_model_grid",
 ]
 
-THREAT_MODELS = ("paper", "multi_sample", "eot", "apgd_rand")
+THREAT_MODELS = ("paper", "multi_sample", "eot", "apgd_rand", "transfer", "arc")
 TINY = 1e-12
 
 # Threat models whose attacker uses fresh draws (EOT) rather than pinned paths.
@@ -175,12 +190,16 @@ class ThreatModel:
         name: one of `THREAT_MODELS`.
         num_paths: S, pinned sampled models attacked together
             (``multi_sample``; 1 for ``paper``).
-        eot_samples: E, draws per gradient (``eot``, ``apgd_rand``).
+        eot_samples: E, draws per gradient (``eot``, ``apgd_rand``; a
+            stochastic surrogate's under ``transfer``).
+        surrogate: the surrogate names of ``transfer``, joined by ``+``
+            (an ensemble of surrogates), e.g. ``"plain"``.
     """
 
     name: str
     num_paths: int = 1
     eot_samples: int = 20
+    surrogate: Optional[str] = None
 
     def __post_init__(self):
         if self.name not in THREAT_MODELS:
@@ -192,6 +211,9 @@ class ThreatModel:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{field}` must be an int >= 1. Received: {field}={value!r}")
+        if self.name == "transfer" and not self.surrogate:
+            raise ValueError("The `transfer` threat model needs a surrogate. "
+                             f"Received: surrogate={self.surrogate!r}")
         if self.name == "paper" and self.num_paths != 1:
             raise ValueError(
                 "The `paper` threat model attacks one sampled model "
@@ -207,14 +229,20 @@ class ThreatModel:
         """The label printed next to every number it produced."""
         if self.name == "multi_sample":
             return f"multi_sample[S={self.num_paths}]"
+        if self.name == "transfer":
+            return f"transfer[{self.surrogate}]"
+        if self.name == "arc":
+            return f"arc[P={self.num_paths}]"
         if self.uses_eot:
             return f"{self.name}[E={self.eot_samples}]"
         return self.name
 
     def to_json(self):
         out = {"name": self.name, "label": self.label}
-        if self.name == "multi_sample":
+        if self.name in ("multi_sample", "arc"):
             out["num_paths"] = self.num_paths
+        if self.name == "transfer":
+            out["surrogate"] = self.surrogate
         if self.uses_eot:
             out["eot_samples"] = self.eot_samples
         return out
@@ -243,6 +271,7 @@ class Attacker:
     model: Any = None
     paths_variable: Optional[tf.Variable] = None
     draws: Optional[EotDraws] = None
+    extra: Optional[dict] = None
 
     def reseed(self, seed):
         """Restarts an EOT attacker's seeded draws (a no-op for others)."""
@@ -271,6 +300,8 @@ class Attacker:
             out["eot_samples"] = self.threat_model.eot_samples
             out["sampling"] = ("per-example, fresh draws at every call, seeded per batch "
                                "(seed, global batch index, call number)")
+        if self.extra:
+            out.update(self.extra)
         return out
 
 
@@ -288,6 +319,11 @@ def make_attacker(model, threat_model, seed=None):
     """
     if isinstance(threat_model, str):
         threat_model = ThreatModel(threat_model)
+    if threat_model.name == "transfer":
+        raise ValueError("The transfer attacker is built from its surrogates: use "
+                         "make_transfer_attacker.")
+    if threat_model.name == "arc":
+        return make_arc_attacker(model, threat_model, seed=seed)
     if not model.is_stochastic and not (model.pinnable and not threat_model.uses_eot):
         # Deterministic: white box, unless the threat model pins sub-models
         # (paper, multi_sample) of an ensemble whose draws name its members.
@@ -311,8 +347,103 @@ def make_attacker(model, threat_model, seed=None):
     return attacker
 
 
-def threat_model_grid(names, multi_sample_paths=(1, 5, 10, 15), eot_samples=20):
-    """Expands threat-model names into `ThreatModel`s (one per S for multi_sample).
+def members_model_fn(model, draws):
+    """``model_fn`` of P fixed members: ``[P, B, K]`` per-member log-probabilities.
+
+    Unlike `pinned_model_fn` the members are not averaged: row p is draw p's
+    sampled model (an ensemble member, an RLS path), as ARC needs.
+    """
+
+    def model_fn(x):
+        return log_probabilities(model.outputs(x, tf.convert_to_tensor(draws)))
+
+    return model_fn
+
+
+def surrogate_model_fn(surrogates, eot_samples, draws=None):
+    """``model_fn`` of the transfer attacker: the surrogates' mean decision.
+
+    One deterministic surrogate: its log-softmax ``[B, K]`` (white box on
+    it). One stochastic surrogate: its EOT ``model_fn`` (``[E, B, K]``).
+    Several: ``log`` of the mean of their probabilities (a stochastic one
+    contributes the mean of E fresh draws), ``[B, K]``.
+    """
+    surrogates = list(surrogates)
+    if not surrogates:
+        raise ValueError("At least one surrogate is needed. Received: surrogates=[]")
+    if len(surrogates) == 1:
+        only = surrogates[0]
+        if only.is_stochastic:
+            return eot_model_fn(only, eot_samples, draws)
+        return plain_model_fn(only)
+
+    def model_fn(x):
+        probs = []
+        for surrogate in surrogates:
+            if surrogate.is_stochastic:
+                key = None if draws is None else draws.next_key()
+                probs.append(tf.reduce_mean(surrogate.sample(x, eot_samples, seed=key), axis=0))
+            else:
+                probs.append(surrogate.defend(x))
+        return log_probabilities(tf.add_n(probs) / float(len(probs)))
+
+    return model_fn
+
+
+def make_transfer_attacker(surrogates, threat_model, seed=None, info=None):
+    """The ``transfer`` attacker: crafts on `surrogates`, not on the defense.
+
+    Args:
+        surrogates: list of `StochasticClassifier` (the surrogate ensemble).
+        threat_model: a ``transfer`` `ThreatModel`.
+        seed: seed of a stochastic surrogate's EOT draws.
+        info: JSON-able description of the surrogates (names, directories,
+            weight fingerprints), recorded with every result.
+    """
+    if threat_model.name != "transfer":
+        raise ValueError(f"Expected a transfer threat model. Received: {threat_model.label}")
+    stochastic = any(s.is_stochastic for s in surrogates)
+    draws = EotDraws(None, 0 if seed is None else seed) if stochastic else None
+    attacker = Attacker(threat_model, surrogate_model_fn(surrogates, threat_model.eot_samples,
+                                                         draws),
+                        white_box=False, draws=draws)
+    attacker.extra = {"surrogates": info or [], "crafted_on": "surrogate"}
+    return attacker
+
+
+def make_arc_attacker(model, threat_model, seed=None):
+    """The ``arc`` attacker: P fixed members of `model`, ``[P, B, K]``.
+
+    An ensemble whose draws name its members (``defender_draws``) gives all
+    of them; a stochastic classifier P pinned draws (seeded, redrawn per run
+    by `Attacker.repin`); a deterministic one itself (P = 1).
+    """
+    if threat_model.name != "arc":
+        raise ValueError(f"Expected an arc threat model. Received: {threat_model.label}")
+    fixed = model.defender_draws()
+    if fixed is not None:
+        paths = np.asarray(fixed)
+    elif model.is_stochastic:
+        paths = np.asarray(model.draw(threat_model.num_paths, seed=seed))
+    else:
+        paths = np.asarray(model.draw(1, seed=0))
+    variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="arc_members")
+    repinnable = fixed is None and model.is_stochastic
+    attacker = Attacker(threat_model, members_model_fn(model, variable), white_box=False,
+                        paths=paths, model=model if repinnable else None,
+                        paths_variable=variable if repinnable else None)
+    attacker.extra = {"members": int(len(paths)),
+                      "member_source": ("the ensemble's members" if fixed is not None else
+                                        "pinned draws" if model.is_stochastic else
+                                        "the deterministic model itself")}
+    return attacker
+
+
+def threat_model_grid(names, multi_sample_paths=(1, 5, 10, 15), eot_samples=20,
+                      surrogates=("plain",), arc_paths=10):
+    """Expands threat-model names into `ThreatModel`s.
+
+    One per S for multi_sample, one per surrogate spec for transfer.
 
     Returns:
         tuple of `ThreatModel`.
@@ -328,6 +459,11 @@ def threat_model_grid(names, multi_sample_paths=(1, 5, 10, 15), eot_samples=20):
             out.extend(ThreatModel(name, num_paths=int(s)) for s in multi_sample_paths)
         elif name in _EOT_THREAT_MODELS:
             out.append(ThreatModel(name, eot_samples=int(eot_samples)))
+        elif name == "transfer":
+            out.extend(ThreatModel(name, eot_samples=int(eot_samples), surrogate=str(spec))
+                       for spec in surrogates)
+        elif name == "arc":
+            out.append(ThreatModel(name, num_paths=int(arc_paths)))
         else:
             out.append(ThreatModel(name))
     return tuple(out)

@@ -42,7 +42,26 @@ def test_min_norm_attacks_are_optional_under_eot():
     preset = presets.get_preset("paper_mnist")
     for spec in REGISTRY.values():
         ok, _ = spec.applicable("eot", preset)
+        if spec.threat_models is not None:  # attack-specific threat models
+            assert ok == ("eot" in spec.threat_models)
+            continue
         assert ok == (not spec.min_norm)
+
+
+def test_masking_attacks_run_where_they_belong():
+    preset = presets.get_preset("paper_mnist")
+    assert REGISTRY["mifgsm"].applicable("transfer", preset)[0]
+    assert not REGISTRY["mifgsm"].applicable("paper", preset)[0]
+    assert not REGISTRY["apgd"].applicable("transfer", preset)[0]
+    assert REGISTRY["arc"].applicable("arc", preset)[0]
+    assert not REGISTRY["pgd"].applicable("arc", preset)[0]
+    for name in ("square", "spsa"):
+        assert REGISTRY[name].applicable("eot", preset)[0]
+        assert not REGISTRY[name].applicable("paper", preset)[0]
+        assert REGISTRY[name].subset == "score_num_examples" and REGISTRY[name].reports_queries
+    transfer = REGISTRY["pgd"].build_settings(preset, "transfer")
+    assert all(s.kwargs["loss"] == "margin" and s.kwargs["nb_iter"] == preset.transfer_steps
+               for s in transfer)
 
 
 def test_unknown_attack_is_refused_with_the_choices():

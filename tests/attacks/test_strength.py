@@ -127,6 +127,13 @@ def test_ead_succeeds_with_small_distortion(victim):
 
 # Every attack in rls_tf.attacks.REGISTRY has its strength test here
 # (tests/attacks/test_registry.py checks that none is missing).
+# The attacks with modules of their own keep their strength tests there
+# (imported as modules, so that pytest does not collect them twice).
+from tests.attacks import test_arc as _arc  # noqa: E402
+from tests.attacks import test_momentum as _momentum  # noqa: E402
+from tests.attacks import test_spsa as _spsa  # noqa: E402
+from tests.attacks import test_square as _square  # noqa: E402
+
 STRENGTH_TESTS = {
     "fgsm": test_fgsm_reduces_accuracy_substantially,
     "pgd": test_pgd_drives_accuracy_below_10_percent,
@@ -134,4 +141,8 @@ STRENGTH_TESTS = {
     "deepfool": test_deepfool_succeeds_with_small_l2,
     "cw": test_cw_l2_succeeds_with_small_l2,
     "ead": test_ead_succeeds_with_small_distortion,
+    "mifgsm": _momentum.test_mi_fgsm_drives_accuracy_below_10_percent,
+    "square": _square.test_square_drives_accuracy_below_10_percent,
+    "spsa": _spsa.test_spsa_drives_accuracy_below_10_percent,
+    "arc": _arc.test_arc_breaks_an_undefended_model,
 }

@@ -97,6 +97,7 @@ TINY_PRESET_CHANGES = dict(
     pgd_steps=3, cw_steps=5, ead_steps=5, deepfool_max_iter=3, apgd_steps=4,
     eot_samples=3, eot_pgd_steps=3, eot_pgd_restarts=2, eot_min_norm=True,
     eot_min_norm_steps=3, multi_sample_paths=(2,),
+    square_queries=10, spsa_iters=2, spsa_samples=4, transfer_steps=2, arc_steps=2, arc_paths=2,
 )
 
 

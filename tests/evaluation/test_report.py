@@ -39,6 +39,8 @@ def test_reports_are_written(tiny_results, tmp_path):
         ("DeepFool", "overshoot=0.02"), ("DeepFool", "overshoot=1"),
         ("C&W-L2", "c=1"), ("C&W-L2", "c=1, kappa=1"),
         ("EAD", "c=10"), ("EAD", "c=10, kappa=1"),
+        ("Square", "eps=0.1"), ("Square", "eps=0.3"),
+        ("SPSA", "eps=0.1"), ("SPSA", "eps=0.3"),
     ]
     assert all(len(r) == len(cells) for r in table)
     by_row = {(r[0], r[1]): r[2:] for r in table}
@@ -51,7 +53,7 @@ def test_reports_are_written(tiny_results, tmp_path):
     assert "±" in by_row[("PGD", "eps=0.1")][1] and "±" not in by_row[("PGD", "eps=0.1")][0]
     for section in ("## Minimum-norm attacks", "## Every run", "## Interrater agreement",
                     "## Accuracy (%) against the number of defender samples N", "## Timings",
-                    "eps units"):
+                    "## Gradient-masking checks", "eps units"):
         assert section in text
 
 

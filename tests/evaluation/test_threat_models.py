@@ -135,8 +135,10 @@ def test_baseline_is_white_box_under_every_threat_model(tiny_models):
     assert not model.is_stochastic
     x, _ = toy_images(4, seed=6)
     plain = _log(model.network(x, training=False).numpy())
-    for threat in tm.threat_model_grid(tm.THREAT_MODELS, multi_sample_paths=(1, 5),
-                                       eot_samples=20):
+    # transfer attacks a surrogate and arc the members unaveraged: see
+    # test_masking_runs.
+    names = tuple(n for n in tm.THREAT_MODELS if n not in ("transfer", "arc"))
+    for threat in tm.threat_model_grid(names, multi_sample_paths=(1, 5), eot_samples=20):
         attacker = tm.make_attacker(model, threat, seed=0)
         assert attacker.white_box and attacker.paths is None
         out = attacker.model_fn(x)
