@@ -305,3 +305,40 @@ def test_model_dirs_need_distinct_names(run_dirs):
     with flagsaver.flagsaver(model_dirs=[run_dirs["rls"], run_dirs["rls"]], **TOY_FLAGS):
         with pytest.raises(SystemExit, match="its own name"):
             attack_eval.main(["attack_eval.py"])
+
+
+def test_masking_flags_transfer_from_a_copy_and_convergence(run_dirs):
+    x, y = _toy_mnist(128, 0)
+    copy_dir = _save_model(run_dirs["root"] / "rls_copy", 2, x, y, run_dirs["data_dir"])
+    out_dir = run_dirs["root"] / "masking"
+    overrides = {**TOY_FLAGS, "attacks": ["pgd", "mifgsm"], "threat_models": ["transfer"]}
+    with flagsaver.flagsaver(model_dirs=[f"plain={run_dirs['plain']}", f"rls={run_dirs['rls']}"],
+                             surrogates=["plain", "copy"], surrogate_dirs=[f"rls={copy_dir}"],
+                             convergence=True, convergence_steps=["1", "2"],
+                             convergence_draws=["1", "2"], sweep_eps=["0.5"], transfer_steps=2,
+                             output_dir=str(out_dir), **overrides):
+        attack_eval.main(["attack_eval.py"])
+    results = json.loads((out_dir / "results.json").read_text())
+    assert "--surrogates=plain,copy --surrogate_dirs=rls=" in results["command"]
+    assert "--convergence=True" in results["command"]
+    labels = {(r["threat_model"], r["model"], r["attack"]) for r in results["robust"]}
+    assert ("transfer[copy]", "rls", "mifgsm") in labels
+    assert ("transfer[plain]", "plain", "pgd") in labels
+    assert results["surrogates"]["rls"]["dir"] == copy_dir
+    assert {r["sweep"] for r in results["convergence"]} == {"steps", "draws", "eps"}
+    assert set(results["masking_checks"]["status"]) == {"plain", "rls"}
+    assert (out_dir / "convergence.png").stat().st_size > 1000
+    assert "## Gradient-masking checks" in (out_dir / "results.md").read_text()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("surrogate_dirs", ["rls"], "every entry is NAME=DIR"),
+    ("surrogate_dirs", ["ghost=/nowhere"], "names 'ghost', which is not an evaluated model"),
+    ("surrogates", ["nobody"], "surrogate='nobody'"),
+])
+def test_bad_masking_flags_raise_clear_errors(run_dirs, flag, value, message):
+    overrides = {**TOY_FLAGS, "attacks": ["pgd"], "threat_models": ["transfer"], flag: value}
+    with flagsaver.flagsaver(model_dirs=[f"plain={run_dirs['plain']}", f"rls={run_dirs['rls']}"],
+                             output_dir=str(run_dirs["root"] / "bad_masking"), **overrides):
+        with pytest.raises(SystemExit, match=message):
+            attack_eval.main(["attack_eval.py"])
