@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
+from rls_tf import adversarial
 from rls_tf import data as rls_data
 from rls_tf import distribute as rls_distribute
 from rls_tf.callbacks import AtomicCheckpoint
@@ -36,9 +37,10 @@ from rls_tf.validation import check_float
 from rls_tf.validation import check_int
 from rls_tf.validation import check_seed
 
-__all__ = ["TrainConfig", "train", "LOSSES", "paper_epochs"]
+__all__ = ["ADV_TRAIN", "TrainConfig", "train", "LOSSES", "paper_epochs"]
 
 LOSSES = ("crossentropy", "mse")
+ADV_TRAIN = ("none", "pgd")
 
 # Fields that define the model or its optimisation: a resumed run must match.
 _RESUME_KEYS = (
@@ -48,6 +50,8 @@ _RESUME_KEYS = (
     "learning_rate", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
     "momentum", "per_example_sampling", "max_train_examples", "loss",
     "train_forward", "augment",
+    "adv_train", "adv_eps", "adv_steps", "adv_step_size", "adv_ratio", "adv_random_start",
+    "adv_craft_on", "adv_ramp_epochs", "init_from",
 )
 
 
@@ -103,6 +107,24 @@ class TrainConfig:
             "multi_worker", "tpu"); `batch_size` is the global batch, split
             across the replicas.
         tpu: TPU address for strategy="tpu" (None: from the environment).
+        adv_train: "none" (clean training) or "pgd" (Madry et al.'s PGD
+            adversarial training, `rls_tf.adversarial`; every defense that
+            trains, not sap).
+        adv_eps: pgd: L-inf radius in the model's [-1, 1] pixel units, as
+            attack_eval's eps (Madry's MNIST 0.3 in [0, 1] units is 0.6);
+            required with adv_train="pgd".
+        adv_steps: pgd steps per training step.
+        adv_step_size: pgd step (None: 2.5 * adv_eps / adv_steps).
+        adv_ratio: share of the adversarial loss in [0, 1] (1: all
+            adversarial).
+        adv_random_start: start uniformly in the eps-ball.
+        adv_craft_on: "mean" (the step's mean prediction: the K sampled
+            models of rls, the members of an ensemble) or "one".
+        adv_ramp_epochs: raise eps linearly from 0 over this many epochs.
+        init_from: a finished run directory whose model.keras initialises
+            the weights (same defense and architecture), e.g. a clean run
+            to fine-tune adversarially; used when the run starts, not when
+            it resumes.
     """
 
     dataset: str = "mnist"
@@ -138,6 +160,15 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"
     tpu: Optional[str] = None
+    adv_train: str = "none"
+    adv_eps: Optional[float] = None
+    adv_steps: int = 10
+    adv_step_size: Optional[float] = None
+    adv_ratio: float = 1.0
+    adv_random_start: bool = True
+    adv_craft_on: str = "mean"
+    adv_ramp_epochs: int = 0
+    init_from: Optional[str] = None
 
     def validate(self):
         """Raises ValueError naming the first bad field and its value."""
@@ -186,10 +217,53 @@ class TrainConfig:
                 "`tpu` is only used with strategy='tpu'. "
                 f"Received: tpu={self.tpu!r}, strategy={self.strategy!r}"
             )
+        self._validate_adversarial()
         # mu is checked against num_submodels by the layers; fail before any work.
         from rls_tf.layers.base import _check_mu
         _check_mu(self.mu, self.num_submodels)
         return self
+
+    def _validate_adversarial(self):
+        check_choice("adv_train", self.adv_train, ADV_TRAIN)
+        trains = get_defense(self.defense).trains
+        if self.adv_train == "none":
+            for name in ("adv_eps", "adv_step_size"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"`{name}` is used with adv_train='pgd' only. Received: "
+                        f"adv_train='none', {name}={getattr(self, name)!r}")
+        else:
+            if not trains:
+                raise ValueError(
+                    f"adv_train={self.adv_train!r} is not available for defense="
+                    f"{self.defense!r}: it wraps a trained model and trains nothing. "
+                    "Adversarially train the plain model (defense='plain', adv_train='pgd') "
+                    "and wrap that run. Received: "
+                    f"defense={self.defense!r}, adv_train={self.adv_train!r}")
+            if self.adv_eps is None:
+                raise ValueError(
+                    "`adv_eps` (the L-inf radius, in [-1, 1] pixel units) is required by "
+                    f"adv_train={self.adv_train!r}. Received: adv_eps=None")
+            self.adversarial_training()
+        if self.init_from is not None:
+            if not trains:
+                raise ValueError(
+                    f"`init_from` warm-starts a defense that trains. Received: "
+                    f"defense={self.defense!r}, init_from={self.init_from!r}")
+            if not isinstance(self.init_from, str) or not self.init_from:
+                raise ValueError("`init_from` must be a run directory. Received: "
+                                 f"init_from={self.init_from!r}")
+
+    def adversarial_training(self):
+        """The run's `rls_tf.adversarial.AdversarialTraining`, or None (clean)."""
+        if self.adv_train == "none":
+            return None
+        values = adversarial.check_recipe(
+            eps=self.adv_eps, steps=self.adv_steps, step_size=self.adv_step_size,
+            ratio=self.adv_ratio, random_start=self.adv_random_start,
+            craft_on=self.adv_craft_on, ramp_epochs=self.adv_ramp_epochs,
+            method=self.adv_train, prefix="adv_")
+        return adversarial.AdversarialTraining(**values)
 
     def resolved_epochs(self):
         return self.epochs if self.epochs is not None else paper_epochs(self.dataset)
@@ -198,6 +272,8 @@ class TrainConfig:
         payload = dataclasses.asdict(self)
         payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
         payload["epochs"] = self.resolved_epochs()
+        recipe = self.adversarial_training()
+        payload["adversarial_training"] = None if recipe is None else recipe.to_json()
         return payload
 
 
@@ -236,8 +312,11 @@ def _check_resume(config, model_dir):
     with open(path) as f:
         saved = json.load(f)
     current = config.to_json()
+    # A setting newer than the saved run reads as its default there.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     different = {
-        k: (saved.get(k), current[k]) for k in _RESUME_KEYS if saved.get(k) != current[k]
+        k: (saved.get(k, defaults.get(k)), current[k]) for k in _RESUME_KEYS
+        if saved.get(k, defaults.get(k)) != current[k]
     }
     if different:
         details = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in different.items())
@@ -245,6 +324,44 @@ def _check_resume(config, model_dir):
             f"--model_dir={model_dir} holds a checkpoint of a different run ({details}). "
             "Use a new --model_dir, or rerun with the same settings to resume."
         )
+
+
+def _warm_start(model, config):
+    """Copies the weights of ``config.init_from``'s model.keras into `model`."""
+    directory = config.init_from
+    source, source_config = load_model_dir(directory, flag="init_from")
+    problems = []
+    if source_config is not None:
+        current = config.to_json()
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        keys = ["dataset", "backbone", "defense"]
+        if config.defense in ("rls", "plain"):
+            keys.append("num_submodels")
+        elif config.defense in ("ensemble", "adp"):
+            keys.append("ensemble_size")
+        for key in keys:
+            saved = source_config.get(key, defaults.get(key))
+            if saved != current[key]:
+                problems.append(f"{key}: {saved!r} there vs {current[key]!r} here")
+    if not problems and type(source) is not type(model):
+        problems.append(f"a {type(source).__name__} there vs a {type(model).__name__} here")
+    if not problems:
+        theirs, ours = source.weights, model.weights
+        if len(theirs) != len(ours):
+            problems.append(f"{len(theirs)} weights there vs {len(ours)} here")
+        else:
+            for a, b in zip(theirs, ours):
+                if tuple(a.shape) != tuple(b.shape):
+                    problems.append(f"weight {b.path!r}: shape {tuple(a.shape)} there vs "
+                                    f"{tuple(b.shape)} here")
+                    break
+    if problems:
+        raise ValueError(
+            f"--init_from={directory} does not hold the model of this run "
+            f"({'; '.join(problems)}). Warm-start from a run of the same defense, dataset, "
+            f"backbone and architecture settings. Received: init_from={directory!r}")
+    model.set_weights(source.get_weights())
+    print(f"Initialised the weights from {os.path.join(directory, 'model.keras')}.")
 
 
 def train(config):
@@ -265,7 +382,8 @@ def train(config):
         The metrics dict written to ``metrics.json``.
 
     Raises:
-        ValueError: bad configuration, or a model_dir of a different run.
+        ValueError: bad configuration, a model_dir of a different run, or an
+            ``init_from`` run whose model does not match.
         rls_tf.callbacks.CheckpointError: (a ValueError) the model_dir holds
             checkpoints but none is usable (the message names the damaged
             files); the run is never started over on top of them.
@@ -345,6 +463,11 @@ def _train(config, strategy, model_dir, write_dir, chief):
             initial_epoch, history = 0, {}
             if not get_defense(config.defense).trains:
                 initial_epoch = epochs  # a wrap of a trained model: nothing to train
+            if config.init_from is not None:
+                _warm_start(model, config)
+        # A training-time option, not saved with the model: set again on resume.
+        recipe = config.adversarial_training()
+        adversarial_callbacks = [] if recipe is None else adversarial.enable(model, recipe)
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
 
@@ -357,6 +480,7 @@ def _train(config, strategy, model_dir, write_dir, chief):
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=[
+                *adversarial_callbacks,
                 checkpointer,
                 keras.callbacks.TensorBoard(log_dir=os.path.join(write_dir, "logs")),
             ],
@@ -382,6 +506,8 @@ def _train(config, strategy, model_dir, write_dir, chief):
         "train_seconds_this_run": train_seconds,
         "strategy": config.strategy,
         "num_replicas": strategy.num_replicas_in_sync,
+        "adversarial_training": None if recipe is None else recipe.to_json(),
+        "init_from": config.init_from,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     write_json_atomic(os.path.join(write_dir, "metrics.json"), metrics)
@@ -398,4 +524,10 @@ def _train(config, strategy, model_dir, write_dir, chief):
         f"Test accuracy of the {what}, {metrics['test_examples']} {config.dataset} "
         f"test images, clean): {metrics['test_accuracy']:.4f}"
     )
+    if recipe is not None:
+        print(f"Adversarially trained: PGD, eps {recipe.eps:g} ([-1, 1] pixels), "
+              f"{recipe.steps} steps of {recipe.step_size:g}, ratio {recipe.ratio:g}, "
+              f"crafted on {recipe.craft_on!r}"
+              + (f", eps ramped over {recipe.ramp_epochs} epochs" if recipe.ramp_epochs else "")
+              + ".")
     return metrics

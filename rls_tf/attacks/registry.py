@@ -130,7 +130,7 @@ def _square_settings(preset, threat_model):
     return [AttackSetting("square", f"eps={_fmt(eps)}",
                           {"eps": preset.model_eps(eps), "n_queries": preset.square_queries,
                            "p_init": preset.square_p_init}, value=eps)
-            for eps in preset.pgd_eps]
+            for eps in preset.score_eps or preset.pgd_eps]
 
 
 def _spsa_settings(preset, threat_model):
@@ -139,7 +139,7 @@ def _spsa_settings(preset, threat_model):
                           {"eps": preset.model_eps(eps), "nb_iter": preset.spsa_iters,
                            "nb_sample": preset.spsa_samples, "delta": preset.spsa_delta,
                            "learning_rate": preset.spsa_lr}, value=eps)
-            for eps in preset.pgd_eps]
+            for eps in preset.score_eps or preset.pgd_eps]
 
 
 def _arc_settings(preset, threat_model):
@@ -284,11 +284,11 @@ REGISTRY = {spec.name: spec for spec in (
                ("pgd_eps", "transfer_steps", "mifgsm_decay", "transfer_loss"), _mifgsm_settings,
                threat_models=("transfer",)),
     AttackSpec("square", square, "Square", "loss", True,
-               ("pgd_eps", "square_queries", "square_p_init", "score_num_examples"),
+               ("pgd_eps", "score_eps", "square_queries", "square_p_init", "score_num_examples"),
                _square_settings, threat_models=("eot",), subset="score_num_examples",
                reports_queries=True),
     AttackSpec("spsa", spsa, "SPSA", "loss", True,
-               ("pgd_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
+               ("pgd_eps", "score_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
                 "score_num_examples"),
                _spsa_settings, threat_models=("eot",), subset="score_num_examples",
                reports_queries=True),

@@ -14,6 +14,14 @@ weight decay 5e-4, 150 epochs (50 on MNIST), pixels in [-1, 1].
 
 Rerunning the same command resumes after the last complete epoch (after the
 one before, with a warning, when the last checkpoint is damaged).
+
+PGD adversarial training (Madry et al. 2018; `rls_tf.adversarial`) of any
+defense that trains (not sap), eps in the model's [-1, 1] pixel units
+(Madry's MNIST 0.3 is 0.6 here), optionally from a finished clean run:
+
+    python train.py --dataset=mnist --backbone=small_cnn --defense=rls \
+        --adv_train=pgd --adv_eps=0.6 --adv_steps=10 --adv_ramp_epochs=2 \
+        --init_from=runs/mnist_rls --model_dir=runs/mnist_rls_at
 """
 
 from absl import app
@@ -24,6 +32,8 @@ from rls_tf.cli import flags as shared
 from rls_tf.models import BACKBONES
 from rls_tf.models import DEFENSES
 from rls_tf.models import TRAIN_FORWARDS
+from rls_tf.adversarial import CRAFT_ON
+from rls_tf.training import ADV_TRAIN
 from rls_tf.training import LOSSES
 from rls_tf.training import TrainConfig
 from rls_tf.training import train
@@ -84,11 +94,37 @@ flags.DEFINE_enum("strategy", "default", list(rls_distribute.STRATEGIES),
                   "tf.distribute strategy: default (one device), mirrored (local GPUs), "
                   "multi_worker (cluster from TF_CONFIG), tpu. --batch_size is the global batch.")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port or local).")
+flags.DEFINE_enum("adv_train", "none", list(ADV_TRAIN),
+                  "Adversarial training: none, or pgd (Madry et al. 2018: every step trains on "
+                  "L-inf PGD examples crafted in the graph against the model it trains, the "
+                  "network in inference mode; rls: against the mean of the step's K sampled "
+                  "models). Every defense that trains; not sap.")
+flags.DEFINE_float("adv_eps", None, "pgd: L-inf radius in the model's [-1, 1] pixel units, "
+                   "the units of attack_eval.py's eps (Madry's MNIST 0.3 in [0, 1] units is "
+                   "0.6 here; CIFAR-10's 8/255 is 16/255); required with --adv_train=pgd.")
+flags.DEFINE_integer("adv_steps", 10, "pgd: attack steps per training step (>= 1).")
+flags.DEFINE_float("adv_step_size", None, "pgd: attack step, [-1, 1] pixel units (default "
+                   "2.5 * adv_eps / adv_steps).")
+flags.DEFINE_float("adv_ratio", 1.0, "pgd: share of the adversarial loss in [0, 1]: "
+                   "ratio * L(adversarial) + (1 - ratio) * L(clean) (1: all adversarial).")
+flags.DEFINE_bool("adv_random_start", True, "pgd: start uniformly in the eps-ball.")
+flags.DEFINE_enum("adv_craft_on", "mean", list(CRAFT_ON),
+                  "pgd: craft against the step's mean prediction (rls: the K sampled models, "
+                  "an EOT; ensemble/adp: the members) or one of them.")
+flags.DEFINE_integer("adv_ramp_epochs", 0, "pgd: raise eps linearly from 0 to --adv_eps over "
+                     "this many epochs (0: full eps from the start).")
+flags.DEFINE_string("init_from", None, "Warm start: a finished run directory (its model.keras, "
+                    "same defense and architecture) whose weights initialise this run, e.g. "
+                    "a clean run to fine-tune with --adv_train=pgd.")
 
 for _name in ("num_submodels", "num_samples"):
     flags.register_validator(
         _name, lambda v: v is not None and v >= 1, message=f"--{_name} must be >= 1."
     )
+flags.register_validator("adv_steps", lambda v: v is not None and v >= 1,
+                         message="--adv_steps must be >= 1.")
+flags.register_validator("adv_ramp_epochs", lambda v: v is not None and v >= 0,
+                         message="--adv_ramp_epochs must be >= 0.")
 for _name in ("epochs", "max_train_examples", "max_test_examples"):
     flags.register_validator(
         _name, lambda v: v is None or v >= 1, message=f"--{_name} must be >= 1."
@@ -141,6 +177,15 @@ def config_from_flags():
         verbose=shared.value("verbose", DEFAULTS["verbose"]),
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,
+        adv_train=FLAGS.adv_train,
+        adv_eps=FLAGS.adv_eps,
+        adv_steps=FLAGS.adv_steps,
+        adv_step_size=FLAGS.adv_step_size,
+        adv_ratio=FLAGS.adv_ratio,
+        adv_random_start=FLAGS.adv_random_start,
+        adv_craft_on=FLAGS.adv_craft_on,
+        adv_ramp_epochs=FLAGS.adv_ramp_epochs,
+        init_from=FLAGS.init_from,
     )
 
 

@@ -30,6 +30,7 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_categorical
@@ -65,7 +66,15 @@ class EnsembleModel(keras.Model, StochasticClassifier):
     members' regularisation losses once); metrics see the mean prediction.
     Logged: ``loss``, the metrics, ``diversity`` (pairwise disagreement of
     the members' predicted classes).
+
+    Adversarial training (`rls_tf.adversarial.enable`, ``train.py
+    --adv_train=pgd``; ADP too): PGD examples crafted against the ensemble's
+    mean prediction (``craft_on="one"``: one member drawn per step), the
+    members in inference mode, then the usual loss on them.
     """
+
+    # Supported by `rls_tf.adversarial` (see `train_step`).
+    adversarial_training_support = True
 
     def __init__(self, members, **kwargs):
         super().__init__(**kwargs)
@@ -177,11 +186,32 @@ class EnsembleModel(keras.Model, StochasticClassifier):
             loss = loss + tf.add_n([tf.cast(v, loss.dtype) for v in self.losses])
         return loss
 
+    def _adversarial_batch(self, switch, x, y):
+        """PGD examples against the mean of the members (or one drawn member)."""
+        if switch.recipe.craft_on == "one":
+            member = self.draw(1)
+
+            def probs_fn(images):
+                return self.outputs(images, member, training=False)[0]
+        else:
+            def probs_fn(images):
+                return tf.reduce_mean(self.member_outputs(images, training=False), axis=0)
+        return switch.craft(probs_fn, x, y)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        switch = adversarial.active(self)
+        clean = x
+        if switch is not None:
+            # Adversarial training: the step's loss on the crafted batch.
+            x = self._adversarial_batch(switch, clean, y)
         with tf.GradientTape() as tape:
             probs = self.member_outputs(x, training=True)
             loss = self._loss(y, probs, sample_weight)
+            if switch is not None and switch.recipe.ratio < 1.0:
+                ratio = switch.recipe.ratio
+                loss = ratio * loss + (1.0 - ratio) * self._loss(
+                    y, self.member_outputs(clean, training=True), sample_weight)
             self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
                                             sample_weight=tf.shape(x)[0])
             if self.optimizer is not None:

@@ -147,6 +147,10 @@ class SAPModel(SeededNoiseModel):
 
     defense_name = "sap"
     _noise_layer_class = SAP
+    adversarial_training_support = (
+        "SAP wraps a trained plain network and is not trained; adversarially train the "
+        "plain model (train.py --defense=plain --adv_train=pgd) and wrap that run "
+        "(--defense=sap --base_model_dir=DIR)")
 
     def __init__(self, network, eval_samples=100, eval_forward="loop", **kwargs):
         super().__init__(network, eval_samples=eval_samples, eval_forward=eval_forward,

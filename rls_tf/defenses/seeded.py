@@ -25,7 +25,8 @@ Gaussian noise (`rls_tf.defenses.rse`), SAP's activation pruning
   operating system, new at every call, never a seed baked in at trace
   time, whatever global seed is set).
 
-This module builds on `rls_tf.defense` and `rls_tf.validation` only.
+This module builds on `rls_tf.defense`, `rls_tf.validation` and (for the
+adversarial train step) `rls_tf.adversarial` only.
 
 Example:
 
@@ -45,7 +46,9 @@ from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution
 
+from rls_tf import adversarial
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_seeds
 from rls_tf.defense import is_key
@@ -196,6 +199,9 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
       call on the batch tiled N times).
     * Training (`fit`, Keras' own ``train_step``): ``model(x,
       training=True)`` is one network pass with fresh noise in every layer.
+      Adversarial training (`rls_tf.adversarial.enable`): the step draws
+      one seed; PGD examples are crafted against the network with that
+      noise (inference mode), and the loss is taken with the same noise.
 
     The defender's draws are whole-batch seeds (``draws_per_example``
     False), so the evaluation's defender pins reproducible draws; within one
@@ -388,6 +394,35 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
                 "noise_layers": [layer.name for layer in self.noise_layers]}
 
     # -- Keras ---------------------------------------------------------------------
+
+    # Supported by `rls_tf.adversarial` (see `train_step`); SAP refuses it.
+    adversarial_training_support = True
+
+    def train_step(self, data):
+        switch = adversarial.active(self)
+        if switch is None:
+            return super().train_step(data)
+        # Adversarial training: one noise draw for the step, the same for
+        # the crafting (inference mode) and for the loss.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        seeds = tf.cast(self.draw(1), tf.int64)
+        recipe = switch.recipe
+        x_adv = switch.craft(lambda images: self._run(images, seeds, training=False), x, y)
+        with tf.GradientTape() as tape:
+            y_pred = self._run(x_adv, seeds, training=True)
+            loss = self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=True)
+            if recipe.ratio < 1.0:
+                clean = self._run(x, seeds, training=True)
+                loss = recipe.ratio * loss + (1.0 - recipe.ratio) * self.compute_loss(
+                    x=x, y=y, y_pred=clean, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
+                                            sample_weight=tf.shape(x)[0])
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight)
 
     def call(self, inputs, training=False):
         if training:

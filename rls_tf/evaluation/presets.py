@@ -104,6 +104,7 @@ class Preset:
             pixels; 0.05 on our [-1, 1] pixels is what breaks an undefended
             MNIST CNN within 50 iterations in the strength test).
         score_num_examples: Square and SPSA run on the first this many images.
+        score_eps: the eps of Square and SPSA (empty: pgd_eps).
         arc_paths: P, pinned draws ARC attacks as fixed members.
         arc_steps: ARC iterations.
         convergence_eps: eps of the convergence sweeps (0: the largest pgd_eps).
@@ -155,6 +156,7 @@ class Preset:
     spsa_delta: float = 0.01
     spsa_lr: float = 0.05
     score_num_examples: int = 100
+    score_eps: Tuple[float, ...] = ()
     arc_paths: int = 10
     arc_steps: int = 20
     convergence_eps: float = 0.0
@@ -213,6 +215,8 @@ class Preset:
             if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
                                      for v in values):
                 raise ValueError(f"`{field}` must be ints >= 1. Received: {field}={values!r}")
+        if not all(_is_number(v) and v >= 0 for v in self.score_eps):
+            raise ValueError(f"`score_eps` must be numbers >= 0. Received: score_eps={self.score_eps!r}")
         if not self.sweep_eps or not all(_is_number(v) and v >= 0 for v in self.sweep_eps):
             raise ValueError(f"`sweep_eps` must be numbers >= 0. Received: sweep_eps={self.sweep_eps!r}")
         if not self.eot_kappa > 0:
@@ -243,7 +247,7 @@ class Preset:
         """A copy with some fields changed (None values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         for key in ("fgsm_eps", "pgd_eps", "cw_c", "ead_c", "multi_sample_paths",
-                    "convergence_steps", "convergence_draws", "sweep_eps"):
+                    "convergence_steps", "convergence_draws", "sweep_eps", "score_eps"):
             if key in changes:
                 changes[key] = tuple(changes[key])
         return dataclasses.replace(self, **changes)

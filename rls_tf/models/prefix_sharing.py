@@ -64,7 +64,9 @@ class PrefixSharing:
         if ancestors is None:
             return None
         s = self.sample
-        index = layer.draw_indices(1)[0]
+        # A fresh draw, or the scope's pinned index (a step that fixed its
+        # paths beforehand, e.g. adversarial training).
+        index = layer.sample_indices(inputs)[0]
         self._drawn[key, s] = index
         if s == 0:
             outputs = fn(inputs, index, **kwargs)

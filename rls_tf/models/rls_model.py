@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_categorical
@@ -45,6 +46,12 @@ class RLSModel(keras.Model, StochasticClassifier):
       models (``eval_samples``), in one graph call: N network calls
       (``eval_forward="loop"``, default, measured faster on CPU) or one call
       on the batch tiled N times (``"tiled"``).
+
+    * Adversarial training (`rls_tf.adversarial.enable`, ``train.py
+      --adv_train=pgd``): the step draws its K paths once, crafts PGD
+      examples against the mean prediction of those K sampled models (or
+      one of them) with the network in inference mode, then takes the
+      group loss of the same K paths on the adversarial batch.
 
     ``train_forward="loop"`` (default) calls the network K times inside the
     tape, each call one sampled model; ``"tiled"`` runs the K forwards as one
@@ -370,7 +377,113 @@ class RLSModel(keras.Model, StochasticClassifier):
             forward=self.train_forward,
         )
 
+    # Supported by `rls_tf.adversarial` (see `_adversarial_train_step`).
+    adversarial_training_support = True
+
+    def _training_paths(self, x):
+        """The K paths of a training step, drawn as `_training_samples` draws them.
+
+        Every RLS layer draws with its own `draw_indices`, as often and as
+        many as in the clean step (K single draws in the "loop" forward, one
+        draw of K in the "tiled" one; B per example under per-example
+        sampling), so a seeded layer gives the same paths as in a clean
+        step. Returns int32 ``[K, L]``, or ``[K, B, L]`` when some layer
+        samples per example.
+        """
+        num = self._effective(self.num_samples)
+        batch = tf.shape(x)[0]
+        override = self.per_example_sampling
+        per_example = self.draws_per_example
+        tiled = self.train_forward == "tiled" and num > 1
+        columns = []
+        for layer in self.rls_layers:
+            own = layer.per_example_sampling if override is None else override
+            width = batch if own else 1
+            if layer.num_submodels == 1:
+                column = tf.zeros(tf.stack([num, width]), tf.int32)
+            elif tiled:
+                column = tf.reshape(layer.draw_indices(num * width), tf.stack([num, width]))
+            else:
+                column = tf.stack([layer.draw_indices(width) for _ in range(num)])
+            if per_example:
+                column = tf.broadcast_to(column, tf.stack([num, batch]))
+            else:
+                column = column[:, 0]
+            columns.append(column)
+        if not columns:
+            shape = [num, batch, 0] if per_example else [num, 0]
+            return tf.zeros(tf.stack(shape), tf.int32)
+        return tf.stack(columns, axis=-1)
+
+    def _path_samples(self, x, paths, training=True):
+        """`_training_samples` with the paths fixed: ``[D, B, K]``.
+
+        The same forward as the clean step (``train_forward``; prefix
+        sharing in the "loop" form) with every RLS layer pinned to `paths`
+        (``[D, L]`` or ``[D, B, L]``, e.g. from `_training_paths`).
+        """
+        num = paths.shape[0]
+        if not self.is_stochastic or num == 1 or self.train_forward == "tiled":
+            return self.outputs(x, paths, training=training, forward="tiled")
+        per_example = paths.shape.rank == 3
+        share = None if per_example else self._prefix_sharing(num)
+        routing = current_scope().routing
+        layers = self.rls_layers
+        outputs = []
+        for s in range(num):
+            if share is not None:
+                share.sample = s
+            pinned = {id(layer): tf.reshape(paths[s, ..., j], [-1])
+                      for j, layer in enumerate(layers)}
+            with sampling_scope(num_groups=1, pinned=pinned, share=share, routing=routing):
+                outputs.append(self.network(x, training=training))
+        return tf.stack(outputs)
+
+    def _adversarial_train_step(self, data, switch):
+        """One PGD adversarial-training step (`rls_tf.adversarial`).
+
+        Draws the step's K paths once (`_training_paths`); crafts against
+        the mean prediction of those K sampled models (``craft_on="mean"``,
+        an EOT over the step's paths) or the first of them (``"one"``), the
+        network in inference mode (batch-norm moving statistics, not
+        updated); then the group loss of the same K paths (training mode)
+        on the adversarial batch, ``ratio * L(adv) + (1 - ratio) *
+        L(clean)``. Logged loss: that mix; accuracy and diversity: on the
+        adversarial batch.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        recipe = switch.recipe
+        paths = self._training_paths(x)
+        target = paths if recipe.craft_on == "mean" else paths[:1]
+        x_adv = switch.craft(
+            lambda images: tf.reduce_mean(self._path_samples(images, target, training=False),
+                                          axis=0),
+            x, y)
+        with tf.GradientTape() as tape:
+            samples = self._path_samples(x_adv, paths)
+            y_pred = tf.reduce_mean(samples, axis=0)
+            loss = self.compute_loss(
+                x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            if recipe.ratio < 1.0:
+                clean = tf.reduce_mean(self._path_samples(x, paths), axis=0)
+                loss = recipe.ratio * loss + (1.0 - recipe.ratio) * self.compute_loss(
+                    x=x, y=y, y_pred=clean, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(
+                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+            )
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
+        return self._step_logs(
+            self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight))
+
     def train_step(self, data):
+        switch = adversarial.active(self)
+        if switch is not None:
+            return self._adversarial_train_step(data, switch)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             samples = self._training_samples(x)

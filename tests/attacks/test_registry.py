@@ -67,3 +67,14 @@ def test_masking_attacks_run_where_they_belong():
 def test_unknown_attack_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"Received: attack='jsma'.*Expected one of"):
         get_attack("jsma")
+
+
+def test_score_based_attacks_take_their_own_eps():
+    preset = presets.get_preset("paper_mnist")
+    assert [s.value for s in REGISTRY["square"].build_settings(preset, "eot")] == list(
+        preset.pgd_eps)
+    narrowed = preset.replace(score_eps=[0.3])
+    for name in ("square", "spsa"):
+        assert [s.value for s in REGISTRY[name].build_settings(narrowed, "eot")] == [0.3]
+    with pytest.raises(ValueError, match="score_eps"):
+        preset.replace(score_eps=[-1.0])
