@@ -27,6 +27,16 @@ For every backbone it prints ONE JSON line (then a human summary at the end):
   network calls, averaged); ``predict_ratio = rls_predict_s / (N *
   plain_predict_s)``, ``predict_tiled_ratio``, ``predict_loop_ratio`` likewise,
   ``predict_tiled_vs_loop = rls_predict_tiled_s / rls_predict_loop_s``.
+* adversarial training (``--adv_train_steps=S``, 0: off): in the same rounds
+  as the clean steps, one PGD adversarial-training step (`rls_tf.adversarial`,
+  S attack steps at ``--adv_eps``) of the plain model (``plain_adv_step_s``)
+  and of the shipped RLS model crafting against the mean of its K paths
+  (``rls_adv_step_s``) or against one of them (``rls_adv_one_step_s``);
+  ``plain_adv_ratio = plain_adv_step_s / plain_step_s``, ``rls_adv_ratio``
+  and ``rls_adv_one_ratio`` against ``rls_step_s``. S + 1 is the naive
+  bound (each attack step a forward and a backward pass); measured lower,
+  since the attack's passes run in inference mode and its backward pass
+  computes the input's gradient only, not the weights'.
 * ``cpu_time`` / ``cpu_time_predict``: the same from process CPU time (all
   threads); far less sensitive than wall time to other processes on the
   machine, but it also counts threads that spin while waiting.
@@ -54,6 +64,8 @@ Usage:
     python benchmarks/train_step_benchmark.py --steps=1 --repeats=3 \
         --warmup=1 --predict_steps=2 --variants=plain,loop,tiled,naive  # CI
     python benchmarks/train_step_benchmark.py --backbones=small_cnn --batch_size=64
+    python benchmarks/train_step_benchmark.py --backbones=small_cnn --adv_train_steps=7 \
+        --variants=plain,loop --no_predict      # PGD-AT step cost against clean
     python benchmarks/train_step_benchmark.py --defenses=plain,rls,ensemble,adp,rse,sap
         # every defense against plain (benchmarks/defense_benchmark.py)
 
@@ -78,6 +90,8 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
 import rls_tf  # noqa: E402
+from rls_tf import adversarial  # noqa: E402
+from rls_tf.adversarial import AdversarialTraining  # noqa: E402
 from rls_tf.layers import RLSBatchNormalization  # noqa: E402
 from rls_tf.layers import RLSConv2D  # noqa: E402
 from rls_tf.layers import RLSConv2DBatchNorm  # noqa: E402
@@ -133,6 +147,12 @@ def parse_args(argv=None):
                    "without 'shipped' the shipped default is the loop/tiled "
                    "variant of the same train_forward")
     p.add_argument("--no_predict", action="store_true")
+    p.add_argument("--adv_train_steps", type=int, default=0,
+                   help="also time PGD adversarial-training steps with this many attack "
+                   "steps (plain, rls crafting on the mean of the K paths and on one); "
+                   "0: off")
+    p.add_argument("--adv_eps", type=float, default=0.3,
+                   help="eps of the timed adversarial steps ([-1, 1] pixel units)")
     p.add_argument("--intra_op_threads", type=int, default=0)
     p.add_argument("--inter_op_threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -331,7 +351,12 @@ def paired_ratio(a, b, factor=1.0, cpu=False):
 # variant -> result key of its per-step time
 _KEYS = {"plain": "plain_step_s", "keras_plain": "keras_plain_step_s",
          "shipped": "rls_step_s", "loop": "rls_loop_step_s",
-         "tiled": "rls_tiled_step_s", "naive": "naive_step_s"}
+         "tiled": "rls_tiled_step_s", "naive": "naive_step_s",
+         "plain_adv": "plain_adv_step_s", "rls_adv": "rls_adv_step_s",
+         "rls_adv_one": "rls_adv_one_step_s"}
+# adversarial variant -> (M is the run's M, craft_on)
+_ADVERSARIAL = {"plain_adv": (False, "mean"), "rls_adv": (True, "mean"),
+                "rls_adv_one": (True, "one")}
 
 
 def run_backbone(backbone, args):
@@ -367,6 +392,12 @@ def run_backbone(backbone, args):
             model = _rls_model(backbone, args, M, name)
         models[name] = model
         train_fns[name], spe[name] = _keras_train_fn(model, dataset, x, y)
+    if args.adv_train_steps:
+        for name, (rls, craft_on) in _ADVERSARIAL.items():
+            model = _rls_model(backbone, args, M if rls else 1, shipped)
+            adversarial.enable(model, AdversarialTraining(
+                eps=args.adv_eps, steps=args.adv_train_steps, craft_on=craft_on))
+            train_fns[name], spe[name] = _keras_train_fn(model, dataset, x, y)
 
     timed = time_interleaved(train_fns, args.warmup, args.steps, args.repeats)
     # Without a separate "shipped" variant the shipped default is the
@@ -387,6 +418,8 @@ def run_backbone(backbone, args):
         "steps_per_execution": args.steps_per_execution,
         "loadavg_1min_start": load_start,
     }
+    if args.adv_train_steps:
+        res.update({"adv_train_steps": args.adv_train_steps, "adv_eps": args.adv_eps})
     cpu = {}
     for name, t in timed.items():
         res[_KEYS[name]] = t.wall / spe[name]
@@ -407,6 +440,10 @@ def run_backbone(backbone, args):
             "loop_vs_naive": ratio("loop", "naive"),
             "tiled_vs_naive": ratio("tiled", "naive"),
             "keras_plain_vs_plain": ratio("keras_plain", "plain"),
+            **({"plain_adv_ratio": ratio("plain_adv", "plain"),
+                "rls_adv_ratio": ratio("rls_adv", "shipped"),
+                "rls_adv_one_ratio": ratio("rls_adv_one", "shipped")}
+               if args.adv_train_steps else {}),
         }
 
     res.update(ratios(False))
@@ -504,6 +541,13 @@ def _summary(results):
         lines.append(f"  tiled      {ms('rls_tiled_step_s')}   ratio "
                      f"{r['tiled_ratio']}   vs naive {r['tiled_vs_naive']}")
         lines.append(f"  naive      {ms('naive_step_s')}")
+        if "adv_train_steps" in r:
+            lines.append(
+                f"  PGD-AT ({r['adv_train_steps']} steps, eps {r['adv_eps']:g}): plain "
+                f"{ms('plain_adv_step_s')} x{r['plain_adv_ratio']} of plain; rls (mean of K) "
+                f"{ms('rls_adv_step_s')} x{r['rls_adv_ratio']}, rls (one path) "
+                f"{ms('rls_adv_one_step_s')} x{r['rls_adv_one_ratio']} of the shipped step "
+                f"(naive bound {r['adv_train_steps'] + 1})")
         if "predict_ratio" in r:
             lines.append(
                 f"  predict: plain {ms('plain_predict_s')}; N={r['N']}: shipped "

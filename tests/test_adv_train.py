@@ -25,8 +25,11 @@ from rls_tf.defenses import RSENoise
 from rls_tf.layers import RLSConv2DBatchNorm
 from rls_tf.layers import RLSDense
 from rls_tf.models import RLSModel
+from rls_tf.models import build_defense
+from rls_tf.models import load_model_dir
 from rls_tf.models.noise_defenses import wrap_sap
 from rls_tf.training import TrainConfig
+from rls_tf.training import _warm_start
 from rls_tf.training import train as run_training
 from tests.evaluation.conftest import toy_images
 from tests.synthetic_data import write_quadrant_mnist
@@ -188,7 +191,7 @@ def test_eps_zero_equals_clean_training_step_for_step(train_forward, per_example
 
 
 def test_step_crafts_against_the_same_paths_it_trains():
-    model = conv_bn()
+    model = micro(num_submodels=2, num_samples=3)
     switch_calls = []
     recipe = AdversarialTraining(eps=0.2, steps=1)
     adversarial.enable(model, recipe)
@@ -414,6 +417,13 @@ def test_warm_start_resume_keeps_the_recipe(tmp_path, data_dir, monkeypatch, cap
                              **{**recipe, "adv_eps": 0.3}))
     with pytest.raises(ValueError, match="adv_train: saved 'pgd' vs now 'none'"):
         run_training(_config(data_dir, adv_dir, epochs=3, init_from=str(clean_dir)))
+
+    # The warm start copies every weight of the source run's model.
+    fresh = build_defense("plain", "small_cnn", num_classes=10, input_shape=(28, 28, 1))
+    _warm_start(fresh, _config(data_dir, tmp_path / "unused", init_from=str(clean_dir)).validate())
+    source, _ = load_model_dir(str(clean_dir))
+    for a, b in zip(fresh.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
     # A warm start from another architecture is refused clearly.
     with pytest.raises(ValueError, match="num_submodels: 1 there vs 2 here"):
