@@ -100,10 +100,21 @@ def test_arc_attacker_sees_members_unaveraged(models):
     assert plain.describe()["member_source"] == "the deterministic model itself"
 
 
-def test_convergence_sweeps_give_one_record_per_point(models):
-    x, y = toy_images(8, size=8, seed=6)
-    config = _config(attacks=("pgd",), threat_models=("eot",), convergence=True)
-    results = runner.run_evaluation(models, x, y, config, log=None)
+SWEEP_CONFIG = dict(attacks=("pgd",), threat_models=("transfer", "eot"), convergence=True)
+
+
+@pytest.fixture(scope="module")
+def sweep_run(models):
+    """One run with transfer, eot and the sweeps, and its two shards."""
+    x, y = toy_images(16, size=8, seed=8)
+    config = _config(**SWEEP_CONFIG)
+    single = runner.run_evaluation(models, x, y, config, log=None)
+    parts = [shards.run_shard(models, x, y, config, 2, i, log=None) for i in range(2)]
+    return single, parts
+
+
+def test_convergence_sweeps_give_one_record_per_point(sweep_run):
+    results, _ = sweep_run
     sweeps = {(r["model"], r["sweep"], r["value"]) for r in results["convergence"]}
     assert sweeps == {("plain", "steps", 1), ("plain", "steps", 2), ("plain", "eps", 0.2),
                       ("plain", "eps", 0.6), ("rls", "steps", 1), ("rls", "steps", 2),
@@ -121,11 +132,8 @@ def test_convergence_sweeps_give_one_record_per_point(models):
     assert "## Gradient-masking checks" in text
 
 
-def test_sharded_run_with_sweeps_and_transfer_merges_to_the_single_run(models):
-    x, y = toy_images(16, size=8, seed=8)
-    config = _config(attacks=("pgd",), threat_models=("transfer", "eot"), convergence=True)
-    single = runner.run_evaluation(models, x, y, config, log=None)
-    parts = [shards.run_shard(models, x, y, config, 2, i, log=None) for i in range(2)]
+def test_sharded_run_with_sweeps_and_transfer_merges_to_the_single_run(sweep_run):
+    single, parts = sweep_run
     merged = shards.merge_shards(parts)
     for section in ("robust", "convergence"):
         assert len(merged[section]) == len(single[section])
@@ -137,6 +145,8 @@ def test_sharded_run_with_sweeps_and_transfer_merges_to_the_single_run(models):
 
 
 def test_score_based_attacks_run_on_their_subset_and_count_queries(models):
+    # The stochastic model only: its E-draw queries are the path that matters.
+    models = {"rls": models["rls"]}
     x, y = toy_images(16, size=8, seed=9)
     config = _config(attacks=("square", "spsa"), threat_models=("eot",))
     single = runner.run_evaluation(models, x, y, config, log=None)
@@ -159,10 +169,11 @@ def test_score_based_attacks_run_on_their_subset_and_count_queries(models):
 
 def test_arc_threat_model_runs_arc_only(models):
     x, y = toy_images(8, size=8, seed=10)
-    config = _config(attacks=("pgd", "arc"), threat_models=("arc",))
+    preset = presets.get_preset("paper_mnist").replace(**{**SMALL, "arc_paths": 2})
+    config = _config(attacks=("pgd", "arc"), threat_models=("arc",), preset=preset)
     results = runner.run_evaluation(models, x, y, config, log=None)
-    assert {(r["attack"], r["threat_model"]) for r in results["robust"]} == {("arc", "arc[P=3]")}
+    assert {(r["attack"], r["threat_model"]) for r in results["robust"]} == {("arc", "arc[P=2]")}
     rls = next(r for r in results["robust"] if r["model"] == "rls")
-    assert rls["attacker"]["members"] == 3 and len(rls["attacker"]["paths"]) == 3
-    assert any(s["attack"] == "pgd" and s["threat_model"] == "arc[P=3]"
+    assert rls["attacker"]["members"] == 2 and len(rls["attacker"]["paths"]) == 2
+    assert any(s["attack"] == "pgd" and s["threat_model"] == "arc[P=2]"
                for s in results["skipped"])
