@@ -15,6 +15,10 @@ Every attack takes ``model_fn(x) -> logits``: x float32 ``[B, H, W, C]`` in
 | ``deepfool`` | L2, minimum norm | Foolbox 3.3 ``L2DeepFoolAttack`` |
 | ``cw_l2`` | L2, minimum norm | Foolbox 3.3 ``L2CarliniWagnerAttack`` |
 | ``ead`` | L1 (elastic net), minimum norm | Foolbox 3.3 ``EADAttack`` |
+| ``mi_fgsm`` | L-inf, momentum (transfer) | own TensorFlow code |
+| ``square`` | L-inf, score-based (gradient-free) | own TensorFlow code |
+| ``spsa`` | L-inf, gradient-free (finite differences) | own TensorFlow code |
+| ``arc`` | L-inf, randomised ensembles (fixed members) | own TensorFlow code |
 
 EOT: FGSM, PGD and APGD average the per-draw loss over the E axis (one call,
 E samples per gradient). DeepFool, C&W and EAD use the single decision
@@ -27,16 +31,20 @@ This package depends on no other part of ``rls_tf``.
 """
 
 from rls_tf.attacks._common import decision_logits
+from rls_tf.attacks.arc import arc
 from rls_tf.attacks.auto_pgd import apgd
 from rls_tf.attacks.auto_pgd import apgd_checkpoints
 from rls_tf.attacks.carlini_wagner import cw_l2
 from rls_tf.attacks.deep_fool import deepfool
 from rls_tf.attacks.elastic_net import ead
 from rls_tf.attacks.fast_gradient import fgsm
+from rls_tf.attacks.momentum import mi_fgsm
 from rls_tf.attacks.norms import l1_distance
 from rls_tf.attacks.norms import l2_distance
 from rls_tf.attacks.norms import linf_distance
 from rls_tf.attacks.projected_gradient import pgd
+from rls_tf.attacks.spsa import spsa
+from rls_tf.attacks.square import square
 
 from rls_tf.attacks.registry import ATTACK_NAMES
 from rls_tf.attacks.registry import REGISTRY
@@ -57,6 +65,7 @@ __all__ = [
     "get_attack",
     "apgd",
     "apgd_checkpoints",
+    "arc",
     "cw_l2",
     "decision_logits",
     "deepfool",
@@ -65,5 +74,8 @@ __all__ = [
     "l1_distance",
     "l2_distance",
     "linf_distance",
+    "mi_fgsm",
     "pgd",
+    "spsa",
+    "square",
 ]

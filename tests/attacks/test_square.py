@@ -1,15 +1,18 @@
 """Square Attack (Andriushchenko et al. 2020): strength, seeding, queries, EOT rule."""
 
+import importlib
+
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rls_tf.attacks import square as square_module
 from rls_tf.attacks.square import square
 from tests.attacks.conftest import linear_model_fn
 from tests.attacks.conftest import two_linear_models_fn
+
+square_module = importlib.import_module("rls_tf.attacks.square")  # the package exports the function
 
 EPS = 0.5  # [-1, 1] pixels: 0.25 in [0, 1] units, as in test_strength.py.
 # The smallest round budget that leaves the victim below 10% with a margin:
