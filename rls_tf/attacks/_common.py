@@ -51,6 +51,23 @@ def eot_sparse_ce(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def margin(labels, logits):
+    """Per-draw margin ``max_{i != y} z_i - z_y`` of logits ``[B, K]`` or ``[E, B, K]``.
+
+    Positive iff the logits do not predict ``y`` (up to ties); the shape of
+    the logits without the class axis.
+    """
+    logits = tf.convert_to_tensor(logits)
+    one_hot = tf.one_hot(tf.cast(labels, tf.int64), logits.shape[-1], dtype=logits.dtype)
+    if logits.shape.rank == 3:
+        one_hot = tf.broadcast_to(one_hot[None], tf.shape(logits))
+    z_y = tf.reduce_sum(one_hot * logits, axis=-1)
+    z_other = tf.reduce_max(
+        tf.where(one_hot > 0, tf.constant(-np.inf, logits.dtype), logits), axis=-1
+    )
+    return z_other - z_y
+
+
 def eot_margin(labels, logits):
     """Per-example margin loss ``max_{i != y} z_i - z_y``, averaged over draws.
 
@@ -65,18 +82,10 @@ def eot_margin(labels, logits):
     Returns:
         ``[B]``, or for rank-3 logits its mean over the E draws.
     """
-    logits = tf.convert_to_tensor(logits)
-    one_hot = tf.one_hot(tf.cast(labels, tf.int64), logits.shape[-1], dtype=logits.dtype)
-    if logits.shape.rank == 3:
-        one_hot = tf.broadcast_to(one_hot[None], tf.shape(logits))
-    z_y = tf.reduce_sum(one_hot * logits, axis=-1)
-    z_other = tf.reduce_max(
-        tf.where(one_hot > 0, tf.constant(-np.inf, logits.dtype), logits), axis=-1
-    )
-    margin = z_other - z_y
-    if logits.shape.rank == 3:
-        return tf.reduce_mean(margin, axis=0)
-    return margin
+    per_draw = margin(labels, logits)
+    if per_draw.shape.rank == 2:
+        return tf.reduce_mean(per_draw, axis=0)
+    return per_draw
 
 
 LOSSES = {"ce": eot_sparse_ce, "margin": eot_margin}

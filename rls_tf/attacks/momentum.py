@@ -24,8 +24,7 @@ from cleverhans.tf2.utils import clip_eta
 from rls_tf.attacks import _common
 from rls_tf.attacks import checks
 
-LOSSES = ("ce", "margin")
-_LOSS_FNS = {"ce": _common.eot_sparse_ce, "margin": _common.eot_margin}
+LOSSES = tuple(_common.LOSSES)
 
 
 def _make_gradient_fn(model_fn, loss_fn, image_shape):
@@ -127,7 +126,7 @@ def mi_fgsm(
 
     eps, eps_iter, decay = float(eps), float(eps_iter), float(decay)
     clip_min, clip_max = float(clip_min), float(clip_max)
-    gradient_fn = _make_gradient_fn(model_fn, _LOSS_FNS[loss], x.shape[1:])
+    gradient_fn = _make_gradient_fn(model_fn, _common.LOSSES[loss], x.shape[1:])
     axes = list(range(1, len(x.shape)))
     momentum = tf.zeros_like(x)
     adv_x = x

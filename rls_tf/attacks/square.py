@@ -124,15 +124,10 @@ def square_side(p, height, width):
 def margin_loss(labels, logits):
     """Per-draw margin ``z_y - max_{i != y} z_i`` of logits ``[..., B, K]``.
 
-    Negative iff the logits do not predict ``y`` (up to ties).
+    Negative iff the logits do not predict ``y`` (up to ties): minus
+    `_common.margin`.
     """
-    logits = tf.cast(logits, tf.float32)
-    one_hot = tf.one_hot(tf.cast(labels, tf.int64), logits.shape[-1]) > 0.5
-    if logits.shape.rank == 3:
-        one_hot = tf.broadcast_to(one_hot[None], tf.shape(logits))
-    z_y = tf.reduce_max(tf.where(one_hot, logits, -np.inf), axis=-1)
-    z_other = tf.reduce_max(tf.where(one_hot, -np.inf, logits), axis=-1)
-    return z_y - z_other
+    return -_common.margin(labels, tf.cast(logits, tf.float32))
 
 
 def evaluate_logits(labels, logits, loss):
