@@ -21,6 +21,9 @@ W2 = RNG.normal(size=(NUM_CLASSES, 16)).astype(np.float32)
 B2 = RNG.normal(scale=0.1, size=NUM_CLASSES).astype(np.float32)
 MODEL = linear_model_fn(W, B)
 EOT_MODEL = two_linear_models_fn(W, B, W2, B2)
+MODEL2 = linear_model_fn(W2, B2)
+# ARC attacks the members of an ensemble unaveraged: members_fn(x) -> [M, B, K].
+MEMBERS = lambda v: tf.stack([MODEL(v), MODEL2(v)])  # noqa: E731
 X = RNG.uniform(-0.9, 0.9, size=SHAPE).astype(np.float32)
 X[0, 0, 0, 0] = -1.0  # pixels on the bounds
 X[1, 0, 0, 0] = 1.0
@@ -34,10 +37,18 @@ FAST = {
     "deepfool": dict(max_iter=5),
     "cw_l2": dict(c=10.0, steps=10, lr=0.05),
     "ead": dict(c=10.0, steps=10, lr=0.05),
+    "mi_fgsm": dict(eps=0.1, nb_iter=3),
+    "square": dict(eps=0.1, n_queries=5, seed=0),
+    "spsa": dict(eps=0.1, nb_iter=2, nb_sample=4, seed=0),
+    "arc": dict(eps=0.1, nb_iter=2),
 }
+# The first argument's name where it is not ``model_fn``.
+MODEL_ARGUMENT = {"arc": "members_fn"}
 
 
-def run(name, model_fn=MODEL, x=X, y=Y, **overrides):
+def run(name, model_fn=None, x=X, y=Y, **overrides):
+    if model_fn is None:
+        model_fn = MEMBERS if name == "arc" else MODEL
     kwargs = dict(FAST[name])
     kwargs.update(overrides)
     return attacks.ATTACKS[name](model_fn, x, y, **kwargs)
@@ -51,9 +62,8 @@ def assert_names(err, name):
 
 
 def test_exports():
-    assert set(attacks.ATTACKS) == {"fgsm", "pgd", "apgd", "deepfool", "cw_l2", "ead"}
-    for name in ("fgsm", "pgd", "apgd", "deepfool", "cw_l2", "ead", "l2_distance",
-                 "l1_distance", "linf_distance", "ATTACKS"):
+    assert set(attacks.ATTACKS) == set(FAST)
+    for name in tuple(FAST) + ("l2_distance", "l1_distance", "linf_distance", "ATTACKS"):
         assert hasattr(attacks, name), name
     assert attacks.ATTACKS["cw_l2"] is attacks.cw_l2
 
@@ -99,6 +109,16 @@ SPECIFIC_BAD = {
             ("lr", dict(lr=-0.01)), ("decision_rule", dict(decision_rule="L2")),
             ("decision_rule", dict(decision_rule="en")),
             ("binary_search_steps", dict(binary_search_steps=0))],
+    # The gradient-free and momentum attacks' own files test every argument;
+    # here they join the common contract with a few each.
+    "mi_fgsm": [("eps", dict(eps=-0.1)), ("decay", dict(decay=-1.0)),
+                ("loss", dict(loss="dlr"))],
+    "square": [("eps", dict(eps=-0.1)), ("n_queries", dict(n_queries=0)),
+               ("p_init", dict(p_init=1.5)), ("seed", dict(seed=-1))],
+    "spsa": [("eps", dict(eps=-0.1)), ("nb_sample", dict(nb_sample=7)),
+             ("delta", dict(delta=0.0)), ("seed", dict(seed=-1))],
+    "arc": [("eps", dict(eps=-0.1)), ("nb_iter", dict(nb_iter=0)),
+            ("eta", dict(eta=0.5))],
 }
 
 BAD_CASES = [
@@ -110,6 +130,8 @@ BAD_CASES = [
 
 @pytest.mark.parametrize("attack, name, kwargs", BAD_CASES)
 def test_bad_argument_raises_value_error_naming_it(attack, name, kwargs):
+    if attack in MODEL_ARGUMENT and name == "model_fn":
+        name = MODEL_ARGUMENT[attack]
     with pytest.raises(ValueError) as err:
         run(attack, **kwargs)
     assert_names(err, name)
@@ -185,6 +207,9 @@ def test_empty_batch(attack):
 @pytest.mark.parametrize("attack", list(attacks.ATTACKS))
 def test_output_within_clip_range_and_eps_ball(attack, model):
     model_fn = MODEL if model == "plain" else EOT_MODEL
+    if attack == "arc":  # members are never averaged: both inputs are [M, B, K]
+        model_fn = MEMBERS if model == "plain" else lambda v: tf.stack(
+            [MODEL(v), MODEL2(v), MODEL(-v)])
     eps = 0.3
     kwargs = {"eps": eps} if "eps" in FAST[attack] else {}
     x_adv = run(attack, model_fn=model_fn, **kwargs)
