@@ -11,6 +11,19 @@ of a randomised model (Expectation over Transformation, Athalye et al. 2018).
   ensemble's mean probabilities: its argmax is the ensemble's prediction and
   its differences are log-probability ratios.
 
+Common draws (``tied_fn``). The score-based attacks (Square, SPSA) compare
+the loss of nearby points: a candidate against the current point, or
+``x + delta v`` against ``x - delta v``. With E independent draws per point
+the difference of two such estimates is dominated by the draws' noise (an
+RLS path changes the margin by far more than one square or one SPSA
+direction does), and the search becomes a random walk. A caller that can
+fix the draws hands these attacks a ``tied_fn(x, copies)``: ``x`` is
+``copies`` blocks of n examples stacked along the batch axis, and it returns
+``[E, copies * n, K]`` logits in which example i of every block is evaluated
+with the same E draws (common random numbers); the draws are fresh at every
+call. `tied_logits` calls it. The comparison is then the paired difference,
+whose noise vanishes where the points coincide.
+
 Randomness inside ``model_fn`` must come from TensorFlow ops
 (``tf.random.*``, Keras seed generators), not from NumPy or Python: the
 gradients are computed inside ``tf.function`` (CleverHans does so too), where
@@ -49,6 +62,24 @@ def eot_sparse_ce(labels, logits):
         )
         return tf.reduce_mean(per_draw, axis=0)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def tied_logits(model_fn, tied_fn, blocks):
+    """Logits of the stacked ``blocks`` (each ``[n, ...]``), with common draws if possible.
+
+    Args:
+        model_fn: the attack's ``model_fn``.
+        tied_fn: None, or ``(x, copies) -> [E, copies * n, K]`` (module docstring).
+        blocks: list of tensors of the same shape ``[n, H, W, C]``.
+
+    Returns:
+        ``tied_fn(concat(blocks), len(blocks))``, or ``model_fn(concat(blocks))``
+        (independent draws per row) without a ``tied_fn``.
+    """
+    x = tf.concat(blocks, 0)
+    if tied_fn is None:
+        return model_fn(x)
+    return tied_fn(x, len(blocks))
 
 
 def margin(labels, logits):

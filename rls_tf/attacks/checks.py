@@ -267,3 +267,12 @@ def check_seed(seed, name="seed"):
         raise ValueError(
             f"`{name}` must be None or an integer >= 0. Received: {name}={_short(seed)}"
         )
+
+
+def check_tied_fn(tied_fn):
+    """Checks the optional common-draws ``tied_fn`` (None or a callable)."""
+    if tied_fn is not None and not callable(tied_fn):
+        raise ValueError(
+            "`tied_fn` must be None or a callable (x, copies) -> logits [E, copies * n, K] "
+            f"(see rls_tf.attacks._common.tied_logits). Received: tied_fn={_short(tied_fn)}"
+        )

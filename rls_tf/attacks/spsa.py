@@ -55,7 +55,16 @@ same steps as CleverHans, per example:
   misclassifies it (the prediction of the mean softmax over the draws, for
   rank-3 logits) the example keeps that point and is no longer queried. Only
   the examples still running are passed to the model, so the work shrinks as
-  the attack succeeds.
+  the attack succeeds. By default only for a deterministic model: for a
+  randomised one that judgement is one E-draw estimate, and stopping on a
+  lucky one returns a point the defender's fresh draws classify correctly.
+
+Randomised models: the margin of a point is averaged over its E draws
+(EOT). Independent draws for ``x + delta v`` and ``x - delta v`` make the
+finite difference mostly noise (the draws move the margin far more than a
+step of size ``delta``), so the caller that can fix the draws passes a
+``tied_fn`` (`_common.tied_logits`): every point of one example's estimate
+is then judged by the same E draws, fresh at every iteration.
 
 One iteration is a ``tf.function`` with a dynamic batch dimension, traced
 once per call of ``spsa`` (``info["traces"]``). Checked against the shimmed
@@ -78,7 +87,7 @@ ADAM_EPSILON = 1e-7  # tf.optimizers.Adam's default, which CleverHans' SPSAAdam 
 
 
 def _make_step_fn(model_fn, rng, image_shape, nb_sample, delta, learning_rate,
-                  eps, clip_min, clip_max, early_stop):
+                  eps, clip_min, clip_max, early_stop, tied_fn=None):
     """One SPSA iteration on the running examples, a ``tf.function``.
 
     ``(x, x_adv, y, m, u, t) -> (x_new, m_new, u_new, fooled)``: ``fooled``
@@ -100,10 +109,10 @@ def _make_step_fn(model_fn, rng, image_shape, nb_sample, delta, learning_rate,
         if early_stop:
             points.insert(0, x_adv[None])
         points = tf.concat(points, 0)  # [P, b, ...], P = nb_sample (+ 1)
-        num_points = tf.shape(points)[0]
-        flat_shape = tf.concat([[num_points * batch], tf.shape(x_adv)[1:]], 0)
-        flat = tf.reshape(points, flat_shape)
-        logits = model_fn(flat)
+        num_points = int(points.shape[0])
+        # Point-major blocks of the running examples: with a tied_fn every
+        # point of an example is judged by that example's same E draws.
+        logits = _common.tied_logits(model_fn, tied_fn, tf.unstack(points, axis=0))
         labels = tf.tile(y, [num_points])
         loss = tf.reshape(-_common.eot_margin(labels, logits), [num_points, batch])
         if early_stop:
@@ -149,9 +158,10 @@ def spsa(
     clip_min=-1.0,
     clip_max=1.0,
     seed=None,
-    early_stop=True,
+    early_stop=None,
     rand_init=True,
     return_info=False,
+    tied_fn=None,
 ):
     """SPSA (L-inf), a gradient-free attack, batched and EOT-aware.
 
@@ -196,9 +206,20 @@ def spsa(
             model's own randomness is not seeded by it.
         early_stop: stop an example as soon as the model misclassifies its
             current point (costs one query per iteration, in the same call).
+            None (default): on for a deterministic model, off for a
+            randomised one, whose "misclassified" is one E-draw estimate,
+            often a lucky one: it runs every iteration instead, pushing the
+            margin further below zero.
         rand_init: start from a uniform random point of the eps-ball
             (CleverHans); False starts from ``x`` (the paper's Algorithm 1).
         return_info: also return a dict of query counts.
+        tied_fn: optional ``(x, copies) -> [E, copies * n, K]`` evaluating
+            stacked blocks with common draws (`_common.tied_logits`): for a
+            randomised model all the points of one example's gradient
+            estimate are then judged by the same E draws, so that the
+            finite differences measure the directions, not the draws' noise
+            (with independent draws, a difference of two E-draw means
+            divided by ``2 delta`` is mostly noise).
 
     Returns:
         float32 ``tf.Tensor`` ``[B, H, W, C]``, per example its point at the
@@ -228,9 +249,10 @@ def spsa(
     x_adv, info = spsa(model, x, y, eps=0.3, nb_iter=100, seed=0,
                        return_info=True)
     print(info["queries"].mean(), np.mean(np.argmax(model(x_adv), -1) == y))
-    # EOT against a randomised model: 10 draws per query, averaged.
-    eot_fn = lambda v: tf.math.log(rls_model.sample_outputs(v, 10) + 1e-12)
-    x_adv = spsa(eot_fn, x, y, eps=0.3, nb_sample=64, seed=0)
+    # EOT against a randomised model: 10 draws per query, averaged, the
+    # same draws for all the points of an example (tied_fn as in `square`).
+    eot_fn = lambda v: tf.math.log(model.sample(v, 10) + 1e-12)
+    x_adv = spsa(eot_fn, x, y, eps=0.3, nb_sample=64, seed=0, tied_fn=tied_fn)
     ```
     """
     checks.check_model_fn(model_fn)
@@ -247,9 +269,11 @@ def spsa(
     checks.check_positive(delta, "delta")
     checks.check_positive(learning_rate, "learning_rate")
     checks.check_seed(seed)
-    checks.check_bool(early_stop, "early_stop")
+    if early_stop is not None:
+        checks.check_bool(early_stop, "early_stop")
     checks.check_bool(rand_init, "rand_init")
     checks.check_bool(return_info, "return_info")
+    checks.check_tied_fn(tied_fn)
 
     batch = int(x.shape[0])
     queries = np.zeros(batch, np.int64)
@@ -259,7 +283,10 @@ def spsa(
             "forward_passes": 0, "traces": 0}
     if batch == 0:
         return (x, info) if return_info else x
-    _common.probe_model(model_fn, x, y)
+    probe = model_fn(x[:1])
+    checks.check_labels_in_range(y, checks.check_model_output(probe, 1))
+    if early_stop is None:
+        early_stop = tf.convert_to_tensor(probe).shape.rank == 2
 
     eps = float(eps)
     clip_min, clip_max = float(clip_min), float(clip_max)
@@ -267,7 +294,7 @@ def spsa(
     image_shape = x.shape[1:]
     step_fn = _make_step_fn(model_fn, rng, image_shape, int(nb_sample), float(delta),
                             float(learning_rate), eps, clip_min, clip_max,
-                            bool(early_stop))
+                            bool(early_stop), tied_fn)
     lower = tf.maximum(x - eps, clip_min)
     upper = tf.minimum(x + eps, clip_max)
     if rand_init:

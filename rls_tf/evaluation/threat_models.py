@@ -64,6 +64,7 @@ __all__ = [
     "defender_outputs",
     "EotDraws",
     "eot_model_fn",
+    "eot_tied_fn",
     "log_probabilities",
     "make_arc_attacker",
     "make_attacker",
@@ -168,6 +169,37 @@ def eot_model_fn(model, num_draws, draws=None):
     return model_fn
 
 
+def eot_tied_fn(model, num_draws, draws=None):
+    """The EOT attacker's common-draws ``tied_fn(x, copies)`` (score-based attacks).
+
+    ``x`` is ``copies`` blocks of n examples stacked on the batch axis;
+    example i of every block gets the same E fresh per-example draws, so the
+    points a score-based attack compares (Square's current point and
+    candidate, SPSA's ``x +- delta v``) differ by the perturbation only, not
+    by the draws (see `rls_tf.attacks._common.tied_logits`). The attacker of
+    the ``eot`` threat model fixes its own draws (as EOT's attacker does);
+    the defender still draws fresh ones.
+
+    Returns:
+        ``(x, copies) -> [E, copies * n, K]`` log-probabilities.
+    """
+    num_draws = int(num_draws)
+    if num_draws < 1:
+        raise ValueError(f"`num_draws` must be >= 1. Received: num_draws={num_draws}")
+    draw_shape = [int(d) for d in model.draw_shape]
+
+    def tied_fn(x, copies):
+        x = tf.convert_to_tensor(x)
+        n = tf.shape(x)[0] // int(copies)
+        key = None if draws is None else draws.next_key()
+        block = tf.reshape(model.draw(num_draws * n, seed=key),
+                           tf.concat([[num_draws, n], tf.constant(draw_shape, tf.int32)], 0))
+        tiled = tf.tile(block, [1, int(copies)] + [1] * len(draw_shape))
+        return log_probabilities(model.outputs(x, tiled))
+
+    return tied_fn
+
+
 def defender_outputs(model, x, num_samples):
     """The defender's view: ``[N, B, K]`` probabilities of N fresh draws.
 
@@ -262,6 +294,9 @@ class Attacker:
         model: the attacked model (pinned attackers, for `repin`).
         paths_variable: the variable the pinned ``model_fn`` reads.
         draws: the `EotDraws` of an EOT attacker on a stochastic model.
+        extra: more JSON-able facts for `describe`.
+        tied_fn: the EOT attacker's common-draws function (`eot_tied_fn`),
+            handed to the attacks that compare nearby points (Square, SPSA).
     """
 
     threat_model: ThreatModel
@@ -272,6 +307,7 @@ class Attacker:
     paths_variable: Optional[tf.Variable] = None
     draws: Optional[EotDraws] = None
     extra: Optional[dict] = None
+    tied_fn: Any = None
 
     def reseed(self, seed):
         """Restarts an EOT attacker's seeded draws (a no-op for others)."""
@@ -300,6 +336,9 @@ class Attacker:
             out["eot_samples"] = self.threat_model.eot_samples
             out["sampling"] = ("per-example, fresh draws at every call, seeded per batch "
                                "(seed, global batch index, call number)")
+        if self.tied_fn is not None:
+            out["common_draws"] = ("score-based attacks (Square, SPSA) judge the points they "
+                                   "compare with the same E draws per example")
         if self.extra:
             out.update(self.extra)
         return out
@@ -333,6 +372,7 @@ def make_attacker(model, threat_model, seed=None):
         return Attacker(
             threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
             white_box=False, draws=draws,
+            tied_fn=eot_tied_fn(model, threat_model.eot_samples, draws),
         )
     paths = np.asarray(model.draw(threat_model.num_paths, seed=seed))
     variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="pinned_paths")

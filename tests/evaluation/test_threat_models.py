@@ -182,3 +182,57 @@ def test_seeded_eot_draws_are_fresh_per_call_and_repeat_after_reseed(one_layer_m
     is_1 = np.all(np.isclose(np.exp(first), pinned[1][None], atol=1e-5), axis=-1)
     assert np.all(is_0 | is_1)
     assert 0.35 < is_0.mean() < 0.65
+
+
+def test_eot_tied_fn_gives_every_block_the_same_fresh_draws(tiny_models):
+    model = tiny_models["rls"]
+    x, _ = toy_images(16, seed=4)
+    x = np.asarray(x, np.float32)
+    draws = tm.EotDraws(model, seed=3)
+    tied_fn = tm.eot_tied_fn(model, 5, draws)
+    shifted = np.clip(x + 0.05, -1, 1)
+    out = tied_fn(np.concatenate([x, x, shifted]), 3).numpy()
+    assert out.shape[:2] == (5, 48)
+    # Blocks of the same images under the same draws: identical.
+    np.testing.assert_allclose(out[:, :16], out[:, 16:32], atol=1e-6)
+    # Per example the E draws differ (fresh per-example paths, like eot_model_fn)...
+    assert not np.allclose(out[0, :16], out[1, :16])
+    # ...and every call draws anew.
+    again = tied_fn(np.concatenate([x, x, shifted]), 3).numpy()
+    assert not np.allclose(again[:, :16], out[:, :16])
+    # The EOT attacker hands it to the attacks that take it; a white-box one has none.
+    attacker = tm.make_attacker(model, tm.ThreatModel("eot", eot_samples=5), seed=0)
+    assert attacker.tied_fn is not None and "common_draws" in attacker.describe()
+    assert tm.make_attacker(tiny_models["baseline"], "eot").tied_fn is None
+    with pytest.raises(ValueError, match="num_draws"):
+        tm.eot_tied_fn(model, 0)
+
+
+def test_crafter_passes_common_draws_to_square_and_spsa_only(tiny_models, monkeypatch):
+    from rls_tf.attacks import registry
+    from rls_tf.evaluation.crafting import Crafter
+
+    model = tiny_models["rls"]
+    x, y = toy_images(4, seed=5)
+    attacker = tm.make_attacker(model, tm.ThreatModel("eot", eot_samples=2), seed=0)
+    seen = {}
+    for name in ("square", "pgd"):
+        spec = registry.REGISTRY[name]
+
+        def spy(model_fn, xs, ys, _name=name, _spec=spec, **kwargs):
+            seen[_name] = kwargs.get("tied_fn")
+            out = np.asarray(xs)
+            return (out, {"queries": np.ones(len(out))}) if _spec.reports_queries else \
+                tf.constant(out)
+
+        monkeypatch.setitem(registry.REGISTRY, name, dataclasses_replace(spec, function=spy))
+        setting = registry.AttackSetting(name, "eps=0.1", {"eps": 0.1})
+        Crafter(attacker).craft(setting, np.asarray(x, np.float32), np.asarray(y), seed=0)
+    assert seen["square"] is attacker.tied_fn
+    assert seen["pgd"] is None
+
+
+def dataclasses_replace(spec, **changes):
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
