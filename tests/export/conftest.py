@@ -46,8 +46,28 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory, data_dir):
-    """A train.py run directory: small_cnn, M=2, K=3, one epoch of 10,000 images."""
-    return _train(tmp_path_factory.mktemp("run") / "rls", data_dir, 2, 10000)
+    """A train.py run directory: small_cnn, M=2, K=3, one epoch of 10,000 images.
+
+    Trained once per test session even under pytest-xdist: the workers share
+    the parent of their base temporary directories, and the first one to
+    take the lock trains while the others wait for its run (the pattern of
+    pytest-xdist's documentation, with ``fcntl`` instead of ``filelock``).
+    """
+    import fcntl  # pylint: disable=import-outside-toplevel
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return _train(tmp_path_factory.mktemp("run") / "rls", data_dir, 2, 10000)
+    shared = tmp_path_factory.getbasetemp().parent / "export_trained_rls"
+    with open(str(shared) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (shared / "DONE").is_file():
+                _train(shared, data_dir, 2, 10000)
+                (shared / "DONE").write_text("ok")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return str(shared)
 
 
 @pytest.fixture(scope="session")
