@@ -21,6 +21,7 @@ setuptools.setup(
             "rls-train=rls_tf.cli.train:run",
             "rls-export=rls_tf.cli.export:run",
             "rls-attack-eval=rls_tf.cli.attack_eval:run",
+            "rls-reproduce=rls_tf.cli.reproduce:run",
         ],
     },
     python_requires=">=3.10,<3.14",

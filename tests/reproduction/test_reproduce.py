@@ -1,0 +1,123 @@
+"""The smoke suite end to end, resume without redoing finished stages, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rls_tf import training
+from rls_tf.evaluation import api
+from rls_tf.reproduction import reproduce
+from rls_tf.reproduction import runner
+from tests.synthetic_data import write_quadrant_mnist
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke suite, killed after its first stage, then rerun to the end."""
+    base = tmp_path_factory.mktemp("repro")
+    (base / "data").mkdir()
+    data_dir = write_quadrant_mnist(base / "data", n_train=64, n_test=16)
+    out = str(base / "out")
+    calls = {"train": [], "evaluate": []}
+    real_train, real_eval = training.train, api.evaluate_dirs
+
+    def counting_train(config):
+        calls["train"].append(os.path.basename(config.model_dir))
+        return real_train(config)
+
+    def counting_eval(dirs, **kwargs):
+        calls["evaluate"].append(kwargs.get("shard_index"))
+        return real_eval(dirs, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(training, "train", counting_train)
+    mp.setattr(api, "evaluate_dirs", counting_eval)
+    lines = []
+    try:
+        first = reproduce("smoke", out, data_dir=str(data_dir), log=lines.append, stop_after=1)
+        after_first = dict(calls, train=list(calls["train"]))
+        report = reproduce("smoke", out, data_dir=str(data_dir), log=lines.append)
+        after_second = {k: list(v) for k, v in calls.items()}
+        with open(report, encoding="utf-8") as f:
+            text = f.read()
+        again = reproduce("smoke", out, data_dir=str(data_dir), log=lines.append)
+        with open(again, encoding="utf-8") as f:
+            text_again = f.read()
+    finally:
+        mp.undo()
+    return {"out": out, "first": first, "after_first": after_first,
+            "after_second": after_second, "final_calls": calls, "report": text,
+            "report_again": text_again, "lines": lines}
+
+
+def test_stopped_run_resumes_without_redoing_finished_stages(smoke_run):
+    assert smoke_run["first"] is None
+    assert smoke_run["after_first"]["train"] == ["mnist_plain"]
+    # The second run trains only what the first did not, evaluates both shards.
+    assert smoke_run["after_second"]["train"] == ["mnist_plain", "mnist_rls"]
+    assert smoke_run["after_second"]["evaluate"] == [0, 1]
+    # The third run redoes nothing and writes the same report.
+    assert smoke_run["final_calls"] == smoke_run["after_second"]
+    assert smoke_run["report_again"] == smoke_run["report"]
+    assert any("4 stages, 1 done, 3 to run" in line for line in smoke_run["lines"])
+    assert any("4 stages, 3 done, 1 to run" in line for line in smoke_run["lines"])
+    assert any("estimated" in line for line in smoke_run["lines"])
+
+
+def test_report_and_files(smoke_run):
+    out = smoke_run["out"]
+    for name in ("REPORT.md", "report.json", "mnist_robustness.png",
+                 "eval/mnist/results.json", "runs/mnist_rls/model.keras",
+                 "stages/train-mnist_plain.json", "stages/evaluate-mnist.json"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    text = smoke_run["report"]
+    assert "# Reproduction report: suite `smoke`" in text
+    assert "The paper's protocol beside the paper's numbers" in text
+    assert "### Every threat model" in text and "### What holds up" in text
+    data = json.load(open(os.path.join(out, "report.json"), encoding="utf-8"))
+    stage = data["stages"][0]
+    rows = [r for r in stage["paper_protocol"] if r["attack"] == "pgd"]
+    # The preset runs Table 1's MNIST PGD eps (0.05, 0.1): each beside the paper's value.
+    assert {(r["model"], r["param"], r["paper"]) for r in rows} == {
+        ("plain", "eps=0.05", 68.3), ("plain", "eps=0.1", 30.8),
+        ("rls", "eps=0.05", 86.4), ("rls", "eps=0.1", 62.5)}
+    assert all(0.0 <= r["ours"]["mean"] <= 1.0 for r in rows)
+    clean = {r["model"]: r["paper"] for r in stage["paper_protocol"] if r["attack"] == "clean"}
+    assert clean == {"plain": 99.5, "rls": 99.6}
+    assert set(stage["headline"]) == {"plain", "rls"}
+
+
+def test_cli_plan_and_bad_suite(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    result = subprocess.run([sys.executable, "-m", "rls_tf.reproduce", "--suite=smoke",
+                             "--plan", f"--output_dir={tmp_path}"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "todo  train    mnist_plain" in result.stdout
+    assert "todo  report   smoke" in result.stdout
+
+
+def test_cli_bad_suite_is_one_error_line(tmp_path):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from rls_tf.cli import reproduce as cli
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["reproduce"])
+    with flagsaver.flagsaver(suite="nope", output_dir=str(tmp_path)):
+        with pytest.raises(SystemExit) as err:
+            cli.main(["reproduce"])
+    assert "error: Unknown suite. Received: suite='nope'" in str(err.value)
+
+
+def test_plan_marks_done_stages(tmp_path):
+    stages = runner.plan("smoke", str(tmp_path))
+    assert [s.key for s, _ in stages] == ["train-mnist_plain", "train-mnist_rls",
+                                          "evaluate-mnist", "report-smoke"]
+    assert not any(done for _, done in stages)
