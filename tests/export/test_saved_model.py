@@ -17,14 +17,18 @@ from tests.export import conftest as h
 
 N = h.EVAL_SAMPLES
 
-# Loads an export in a fresh process and prints the sample probabilities of
-# one fixed input: what a server restarted on the same files would answer.
+# Loads exports in a fresh process and saves the sample probabilities of one
+# fixed input for each: what a server restarted on the same files would
+# answer. Arguments: output .npz, then the export directories.
 _RELOAD_SCRIPT = """
 import sys, numpy as np, tensorflow as tf
-loaded = tf.saved_model.load(sys.argv[1])
 x = np.linspace(-1, 1, 4 * 28 * 28, dtype=np.float32).reshape(4, 28, 28, 1)
-out = loaded.signatures["serving_default"](images=tf.constant(x))
-np.save(sys.argv[2], out["sample_probabilities"].numpy())
+outs = {}
+for i, path in enumerate(sys.argv[2:]):
+    loaded = tf.saved_model.load(path)
+    outs[str(i)] = loaded.signatures["serving_default"](images=tf.constant(x))[
+        "sample_probabilities"].numpy()
+np.savez(sys.argv[1], **outs)
 """
 
 
@@ -42,10 +46,20 @@ def _signature(path, key=SIGNATURE_KEY):
     return tf.saved_model.load(path).signatures[key]
 
 
-def _run_fresh_process(path, out_file):
-    subprocess.run([sys.executable, "-c", _RELOAD_SCRIPT, path, str(out_file)], check=True,
+def _run_fresh_process(paths, out_file):
+    subprocess.run([sys.executable, "-c", _RELOAD_SCRIPT, str(out_file), *paths], check=True,
                    cwd=h.REPO_ROOT, timeout=300, capture_output=True)
-    return np.load(out_file)
+    with np.load(out_file) as data:
+        return [data[str(i)] for i in range(len(paths))]
+
+
+@pytest.fixture(scope="module")
+def fresh_loads(exports, tmp_path_factory):
+    """Two fresh processes, each loading both exports: ``{name: (first, second)}``."""
+    base = tmp_path_factory.mktemp("fresh")
+    names = ["per_example", "seeded"]
+    runs = [_run_fresh_process([exports[n] for n in names], base / f"{r}.npz") for r in "ab"]
+    return {name: (runs[0][i], runs[1][i]) for i, name in enumerate(names)}
 
 
 def test_versioned_layout(trained_model, tmp_path):
@@ -116,16 +130,14 @@ def test_batch_wide_export_shares_each_path_across_the_batch(trained_model, expo
         np.testing.assert_allclose(samples[:, n], outputs[paths[0, n]], atol=1e-4)
 
 
-def test_unseeded_export_differs_across_fresh_processes(exports, tmp_path):
-    a = _run_fresh_process(exports["per_example"], tmp_path / "a.npy")
-    b = _run_fresh_process(exports["per_example"], tmp_path / "b.npy")
+def test_unseeded_export_differs_across_fresh_processes(fresh_loads):
+    a, b = fresh_loads["per_example"]
     assert a.shape == (4, N, 10)
     assert not np.allclose(a, b), "two fresh loads replayed the same sampled paths"
 
 
-def test_seeded_export_replays_across_fresh_processes(exports, tmp_path):
-    a = _run_fresh_process(exports["seeded"], tmp_path / "a.npy")
-    b = _run_fresh_process(exports["seeded"], tmp_path / "b.npy")
+def test_seeded_export_replays_across_fresh_processes(exports, fresh_loads):
+    a, b = fresh_loads["seeded"]
     np.testing.assert_allclose(a, b, atol=1e-6)
     # Within one load the sequence advances: calls still differ.
     serve = _signature(exports["seeded"])
