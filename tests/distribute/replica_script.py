@@ -127,7 +127,10 @@ def main():
     if devices > 1:
         from rls_tf.distribute import split_cpu
         split_cpu(devices)
-    result = {"one_step_m1": one_step_m1, "train_m2": train_m2, "train_py": train_py}[mode](*args)
+    modes = {"one_step_m1": one_step_m1, "train_m2": train_m2, "train_py": train_py,
+             # One process for several seeds: TensorFlow's start-up is most of the cost.
+             "train_m2_seeds": lambda *seeds: {s: train_m2(s) for s in seeds}}
+    result = modes[mode](*args)
     print(json.dumps(result))
 
 

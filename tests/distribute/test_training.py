@@ -43,9 +43,16 @@ def test_m1_mirrored_step_equals_single_device_step():
     assert out["max_diff"] <= 1e-6, out
 
 
-@pytest.mark.parametrize("seed", ["none", 3], ids=["unseeded", "seeded"])
-def test_m2_mirrored_trains_and_replicas_draw_their_own_paths(seed):
-    out, _ = _run("train_m2", seed)
+@pytest.fixture(scope="module")
+def m2_runs():
+    """train_m2 unseeded and seeded, in one fresh process: ``{seed: output}``."""
+    out, _ = _run("train_m2_seeds", "none", "3")
+    return out
+
+
+@pytest.mark.parametrize("seed", ["none", "3"], ids=["unseeded", "seeded"])
+def test_m2_mirrored_trains_and_replicas_draw_their_own_paths(m2_runs, seed):
+    out = m2_runs[seed]
     assert out["replicas"] == 2
     loss = out["loss"]
     assert all(np.isfinite(loss)) and loss[-1] < 0.5 * loss[0], loss
