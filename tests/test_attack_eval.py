@@ -303,7 +303,7 @@ def test_several_defenses_in_one_run(run_dirs):
 
 def test_model_dirs_need_distinct_names(run_dirs):
     with flagsaver.flagsaver(model_dirs=[run_dirs["rls"], run_dirs["rls"]], **TOY_FLAGS):
-        with pytest.raises(SystemExit, match="its own name"):
+        with pytest.raises(SystemExit, match="its own NAME"):
             attack_eval.main(["attack_eval.py"])
 
 

@@ -246,12 +246,8 @@ def evaluate_from_flags():
     model_dirs, labels = {}, {}
     if FLAGS.baseline_dir:
         model_dirs["baseline"], labels["baseline"] = FLAGS.baseline_dir, "baseline_dir"
-    for entry in FLAGS.model_dirs or []:
-        name, _, directory = entry.rpartition("=")
-        name = name or os.path.basename(os.path.normpath(directory))
-        if not name or name in model_dirs:
-            raise ValueError(f"--model_dirs: every entry needs its own name (NAME=DIR). "
-                             f"Received: {entry!r}")
+    for name, directory in _named_dirs("model_dirs", FLAGS.model_dirs, taken=model_dirs,
+                                       bare=True).items():
         model_dirs[name], labels[name] = directory, "model_dirs"
     if shared.is_given("model_dir") or not FLAGS.model_dirs:
         model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
@@ -282,12 +278,20 @@ def evaluate_from_flags():
     )
 
 
-def _named_dirs(flag, entries):
+def _named_dirs(flag, entries, taken=(), bare=False):
+    """``{NAME: DIR}`` of a list flag of ``NAME=DIR`` entries (the one parser of both).
+
+    ``bare``: a plain ``DIR`` is named by its last path component (--model_dirs).
+    Names must be distinct, also from `taken`.
+    """
     out = {}
     for entry in entries or []:
         name, sep, directory = entry.partition("=")
-        if not sep or not name or not directory or name in out:
-            raise ValueError(f"--{flag}: every entry is NAME=DIR with its own NAME. "
+        if not sep and bare:
+            name, directory = os.path.basename(os.path.normpath(entry)), entry
+        if not name or not directory or name in out or name in taken:
+            raise ValueError(f"--{flag}: every entry is NAME=DIR with its own NAME"
+                             f"{' (or a DIR named by its last component)' if bare else ''}. "
                              f"Received: {entry!r}")
         out[name] = directory
     return out
