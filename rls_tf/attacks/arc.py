@@ -28,6 +28,7 @@ def arc(
     clip_min=-1.0,
     clip_max=1.0,
     return_info=False,
+    member_fn=None,
 ):
     """ARC (Attacking Randomized ensembles of Classifiers), L-inf.
 
@@ -78,9 +79,11 @@ def arc(
     repository's README for ARC (``--attack-iters 20 --eta 8 --epsilon 8``),
     ``rho = 0.05 * eps`` as hard-coded there.
 
-    Cost per iteration: for each member one call of ``members_fn`` with the
-    gradients of member m's K logits (all members are evaluated, since they
-    come as one callable) and one call for the candidate's loss.
+    Cost per iteration: for each member the gradients of member m's K logits
+    and one call of ``members_fn`` for the candidate's loss. Without a
+    ``member_fn`` the gradients come from a call of ``members_fn``, which
+    evaluates all M members to use one (M times the work: on 50 MNIST images
+    and 10 pinned RLS paths, 590 s per eps against 9 s for the plain network).
     ``num_hyperplanes=g`` is the official "lite" variant: only the ``g``
     classes with the largest logits after ``yhat`` are searched, and only
     ``g + 1`` gradients are taken.
@@ -111,6 +114,9 @@ def arc(
             ``"expected_loss_clean"`` and ``"expected_loss_adv"`` (float
             ``[B]``, the REC's expected 0-1 loss at ``x`` and at the result)
             and ``"order"`` (int ``[M]``, the member visiting order).
+        member_fn: optional ``(x, m) -> logits [B, K]`` of member ``m`` alone
+            (``m`` an int32 scalar tensor), equal to ``members_fn(x)[m]``:
+            the gradient steps then evaluate one member, not all M.
 
     Returns:
         float32 ``tf.Tensor`` ``[B, H, W, C]`` with ``|x_adv - x|_inf <= eps``
@@ -153,6 +159,9 @@ def arc(
     if num_hyperplanes is not None:
         checks.check_positive_int(num_hyperplanes, "num_hyperplanes")
     checks.check_bool(return_info, "return_info")
+    if member_fn is not None and not callable(member_fn):
+        raise ValueError("`member_fn` must be None or a callable (x, m) -> logits [B, K]. "
+                         f"Received: member_fn={_short(member_fn)}")
 
     batch = x.shape[0]
     if batch == 0:
@@ -178,7 +187,7 @@ def arc(
     if eps == 0:
         return _result(x, clean_loss.numpy(), clean_loss.numpy(), order, return_info)
 
-    run = _traced_attack(members_fn, num_hyperplanes)
+    run = _traced_attack(members_fn, num_hyperplanes, member_fn)
     x_adv, adv_loss = run(
         x,
         y,
@@ -297,24 +306,28 @@ def _result(x_adv, clean_loss, adv_loss, order, return_info):
 _TRACED = weakref.WeakKeyDictionary()
 
 
-def _traced_attack(members_fn, num_hyperplanes):
+def _traced_attack(members_fn, num_hyperplanes, member_fn=None):
     try:
         per_fn = _TRACED.setdefault(members_fn, {})
     except TypeError:  # not weak-referenceable: build (and trace) afresh
-        return _build_attack(members_fn, num_hyperplanes)
-    if num_hyperplanes not in per_fn:
-        per_fn[num_hyperplanes] = _build_attack(members_fn, num_hyperplanes)
-    return per_fn[num_hyperplanes]
+        return _build_attack(members_fn, num_hyperplanes, member_fn)
+    key = (num_hyperplanes, member_fn)
+    if key not in per_fn:
+        per_fn[key] = _build_attack(members_fn, num_hyperplanes, member_fn)
+    return per_fn[key]
 
 
-def _build_attack(members_fn, num_hyperplanes):
+def _build_attack(members_fn, num_hyperplanes, member_fn=None):
     """The whole ARC loop as one ``tf.function`` for this ``members_fn``."""
 
     def boundary_direction(point, member):
         """``(g, g2, zeta)`` of member ``member`` at ``point`` (step 2)."""
         with tf.GradientTape() as tape:
             tape.watch(point)
-            logits = tf.cast(tf.gather(members_fn(point), member), tf.float32)  # [B, K]
+            if member_fn is None:
+                logits = tf.cast(tf.gather(members_fn(point), member), tf.float32)  # [B, K]
+            else:
+                logits = tf.cast(member_fn(point, member), tf.float32)
             if num_hyperplanes is None:
                 z = logits
             else:  # ARC-lite: the top g + 1 logits, largest first

@@ -218,9 +218,11 @@ class AttackSpec:
             attack runs on (the expensive score-based attacks), or None.
         reports_queries: the function takes ``return_info`` and reports
             per-example ``queries`` (score-based attacks).
-        common_draws: the function takes ``tied_fn`` (common draws for the
-            points it compares, `_common.tied_logits`), which the harness's
-            EOT attacker provides.
+        attacker_fns: keyword arguments the function takes from the
+            attacker when it has them (attributes of the harness's
+            ``Attacker`` of the same name): ``tied_fn`` (common draws for the
+            points a score-based attack compares, `_common.tied_logits`),
+            ``member_fn`` (one member of ARC's set alone).
     """
 
     name: str
@@ -234,7 +236,7 @@ class AttackSpec:
     optional_under_eot: bool = False
     subset: Optional[str] = None
     reports_queries: bool = False
-    common_draws: bool = False
+    attacker_fns: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -290,14 +292,14 @@ REGISTRY = {spec.name: spec for spec in (
     AttackSpec("square", square, "Square", "loss", True,
                ("pgd_eps", "score_eps", "square_queries", "square_p_init", "score_num_examples"),
                _square_settings, threat_models=("eot",), subset="score_num_examples",
-               reports_queries=True, common_draws=True),
+               reports_queries=True, attacker_fns=("tied_fn",)),
     AttackSpec("spsa", spsa, "SPSA", "loss", True,
                ("pgd_eps", "score_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
                 "score_num_examples"),
                _spsa_settings, threat_models=("eot",), subset="score_num_examples",
-               reports_queries=True, common_draws=True),
+               reports_queries=True, attacker_fns=("tied_fn",)),
     AttackSpec("arc", arc, "ARC", "loss", False, ("pgd_eps", "arc_steps", "arc_paths"),
-               _arc_settings, threat_models=("arc",)),
+               _arc_settings, threat_models=("arc",), attacker_fns=("member_fn",)),
 )}
 
 # Table order.

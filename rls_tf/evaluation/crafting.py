@@ -64,8 +64,10 @@ class Crafter:
         spec = REGISTRY[setting.attack]
         if spec.seeded:
             kwargs["seed"] = seed
-        if spec.common_draws and self.attacker.tied_fn is not None:
-            kwargs["tied_fn"] = self.attacker.tied_fn
+        for name in spec.attacker_fns:
+            fn = getattr(self.attacker, name, None)
+            if fn is not None:
+                kwargs[name] = fn
         if spec.reports_queries:
             x_adv, info = spec.function(self.attacker.model_fn, x, y, return_info=True, **kwargs)
             self.last_queries = np.asarray(info["queries"], np.float64)

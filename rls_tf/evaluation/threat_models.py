@@ -69,6 +69,7 @@ __all__ = [
     "make_arc_attacker",
     "make_attacker",
     "make_transfer_attacker",
+    "member_model_fn",
     "members_model_fn",
     "pinned_model_fn",
     "plain_model_fn",
@@ -297,6 +298,7 @@ class Attacker:
         extra: more JSON-able facts for `describe`.
         tied_fn: the EOT attacker's common-draws function (`eot_tied_fn`),
             handed to the attacks that compare nearby points (Square, SPSA).
+        member_fn: the ARC attacker's one-member function (`member_model_fn`).
     """
 
     threat_model: ThreatModel
@@ -308,6 +310,7 @@ class Attacker:
     draws: Optional[EotDraws] = None
     extra: Optional[dict] = None
     tied_fn: Any = None
+    member_fn: Any = None
 
     def reseed(self, seed):
         """Restarts an EOT attacker's seeded draws (a no-op for others)."""
@@ -400,6 +403,20 @@ def members_model_fn(model, draws):
     return model_fn
 
 
+def member_model_fn(model, draws):
+    """``(x, m) -> [B, K]``: member m of `members_model_fn`'s set alone.
+
+    Equal to ``members_model_fn(model, draws)(x)[m]`` at the cost of one
+    member (ARC's gradient steps need one member at a time).
+    """
+
+    def member_fn(x, m):
+        one = tf.gather(tf.convert_to_tensor(draws), tf.reshape(m, [1]))
+        return log_probabilities(model.outputs(x, one))[0]
+
+    return member_fn
+
+
 def surrogate_model_fn(surrogates, eot_samples, draws=None):
     """``model_fn`` of the transfer attacker: the surrogates' mean decision.
 
@@ -471,7 +488,8 @@ def make_arc_attacker(model, threat_model, seed=None):
     repinnable = fixed is None and model.is_stochastic
     attacker = Attacker(threat_model, members_model_fn(model, variable), white_box=False,
                         paths=paths, model=model if repinnable else None,
-                        paths_variable=variable if repinnable else None)
+                        paths_variable=variable if repinnable else None,
+                        member_fn=member_model_fn(model, variable))
     attacker.extra = {"members": int(len(paths)),
                       "member_source": ("the ensemble's members" if fixed is not None else
                                         "pinned draws" if model.is_stochastic else

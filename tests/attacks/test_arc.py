@@ -166,7 +166,7 @@ def test_norm_bound_clip_range_and_monotone_acceptance(num_hyperplanes):
     again = arc(members_fn, x, y, eps=eps, nb_iter=4, weights=weights,
                 num_hyperplanes=num_hyperplanes)
     np.testing.assert_array_equal(again.numpy(), x_adv)
-    traced = arc_module._TRACED[members_fn][num_hyperplanes]  # pylint: disable=protected-access
+    traced = arc_module._TRACED[members_fn][(num_hyperplanes, None)]  # pylint: disable=protected-access
     assert traced.experimental_get_tracing_count() == 1
 
 
@@ -294,3 +294,22 @@ def test_matches_a_transcription_of_the_official_loop():
     expected = _reference_arc_linf(w, b, x, y, alpha, eps=0.25, eta=0.15, nb_iter=3)
     np.testing.assert_allclose(x_adv, expected, atol=1e-4)
     assert np.abs(expected - x).max() > 0.1  # the attack moved
+
+
+@pytest.mark.parametrize("num_hyperplanes", [None, 2])
+def test_member_fn_gives_the_same_attack_with_one_member_per_gradient(num_hyperplanes):
+    members_fn, x, y = _random_rec(5)
+    calls = []
+
+    def member_fn(v, m):
+        calls.append(1)  # traced once per build, not per member
+        return tf.gather(members_fn(v), m)
+
+    kwargs = {"eps": 0.3, "nb_iter": 3, "weights": [0.5, 0.3, 0.2],
+              "num_hyperplanes": num_hyperplanes}
+    reference = arc(members_fn, x, y, **kwargs).numpy()
+    fast = arc(members_fn, x, y, member_fn=member_fn, **kwargs).numpy()
+    np.testing.assert_allclose(fast, reference, atol=1e-6)
+    assert calls  # the gradient steps went through member_fn
+    with pytest.raises(ValueError, match="Received: member_fn=3"):
+        arc(members_fn, x, y, eps=0.1, member_fn=3)

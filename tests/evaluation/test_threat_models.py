@@ -208,6 +208,17 @@ def test_eot_tied_fn_gives_every_block_the_same_fresh_draws(tiny_models):
         tm.eot_tied_fn(model, 0)
 
 
+def test_arc_member_fn_is_one_member_of_the_set(tiny_models):
+    model = tiny_models["rls"]
+    x, _ = toy_images(5, seed=8)
+    attacker = tm.make_arc_attacker(model, tm.ThreatModel("arc", num_paths=4), seed=1)
+    members = attacker.model_fn(x).numpy()
+    assert members.shape[:2] == (4, 5)
+    for m in range(4):
+        np.testing.assert_allclose(attacker.member_fn(x, tf.constant(m)).numpy(), members[m],
+                                   atol=1e-5)
+
+
 def test_crafter_passes_common_draws_to_square_and_spsa_only(tiny_models, monkeypatch):
     from rls_tf.attacks import registry
     from rls_tf.evaluation.crafting import Crafter
