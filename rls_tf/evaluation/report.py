@@ -24,7 +24,7 @@ import numpy as np
 
 from rls_tf.evaluation import runner
 
-__all__ = ["MODEL_TITLES", "clean_json", "markdown_report", "plot_convergence",
+__all__ = ["MODEL_TITLES", "clean_json", "percent", "markdown_report", "plot_convergence",
            "plot_robustness", "write_reports"]
 
 MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS", "plain": "Plain", "ensemble": "Ensemble",
@@ -60,6 +60,11 @@ def _clean_json(value):
 def clean_json(value):
     """`value` made JSON-able: NaN/inf -> None, NumPy scalars/arrays -> Python."""
     return _clean_json(value)
+
+
+def percent(summary, std=True):
+    """An accuracy summary as the tables print it: ``"55.3 ± 0.9"`` (%), or a dash."""
+    return _pct(summary, std)
 
 
 def _pct(summary, std=True):

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 
+from rls_tf.evaluation.report import percent as _pct
 from rls_tf.reproduction import paper_numbers
 
 __all__ = ["write_report", "collect"]
@@ -31,14 +32,6 @@ __all__ = ["write_report", "collect"]
 _TABLE3_PARAMS = {"fgsm": "eps=0.01", "pgd": "eps=0.01", "cw": "c=0.01", "ead": "c=0.01",
                   "deepfool": ""}
 _PAPER_ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "ead")
-
-
-def _pct(summary):
-    if summary is None:
-        return "—"
-    mean = 100.0 * summary["mean"]
-    std = 100.0 * summary.get("std", 0.0)
-    return f"{mean:.1f} ± {std:.1f}" if summary.get("repeats", 1) > 1 else f"{mean:.1f}"
 
 
 def _param_key(attack, param):

@@ -79,8 +79,6 @@ def _train_stage(stage, output_dir, data_dir):
     spec = stage.spec
     runs = os.path.join(output_dir, "runs")
     options = dict(spec.options)
-    if spec.defense == "plain":
-        options.setdefault("num_submodels", 1)
     config = training.TrainConfig(
         dataset=spec.dataset, backbone=spec.backbone, defense=spec.defense,
         data_dir=data_dir, model_dir=os.path.join(runs, spec.name), verbose=0,

@@ -40,7 +40,7 @@ def smoke_run(tmp_path_factory):
     lines = []
     try:
         first = reproduce("smoke", out, data_dir=str(data_dir), log=lines.append, stop_after=1)
-        after_first = dict(calls, train=list(calls["train"]))
+        after_first = {k: list(v) for k, v in calls.items()}
         report = reproduce("smoke", out, data_dir=str(data_dir), log=lines.append)
         after_second = {k: list(v) for k, v in calls.items()}
         with open(report, encoding="utf-8") as f:
