@@ -4,10 +4,12 @@ Owns the command line of `rls_tf.reproduction.reproduce`; ``python -m
 rls_tf.reproduce`` and the ``rls-reproduce`` console script run `run`.
 
     python -m rls_tf.reproduce --suite=cpu --data_dir=../shared/data \
-        --output_dir=docs/reproduction/cpu [--plan]
+        --output_dir=docs/reproduction/cpu [--stages=cifar10] [--plan]
 
 ``--suite`` is a built-in suite (smoke, cpu, paper) or a suite JSON file.
-Rerun after an interruption, it skips every finished stage.
+Rerun after an interruption, it skips every finished stage. ``--stages``
+runs some evaluation stages (and the training they need) now, the rest in a
+later run on the same ``--output_dir``.
 """
 
 from absl import app
@@ -29,6 +31,8 @@ _prog = "python -m rls_tf.reproduce"
 
 shared.define(*DEFAULTS)
 flags.DEFINE_string("suite", "smoke", "A built-in suite (smoke, cpu, paper) or a suite JSON file.")
+flags.DEFINE_list("stages", None, "Evaluation stages to run now, with the training they "
+                                  "need (default: every stage not done yet).")
 flags.DEFINE_bool("plan", False, "Print the stages, what is done and the time estimate; run "
                                  "nothing.")
 
@@ -42,11 +46,11 @@ def reproduce_from_flags():
     output_dir = shared.value("output_dir", DEFAULTS["output_dir"]) or \
         f"results/reproduction/{suite.name}"
     if FLAGS.plan:
-        for stage, done in plan(suite, output_dir):
-            print(f"{'done' if done else 'todo'}  {stage.kind:<8} {stage.name}  "
-                  f"~{stage.estimate_s:.0f}s")
+        for stage, status in plan(suite, output_dir, stages=FLAGS.stages):
+            print(f"{status}  {stage.kind:<8} {stage.name}  ~{stage.estimate_s:.0f}s")
         return None
-    return reproduce(suite, output_dir, data_dir=shared.value("data_dir", DEFAULTS["data_dir"]))
+    return reproduce(suite, output_dir, data_dir=shared.value("data_dir", DEFAULTS["data_dir"]),
+                     stages=FLAGS.stages)
 
 
 def main(argv):

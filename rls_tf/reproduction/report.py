@@ -130,6 +130,12 @@ def collect(suite, output_dir):
             results = json.load(f)
         dataset = suite.dataset_of(stage)
         columns = _columns(suite, stage)
+        weights = os.path.join(output_dir, "eval", stage.name, "models.json")
+        if os.path.isfile(weights):
+            with open(weights, encoding="utf-8") as f:
+                for key, value in json.load(f).items():
+                    if key in columns:
+                        columns[key]["weights"] = value
         stages.append({
             "name": stage.name, "dataset": dataset, "columns": columns,
             "num_examples": results.get("data", {}).get("num_examples"),
@@ -208,11 +214,13 @@ def _render(data):
                    f"tables of this stage: [`{stage['results'][:-5]}.md`]"
                    f"({stage['results'][:-5]}.md).")
         out.append("")
-        out += ["| Model | run | defense | adversarially trained | clean |", "|---|---|---|---|---|"]
+        out += ["| Model | run | defense | adversarially trained | clean | weights |",
+                "|---|---|---|---|---|---|"]
         for model, info in stage["columns"].items():
             out.append(f"| {model} | `{info['run']}` | {info['defense']} | "
                        f"{'yes' if info['adversarial'] else 'no'} | "
-                       f"{_pct(stage['clean'].get(model))} |")
+                       f"{_pct(stage['clean'].get(model))} | "
+                       f"{'`' + info['weights'] + '`' if info.get('weights') else '—'} |")
         out.append("")
         if stage["paper_protocol"]:
             out += ["### The paper's protocol beside the paper's numbers", "",
@@ -254,9 +262,18 @@ def _render(data):
             if os.path.isfile(os.path.join(data["output_dir"], "eval", stage["name"], plot)):
                 out += [f"![{stage['name']} {plot}]({stage['name']}_{plot})", ""]
     if data["stage_records"]:
-        out += ["## Stage times", "", "| Stage | seconds | estimate |", "|---|---|---|"]
+        out += ["## Stages", "", "Weights: the first 16 hex digits of the SHA-256 of the "
+                "trained `model.keras`; an evaluation stage's model table names the weights "
+                "it evaluated (a run retrained on another machine has other weights).", "",
+                "| Stage | seconds | estimate | test accuracy (training run) | weights |",
+                "|---|---|---|---|---|"]
         for key, record in sorted(data["stage_records"].items()):
-            out.append(f"| {key} | {record['seconds']:.0f} | {record['estimate_s']:.0f} |")
+            accuracy = record.get("test_accuracy")
+            out.append(f"| {key} | {record['seconds']:.0f} | {record['estimate_s']:.0f} | "
+                       + (f"{100 * accuracy:.2f}% ({record.get('test_examples')} images)"
+                          if accuracy is not None else "—") + " | "
+                       + (f"`{record['fingerprint']}`" if record.get("fingerprint") else "—")
+                       + " |")
         out.append("")
     return "\n".join(out)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -120,4 +121,34 @@ def test_plan_marks_done_stages(tmp_path):
     stages = runner.plan("smoke", str(tmp_path))
     assert [s.key for s, _ in stages] == ["train-mnist_plain", "train-mnist_rls",
                                           "evaluate-mnist", "report-smoke"]
-    assert not any(done for _, done in stages)
+    assert {status for _, status in stages} == {"todo"}
+
+
+def test_records_keep_the_weights_fingerprint_and_accuracy(smoke_run):
+    out = smoke_run["out"]
+    with open(os.path.join(out, "stages", "train-mnist_rls.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["fingerprint"] == runner.fingerprint(
+        os.path.join(out, "runs", "mnist_rls", "model.keras"))
+    assert 0.0 <= record["test_accuracy"] <= 1.0 and record["test_examples"] == 16
+    # The report names the weights twice: the stage's model table and the stages table.
+    assert smoke_run["report"].count(f"`{record['fingerprint']}`") == 2
+    with open(os.path.join(out, "eval", "mnist", "models.json"), encoding="utf-8") as f:
+        assert json.load(f) == {
+            key: runner.fingerprint(os.path.join(out, "runs", f"mnist_{key}", "model.keras"))
+            for key in ("plain", "rls")}
+
+
+def test_a_finished_run_on_a_fresh_machine_redoes_nothing(smoke_run, tmp_path, monkeypatch):
+    # What a commit keeps: everything but runs/ (the weights).
+    out = str(tmp_path / "committed")
+    shutil.copytree(smoke_run["out"], out, ignore=shutil.ignore_patterns("runs"))
+    calls = []
+    monkeypatch.setattr(training, "train", lambda config: calls.append(config))
+    monkeypatch.setattr(api, "evaluate_dirs", lambda *a, **k: calls.append(k))
+    lines = []
+    report = reproduce("smoke", out, data_dir="unused", log=lines.append)
+    assert calls == []
+    assert any("4 stages, 3 done, 1 to run" in line for line in lines)
+    with open(report, encoding="utf-8") as f:
+        assert f.read() == smoke_run["report"]
