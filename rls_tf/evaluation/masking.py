@@ -35,8 +35,8 @@ from typing import Any, Dict
 import numpy as np
 
 __all__ = ["BLACK_BOX_ATTACKS", "CHECKS", "CheckSpec", "MaskingCheck", "WHITE_BOX_ATTACKS",
-           "WHITE_BOX_THREAT_MODELS", "masking_checks", "render_masking_table", "resolve_reference",
-           "summarize", "tolerance"]
+           "WHITE_BOX_THREAT_MODELS", "masking_checks", "pinned_references",
+           "render_masking_table", "resolve_reference", "summarize", "tolerance"]
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 STATUSES = (PASS, FAIL, NA)
@@ -235,6 +235,54 @@ def resolve_reference(results, reference=None):
         if key in models:
             return key
     return None
+
+
+def _recipe(entry):
+    """A model's adversarial-training recipe, ``(method, eps)``, or None (clean-trained)."""
+    config = (entry or {}).get("train_config") or {}
+    recipe = config.get("adversarial_training")
+    if not recipe:
+        return None
+    return (recipe.get("method"), recipe.get("eps"))
+
+
+def _is_undefended(entry):
+    # plain is RLS with one copy (train.py records defense "rls", num_submodels 1).
+    config = (entry or {}).get("train_config") or {}
+    return (not entry.get("stochastic", False) and config.get("defense") in ("plain", "rls")
+            and entry.get("num_submodels", config.get("num_submodels")) == 1)
+
+
+def pinned_references(results, reference=None):
+    """Per model, the undefended model its pinned draw is compared with.
+
+    An explicit `reference` serves every model. Otherwise each model gets the
+    undefended (plain, deterministic) model trained with the same recipe: a
+    clean-trained model the default reference (`resolve_reference`), an
+    adversarially trained one the plain model adversarially trained with the
+    same method and eps, or None when the results hold none (a clean plain
+    network is no yardstick for an adversarially trained one: the attack that
+    brings the clean one to 0% says nothing about the other's pinned draw).
+
+    Returns:
+        ``{model: reference key or None}``.
+    """
+    default = resolve_reference(results, reference)
+    entries = results.get("models") or {}
+    if reference is not None or not entries:
+        return {model: default for model in _models(results)}
+    out = {}
+    for model in _models(results):
+        recipe = _recipe(entries.get(model))
+        if (default is not None and _recipe(entries.get(default)) == recipe) or \
+                "train_config" not in (entries.get(model) or {}):
+            out[model] = default  # results without training records: the default
+            continue
+        matches = [key for key, entry in entries.items()
+                   if "train_config" in entry and _is_undefended(entry)
+                   and _recipe(entry) == recipe]
+        out[model] = matches[0] if matches else None
+    return out
 
 
 def _models(results):
@@ -494,9 +542,14 @@ def _check_converged_draws(results, model, ctx):
 
 
 def _check_fixed_randomness(results, model, ctx):
-    reference = ctx["reference"]
+    reference = ctx["pinned_references"][model]
     if not ctx["stochastic"][model]:
         return NA, "deterministic model: there is no randomness to fix", {}
+    recipe = _recipe((results.get("models") or {}).get(model))
+    if reference is None and recipe is not None:
+        return NA, (f"adversarially trained ({recipe[0]}, eps {recipe[1]:g}) and the results "
+                    f"hold no undefended model trained the same way to compare its pinned "
+                    f"draw with"), {}
     if reference is None:
         return NA, "no reference (undefended) model in the results", {}
     if reference == model:
@@ -566,6 +619,7 @@ def masking_checks(results, reference=None, num_classes=10):
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     stochastic = _models(results)
     ctx = {"reference": resolve_reference(results, reference), "stochastic": stochastic,
+           "pinned_references": pinned_references(results, reference),
            "num_classes": int(num_classes)}
     out = []
     for model in stochastic:

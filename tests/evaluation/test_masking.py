@@ -401,3 +401,49 @@ def test_real_mnist_results():
     assert plain.status == "pass" and plain.details["reference_reaches_zero"] is False
     assert "**FAIL**" in masking.render_masking_table(checks)
     json.dumps(masking.summarize(checks))
+
+
+# ---------------------------------------------------------------------------
+# The pinned draw's yardstick: the undefended model trained the same way.
+
+
+def _trained(stochastic, defense, adv=None):
+    recipe = None if adv is None else {"method": "pgd", "eps": adv}
+    # As train.py records them: plain is defense "rls" with one copy.
+    return {"stochastic": stochastic, "num_submodels": 2 if defense == "rls" else 1,
+            "train_config": {"defense": "rls" if defense in ("plain", "rls") else defense,
+                             "adversarial_training": recipe}}
+
+
+def _at_results(models):
+    robust = [rec("plain", "paper", "pgd", 0.6, 0.0),
+              rec("plain_at", "paper", "pgd", 0.6, 0.90),
+              rec("rls", "paper", "pgd", 0.6, 0.15, attacker=0.01),
+              rec("rls_at", "paper", "pgd", 0.6, 0.86, attacker=0.88)]
+    return {"models": models, "robust": [r for r in robust if r["model"] in models]}
+
+
+def test_adversarially_trained_models_are_compared_with_the_plain_model_trained_the_same_way():
+    models = {"plain": _trained(False, "plain"), "rls": _trained(True, "rls"),
+              "ens_at": _trained(False, "ensemble", 0.6),  # deterministic, not undefended
+              "plain_at": _trained(False, "plain", 0.6), "rls_at": _trained(True, "rls", 0.6)}
+    results = _at_results(models)
+    assert masking.pinned_references(results) == {
+        "plain": "plain", "rls": "plain", "ens_at": "plain_at", "plain_at": "plain_at",
+        "rls_at": "plain_at"}
+    check = get(masking.masking_checks(results), "fixed_randomness_reaches_undefended", "rls_at")
+    # 88% pinned against plain_at's 90%: passes; against the clean plain (0%) it would fail.
+    assert check.status == "pass" and "<= plain_at 90.0%" in check.reason
+    assert get(masking.masking_checks(results, reference="plain"),
+               "fixed_randomness_reaches_undefended", "rls_at").status == "fail"
+
+
+def test_an_adversarially_trained_model_without_its_plain_counterpart_is_not_judged():
+    models = {"plain": _trained(False, "plain"), "rls_at": _trained(True, "rls", 0.6)}
+    check = get(masking.masking_checks(_at_results(models)),
+                "fixed_randomness_reaches_undefended", "rls_at")
+    assert check.status == "n/a"
+    assert "adversarially trained (pgd, eps 0.6)" in check.reason and "same way" in check.reason
+    # Another eps is another recipe.
+    models["plain_at"] = _trained(False, "plain", 0.3)
+    assert masking.pinned_references(_at_results(models))["rls_at"] is None
