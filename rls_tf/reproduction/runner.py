@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 
 from rls_tf.reproduction.suites import load_suite
 
@@ -71,10 +72,27 @@ def _model_path(output_dir, name):
 
 
 def fingerprint(path):
-    """The first 16 hex digits of the SHA-256 of a file (None if it is missing)."""
+    """The first 16 hex digits of the SHA-256 of a model's weights (None if missing).
+
+    For a ``.keras`` file, of its ``model.weights.h5`` member only: the
+    archive's ``metadata.json`` holds the save date and its ``config.json``
+    object ids, so two saves of the same weights differ as files. Seeded
+    training on CPU repeats bit for bit here, so a run retrained on a fresh
+    machine usually gets the same fingerprint and its evaluation shards are
+    kept.
+    """
     if not os.path.isfile(path):
         return None
     digest = hashlib.sha256()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            member = "model.weights.h5" if "model.weights.h5" in names else None
+            if member is not None:
+                with archive.open(member) as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                return digest.hexdigest()[:16]
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

@@ -85,6 +85,19 @@ def test_fingerprint_is_of_the_bytes(tmp_path):
     assert runner.fingerprint(os.path.join(tmp_path, "nothing")) is None
 
 
+def test_fingerprint_of_a_keras_file_is_of_its_weights_only(tmp_path):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    first, second = str(tmp_path / "a.keras"), str(tmp_path / "b.keras")
+    model.save(first)
+    model.save(second)  # another save date in metadata.json
+    assert runner.fingerprint(first) == runner.fingerprint(second)
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    model.save(second)
+    assert runner.fingerprint(first) != runner.fingerprint(second)
+
+
 def test_shards_of_other_weights_are_moved_aside(tmp_path):
     out = str(tmp_path / "eval")
     dirs = {"rls": str(tmp_path / "runs" / "c")}
