@@ -156,6 +156,16 @@ class AdversarialTraining:
         for name, value in check_recipe(**dataclasses.asdict(self)).items():
             object.__setattr__(self, name, value)
 
+    def mix(self, adversarial_loss, clean_loss):
+        """``ratio * adversarial_loss + (1 - ratio) * clean_loss()``.
+
+        `clean_loss` is a callable, run only when ``ratio < 1`` (at 1 the
+        clean batch costs no forward pass).
+        """
+        if self.ratio >= 1.0:
+            return adversarial_loss
+        return self.ratio * adversarial_loss + (1.0 - self.ratio) * clean_loss()
+
     def eps_at(self, epoch, fraction=1.0):
         """eps during epoch `epoch` (0-based), `fraction` of it done (ramp-up).
 

@@ -43,12 +43,15 @@ import abc
 
 import numpy as np
 import tensorflow as tf
+# Keras' own train_step divides the logged loss by the replica count the same
+# way; it has no public name (the one private import of the train steps).
+from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf.validation import check_int
 from rls_tf.validation import check_seed
 
 __all__ = ["StochasticClassifier", "draw_categorical", "draw_seeds", "is_key", "SeedStream",
-           "tile_batch"]
+           "optimizer_step", "tile_batch", "track_loss", "training_seeds"]
 
 # Seeds drawn as data (noise defenses' draws) are int32 in [0, 2**31 - 1).
 _SEED_MAX = 2**31 - 1
@@ -155,6 +158,19 @@ def draw_seeds(num, seed=None, stream=None):
     return tf.raw_ops.RandomUniformInt(shape=shape, minval=tf.constant(0, tf.int32),
                                        maxval=tf.constant(_SEED_MAX, tf.int32),
                                        seed=seed1, seed2=seed2)
+
+
+def training_seeds(num):
+    """``[num, 2]`` int32 stateless seeds for the noise of a training step.
+
+    A stateful ``tf.random.uniform``: it follows the global seed, as RLS
+    layers' ``tf.random.categorical`` path draws do, so a seeded ``train.py``
+    run repeats bit for bit; with no global seed it is fresh at every call
+    (`draw_seeds`' ``RandomUniformInt(0, 0)`` ignores the global seed, which is
+    right for inference and exports but made seeded RSE training
+    unrepeatable).
+    """
+    return tf.random.uniform(tf.stack([num, 2]), minval=0, maxval=_SEED_MAX, dtype=tf.int32)
 
 
 class SeedStream:
@@ -278,3 +294,46 @@ class StochasticClassifier(abc.ABC):
     def describe(self):
         """JSON-able facts about the classifier, recorded with results."""
         return {"stochastic": bool(self.is_stochastic), "draw_shape": list(self.draw_shape)}
+
+
+def track_loss(model, loss, batch):
+    """Logs `loss` in the model's loss tracker (per replica, weighted by the batch size).
+
+    Args:
+        model: a `keras.Model` (its ``_loss_tracker``, as Keras' own steps).
+        loss: scalar loss of the step.
+        batch: the step's input batch (its first dimension weighs the mean).
+    """
+    model._loss_tracker.update_state(  # pylint: disable=protected-access
+        unscale_loss_for_distribution(loss), sample_weight=tf.shape(batch)[0])
+
+
+def optimizer_step(model, loss_fn, batch):
+    """One optimizer step on ``loss_fn()`` under one `tf.GradientTape`.
+
+    The tail every classifier's ``train_step`` shares (Keras' TensorFlow
+    trainer order): compute the loss under the tape, log it unscaled
+    (`track_loss`), scale it for the optimizer (loss scaling), then the
+    gradients of every trainable weight and ``optimizer.apply``.
+
+    Args:
+        model: the `keras.Model` being trained (compiled).
+        loss_fn: ``() -> (loss, aux)``, run under the tape; `aux` is
+            anything the caller needs afterwards (e.g. the predictions).
+        batch: the step's input batch (weighs the logged loss).
+
+    Returns:
+        `aux`.
+
+    Example:
+
+    >>> aux = optimizer_step(model, lambda: (loss_of(x), None), x)  # doctest: +SKIP
+    """
+    with tf.GradientTape() as tape:
+        loss, aux = loss_fn()
+        track_loss(model, loss, batch)
+        if model.optimizer is not None:
+            loss = model.optimizer.scale_loss(loss)
+    gradients = tape.gradient(loss, model.trainable_weights)
+    model.optimizer.apply(gradients, model.trainable_weights)
+    return aux

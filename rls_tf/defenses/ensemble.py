@@ -28,12 +28,13 @@ Example:
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_categorical
+from rls_tf.defense import optimizer_step
+from rls_tf.defense import track_loss
 from rls_tf.validation import check_int
 
 __all__ = ["EnsembleModel", "check_ensemble_size", "member_cross_entropy"]
@@ -205,19 +206,15 @@ class EnsembleModel(keras.Model, StochasticClassifier):
         if switch is not None:
             # Adversarial training: the step's loss on the crafted batch.
             x = self._adversarial_batch(switch, clean, y)
-        with tf.GradientTape() as tape:
+        def loss_fn():
             probs = self.member_outputs(x, training=True)
             loss = self._loss(y, probs, sample_weight)
-            if switch is not None and switch.recipe.ratio < 1.0:
-                ratio = switch.recipe.ratio
-                loss = ratio * loss + (1.0 - ratio) * self._loss(
-                    y, self.member_outputs(clean, training=True), sample_weight)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
-                                            sample_weight=tf.shape(x)[0])
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            if switch is not None:
+                loss = switch.recipe.mix(loss, lambda: self._loss(
+                    y, self.member_outputs(clean, training=True), sample_weight))
+            return loss, probs
+
+        probs = optimizer_step(self, loss_fn, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(probs))
         return self.compute_metrics(x, y, tf.reduce_mean(probs, axis=0),
                                     sample_weight=sample_weight)
@@ -226,8 +223,7 @@ class EnsembleModel(keras.Model, StochasticClassifier):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         probs = self.member_outputs(x, training=False)
         loss = self._loss(y, probs, sample_weight)
-        self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
-                                        sample_weight=tf.shape(x)[0])
+        track_loss(self, loss, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(probs))
         return self.compute_metrics(x, y, tf.reduce_mean(probs, axis=0),
                                     sample_weight=sample_weight)

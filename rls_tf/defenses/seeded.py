@@ -21,9 +21,13 @@ Gaussian noise (`rls_tf.defenses.rse`), SAP's activation pruning
   D*B seeds on the tiled batch (blocks of one row) are per-example draws,
   and row b then gives exactly what a batch of one with its seed gives.
 * **No scope** (training, a plain ``network(x)``): every noise layer draws
-  a fresh seed itself (`draw_seeds` with op seeds (0, 0): entropy of the
-  operating system, new at every call, never a seed baked in at trace
-  time, whatever global seed is set).
+  a seed itself. In a training pass (``training=True``) with
+  `rls_tf.defense.training_seeds`, a stateful op that follows the global
+  seed as the RLS layers' training draws do, so a seeded ``train.py`` run
+  repeats bit for bit (fresh at every call without a global seed);
+  otherwise with `draw_seeds` and op seeds (0, 0): entropy of the operating
+  system, new at every call, never a seed baked in at trace time, whatever
+  global seed is set.
 
 This module builds on `rls_tf.defense`, `rls_tf.validation` and (for the
 adversarial train step) `rls_tf.adversarial` only.
@@ -46,13 +50,14 @@ from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf import adversarial
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_seeds
 from rls_tf.defense import is_key
+from rls_tf.defense import optimizer_step
 from rls_tf.defense import tile_batch
+from rls_tf.defense import training_seeds
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_int
 
@@ -156,12 +161,16 @@ class SeededNoiseLayer(keras.layers.Layer):
         """
         raise NotImplementedError
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         if not self.is_random:
             return inputs
         scope = current_noise_scope()
         if scope is None:
-            return self.apply_block(inputs, tf.cast(draw_seeds(1)[0], tf.int64))
+            # A training pass follows the global seed (a seeded run repeats);
+            # any other unscoped call (e.g. a direct `network(x)` that
+            # someone exports) never bakes a seed into its graph.
+            seeds = training_seeds(1) if training else draw_seeds(1)
+            return self.apply_block(inputs, tf.cast(seeds[0], tf.int64))
         index = scope.index_of(self)
         seeds = scope.seeds
         if seeds.shape[0] == 1:
@@ -405,23 +414,19 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         # Adversarial training: one noise draw for the step, the same for
         # the crafting (inference mode) and for the loss.
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        seeds = tf.cast(self.draw(1), tf.int64)
+        seeds = tf.cast(training_seeds(1), tf.int64)
         recipe = switch.recipe
         x_adv = switch.craft(lambda images: self._run(images, seeds, training=False), x, y)
-        with tf.GradientTape() as tape:
+        def loss_fn():
             y_pred = self._run(x_adv, seeds, training=True)
-            loss = self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                     training=True)
-            if recipe.ratio < 1.0:
-                clean = self._run(x, seeds, training=True)
-                loss = recipe.ratio * loss + (1.0 - recipe.ratio) * self.compute_loss(
-                    x=x, y=y, y_pred=clean, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
-                                            sample_weight=tf.shape(x)[0])
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            loss = recipe.mix(
+                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=True),
+                lambda: self.compute_loss(x=x, y=y, y_pred=self._run(x, seeds, training=True),
+                                          sample_weight=sample_weight, training=True))
+            return loss, y_pred
+
+        y_pred = optimizer_step(self, loss_fn, x)
         return self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight)
 
     def call(self, inputs, training=False):

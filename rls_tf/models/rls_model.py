@@ -3,13 +3,14 @@
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
 
 from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
 from rls_tf.defense import StochasticClassifier
 from rls_tf.defense import draw_categorical
+from rls_tf.defense import optimizer_step
 from rls_tf.defense import tile_batch
+from rls_tf.defense import track_loss
 from rls_tf.layers.base import RLSLayer
 from rls_tf.layers.sampling import current_scope
 from rls_tf.layers.sampling import sampling_scope
@@ -459,23 +460,18 @@ class RLSModel(keras.Model, StochasticClassifier):
             lambda images: tf.reduce_mean(self._path_samples(images, target, training=False),
                                           axis=0),
             x, y)
-        with tf.GradientTape() as tape:
+        def loss_fn():
             samples = self._path_samples(x_adv, paths)
             y_pred = tf.reduce_mean(samples, axis=0)
-            loss = self.compute_loss(
-                x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            if recipe.ratio < 1.0:
-                clean = tf.reduce_mean(self._path_samples(x, paths), axis=0)
-                loss = recipe.ratio * loss + (1.0 - recipe.ratio) * self.compute_loss(
-                    x=x, y=y, y_pred=clean, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(
-                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
-            )
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            loss = recipe.mix(
+                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=True),
+                lambda: self.compute_loss(
+                    x=x, y=y, y_pred=tf.reduce_mean(self._path_samples(x, paths), axis=0),
+                    sample_weight=sample_weight, training=True))
+            return loss, (samples, y_pred)
+
+        samples, y_pred = optimizer_step(self, loss_fn, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self._step_logs(
             self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight))
@@ -485,19 +481,14 @@ class RLSModel(keras.Model, StochasticClassifier):
         if switch is not None:
             return self._adversarial_train_step(data, switch)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             samples = self._training_samples(x)
             y_pred = tf.reduce_mean(samples, axis=0)
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            self._loss_tracker.update_state(
-                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
-            )
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                     training=True), (samples, y_pred)
+
+        samples, y_pred = optimizer_step(self, loss_fn, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self._step_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
@@ -511,9 +502,7 @@ class RLSModel(keras.Model, StochasticClassifier):
         loss = self.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
-        self._loss_tracker.update_state(
-            unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
-        )
+        track_loss(self, loss, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self._step_logs(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
