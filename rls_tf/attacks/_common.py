@@ -172,16 +172,22 @@ def predicted_classes(logits):
     return tf.argmax(decision_logits(logits), axis=-1)
 
 
-def probe_model(model_fn, x, y):
+def probe_logits(model_fn, x, y):
     """Calls ``model_fn`` on the first example to check its output and ``y``.
 
     Returns:
-        The number of classes K.
+        ``(K, logits)``: the number of classes and the probe's logits
+        (``[1, K]``, or ``[E, 1, K]`` for a stochastic ``model_fn``).
     """
     logits = model_fn(x[:1])
     num_classes = checks.check_model_output(logits, 1)
     checks.check_labels_in_range(y, num_classes)
-    return num_classes
+    return num_classes, logits
+
+
+def probe_model(model_fn, x, y):
+    """`probe_logits` without the logits: the number of classes K."""
+    return probe_logits(model_fn, x, y)[0]
 
 
 def make_rng(seed):

@@ -283,8 +283,7 @@ def spsa(
             "forward_passes": 0, "traces": 0}
     if batch == 0:
         return (x, info) if return_info else x
-    probe = model_fn(x[:1])
-    checks.check_labels_in_range(y, checks.check_model_output(probe, 1))
+    _, probe = _common.probe_logits(model_fn, x, y)
     if early_stop is None:
         early_stop = tf.convert_to_tensor(probe).shape.rank == 2
 
