@@ -195,6 +195,18 @@ def _holds_up(stage):
     return lines
 
 
+def _kappa_text(ours):
+    """One interrater cell: mean ± std over the repeats, or why there is none."""
+    if ours is None:
+        return "— (deterministic: all samples identical)"
+    if not isinstance(ours, dict) or "mean" not in ours:
+        return json.dumps(ours)[:40]
+    if ours["mean"] is None:
+        # Kuncheva & Whitaker's kappa is 0/0 when the draws' mean accuracy is 0 or 1.
+        return "undefined (every draw right on every image, or wrong on every one)"
+    return f"{ours['mean']:.3f} ± {(ours.get('std') or 0.0):.3f}"
+
+
 def _render(data):
     suite = data["suite"]
     out = [f"# Reproduction report: suite `{suite['name']}`", "", suite["description"], ""]
@@ -235,11 +247,7 @@ def _render(data):
             for r in stage["interrater"]:
                 paper = "—" if r["paper"] is None else (
                     f"{r['paper']:.2f}" + (f" ± {r['paper_std']:.3f}" if r["paper_std"] else ""))
-                ours = r["ours"]
-                ours_text = "—" if ours is None else (
-                    f"{ours['mean']:.3f} ± {ours.get('std', 0.0):.3f}"
-                    if isinstance(ours, dict) and "mean" in ours else json.dumps(ours)[:40])
-                out.append(f"| {r['model']} | {paper} | {ours_text} |")
+                out.append(f"| {r['model']} | {paper} | {_kappa_text(r['ours'])} |")
             out.append("")
         if stage["headline"]:
             out += ["### Every threat model (loss-based attacks)", ""]

@@ -152,3 +152,15 @@ def test_a_finished_run_on_a_fresh_machine_redoes_nothing(smoke_run, tmp_path, m
     assert any("4 stages, 3 done, 1 to run" in line for line in lines)
     with open(report, encoding="utf-8") as f:
         assert f.read() == smoke_run["report"]
+
+
+def test_interrater_cells_say_why_there_is_no_number():
+    from rls_tf.reproduction import report  # pylint: disable=import-outside-toplevel
+
+    assert report._kappa_text({"mean": 0.4641, "std": 0.0338, "repeats": 10}) == \
+        "0.464 ± 0.034"
+    # SAP right on all 50 images at every draw: kappa is 0/0 (results.json: null).
+    assert report._kappa_text({"mean": None, "std": None, "values": [None],
+                               "repeats": 1}).startswith("undefined")
+    assert report._kappa_text({"mean": 0.5, "std": None}) == "0.500 ± 0.000"
+    assert report._kappa_text(None).startswith("— (deterministic")
