@@ -271,8 +271,10 @@ def _render(data):
                 out += [f"![{stage['name']} {plot}]({stage['name']}_{plot})", ""]
     if data["stage_records"]:
         out += ["## Stages", "", "Weights: the first 16 hex digits of the SHA-256 of the "
-                "trained `model.keras`; an evaluation stage's model table names the weights "
-                "it evaluated (a run retrained on another machine has other weights).", "",
+                "weights in the trained `model.keras` (`runner.fingerprint`); an evaluation "
+                "stage's model table names the weights it evaluated. Seconds are this "
+                "stage's last run (a training resumed from a checkpoint counts only the "
+                "resumed part).", "",
                 "| Stage | seconds | estimate | test accuracy (training run) | weights |",
                 "|---|---|---|---|---|"]
         for key, record in sorted(data["stage_records"].items()):
