@@ -296,6 +296,13 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
                 with open(_record_path(output_dir, stage), encoding="utf-8") as f:
                     record["previous"] = json.load(f)
             record.update(_train_stage(stage, output_dir, data_dir))
+            before = record.get("previous", {}).get("fingerprint")
+            if before is not None:
+                log(f"  retrained {stage.name}: "
+                    + ("the same weights as its earlier record" if before ==
+                       record.get("fingerprint") else
+                       f"other weights than its earlier record ({before} -> "
+                       f"{record.get('fingerprint')})"))
         elif stage.kind == "evaluate":
             _eval_stage(stage, suite, output_dir, data_dir, log)
         else:

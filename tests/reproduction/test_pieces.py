@@ -25,7 +25,7 @@ def _three_run_suite():
 def _record(out, key):
     os.makedirs(os.path.join(out, "stages"), exist_ok=True)
     with open(os.path.join(out, "stages", f"{key}.json"), "w", encoding="utf-8") as f:
-        json.dump({"stage": key}, f)
+        json.dump({"stage": key, "seconds": 1.0, "estimate_s": 1.0}, f)
 
 
 def _weights(out, name, content=b"weights"):
@@ -121,3 +121,30 @@ def test_shards_of_other_weights_are_moved_aside(tmp_path):
     with open(os.path.join(out, "models.json"), encoding="utf-8") as f:
         assert json.load(f) == {"rls": runner.fingerprint(
             os.path.join(dirs["rls"], "model.keras"))}
+
+
+@pytest.mark.parametrize("again, said", [("f1", "the same weights as its earlier record"),
+                                         ("f2", "other weights than its earlier record (f1 -> f2)")])
+def test_a_retrained_stage_says_whether_its_weights_repeat(tmp_path, monkeypatch, again, said):
+    out = str(tmp_path)
+    suite = _three_run_suite()
+    for key in ("train-a", "train-b", "evaluate-e1"):
+        _record(out, key)
+    with open(os.path.join(out, "stages", "train-b.json"), "w", encoding="utf-8") as f:
+        json.dump({"stage": "train-b", "seconds": 1.0, "estimate_s": 1.0,
+                   "fingerprint": "f1"}, f)
+    trained = []
+
+    def fake_train(stage, output_dir, data_dir):
+        trained.append(stage.name)
+        return {"fingerprint": again if stage.name == "b" else "fc"}
+
+    monkeypatch.setattr(runner, "_train_stage", fake_train)
+    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: None)
+    lines = []
+    runner.reproduce(suite, out, log=lines.append, stages=["e2"])
+    assert trained == ["b", "c"]
+    assert f"  retrained b: {said}" in lines
+    with open(os.path.join(out, "stages", "train-b.json"), encoding="utf-8") as f:
+        record = json.load(f)
+    assert record["fingerprint"] == again and record["previous"]["fingerprint"] == "f1"
