@@ -248,7 +248,7 @@ def _recipe(entry):
 
 def _is_undefended(entry):
     # plain is RLS with one copy (train.py records defense "rls", num_submodels 1).
-    config = (entry or {}).get("train_config") or {}
+    config = entry.get("train_config") or {}
     return (not entry.get("stochastic", False) and config.get("defense") in ("plain", "rls")
             and entry.get("num_submodels", config.get("num_submodels")) == 1)
 

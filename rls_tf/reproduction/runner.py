@@ -28,6 +28,7 @@ Example:
 >>> reproduce("smoke", "results/repro_smoke", data_dir="../shared/data")  # doctest: +SKIP
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -83,17 +84,14 @@ def fingerprint(path):
     """
     if not os.path.isfile(path):
         return None
-    digest = hashlib.sha256()
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            member = "model.weights.h5" if "model.weights.h5" in names else None
-            if member is not None:
-                with archive.open(member) as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-                return digest.hexdigest()[:16]
-    with open(path, "rb") as f:
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(open(path, "rb"))
+        if zipfile.is_zipfile(f):
+            archive = stack.enter_context(zipfile.ZipFile(f))
+            if "model.weights.h5" in archive.namelist():
+                f = stack.enter_context(archive.open("model.weights.h5"))
+        f.seek(0)
+        digest = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
