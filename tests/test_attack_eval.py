@@ -171,12 +171,13 @@ SHARD_FLAGS = {**TOY_FLAGS, "attacks": ["fgsm", "pgd", "deepfool"], "threat_mode
 
 
 def _markdown_tables(text):
-    """results.md without its timing-dependent parts (seconds, merge note)."""
+    """results.md without its timing-dependent parts (seconds, merge/combine notes)."""
     keep, skip = [], False
     for line in text.splitlines():
         if line.startswith("## "):
             skip = line in ("## Every run", "## Timings")
-        if not skip and "Merged from" not in line and not line.startswith("python "):
+        if (not skip and "Merged from" not in line and "Combined from" not in line
+                and not line.startswith("python ")):
             keep.append(line)
     return keep
 
@@ -235,6 +236,40 @@ def test_merge_refuses_mismatched_and_missing_shards(run_dirs):
             attack_eval.main(["attack_eval.py"])
     with flagsaver.flagsaver(merge=str(run_dirs["root"] / "nowhere")):
         with pytest.raises(SystemExit, match="No such directory"):
+            attack_eval.main(["attack_eval.py"])
+
+
+def test_runs_of_other_models_combine_into_one_run(run_dirs):
+    root = run_dirs["root"] / "combine"
+    flags_ = {**SHARD_FLAGS, "num_examples": 8}
+    with flagsaver.flagsaver(model_dirs=[f"baseline={run_dirs['plain']}",
+                                         f"rls={run_dirs['rls']}"],
+                             output_dir=str(root / "whole"), **flags_):
+        attack_eval.main(["attack_eval.py"])
+    for name in ("baseline", "rls"):
+        directory = run_dirs["plain" if name == "baseline" else "rls"]
+        with flagsaver.flagsaver(model_dirs=[f"{name}={directory}"],
+                                 output_dir=str(root / name), **flags_):
+            attack_eval.main(["attack_eval.py"])
+    parts = f"{root / 'baseline'},{root / 'rls'}"
+    with flagsaver.flagsaver(combine=parts.split(","), output_dir=str(root / "all")):
+        attack_eval.main(["attack_eval.py"])
+    whole = json.loads((root / "whole" / "results.json").read_text())
+    combined = json.loads((root / "all" / "results.json").read_text())
+    for key in ("config", "clean", "interrater", "skipped", "data", "models",
+                "masking_checks"):
+        assert combined[key] == whole[key], key
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in combined["robust"]] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in whole["robust"]]
+    assert combined["command"] == whole["command"].replace(str(root / "whole"),
+                                                           str(root / "all"))
+    assert _markdown_tables((root / "all" / "results.md").read_text()) == [
+        line for line in _markdown_tables((root / "whole" / "results.md").read_text())]
+    with flagsaver.flagsaver(combine=parts.split(","), merge=str(root / "all")):
+        with pytest.raises(SystemExit, match=r"--merge and --combine are exclusive"):
+            attack_eval.main(["attack_eval.py"])
+    with flagsaver.flagsaver(combine=parts.split(","), output_dir=None):
+        with pytest.raises(SystemExit, match=r"needs --output_dir"):
             attack_eval.main(["attack_eval.py"])
 
 

@@ -77,6 +77,10 @@ flags.DEFINE_bool("convergence", False, "Also run the convergence sweeps: EOT PG
                   "against eps (--sweep_eps), for the masking checks and their plots.")
 flags.DEFINE_string("reference", None, "The undefended model the masking checks compare with "
                     "(default: the model named plain, else baseline).")
+flags.DEFINE_list("combine", None, "Combine the results.json of these evaluation "
+                  "directories (the same protocol, other models: e.g. a new defense's run "
+                  "beside a finished comparison) into one report in --output_dir; models in "
+                  "several of them must have equal numbers; no model is loaded.")
 flags.DEFINE_string("merge", None, "Merge the shard-<i>-of-<S>.json files of this directory "
                     "into results.json, results.md and robustness.png (in this directory, or "
                     "--output_dir when given); no model is loaded.")
@@ -240,9 +244,15 @@ def evaluate_from_flags():
     """Runs the evaluation the flags describe; returns ``(results, report paths)``."""
     verbose = shared.value("verbose", DEFAULTS["verbose"])
     log = print if verbose else None
+    if FLAGS.merge and FLAGS.combine:
+        raise ValueError(f"--merge and --combine are exclusive (merge the shards first, then "
+                         f"combine). Received: --merge={FLAGS.merge} "
+                         f"--combine={','.join(FLAGS.combine)}")
     if FLAGS.merge:
         output_dir = shared.given("output_dir")
         return api.merge_dir(FLAGS.merge, output_dir=output_dir, log=log)
+    if FLAGS.combine:
+        return api.combine_dirs(FLAGS.combine, shared.given("output_dir"), log=log)
     model_dirs, labels = {}, {}
     if FLAGS.baseline_dir:
         model_dirs["baseline"], labels["baseline"] = FLAGS.baseline_dir, "baseline_dir"

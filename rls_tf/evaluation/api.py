@@ -4,7 +4,8 @@ The library function behind ``attack_eval.py`` (the twin of
 `rls_tf.training.train`): it loads the models that ``train.py`` wrote,
 checks that they and the data fit together, loads the test images, runs the
 evaluation (or one shard of it) and writes the reports. `merge_dir` merges
-the shard files of a sharded evaluation. A command line only parses flags
+the shard files of a sharded evaluation; `combine_dirs` combines
+evaluations of other models on the same protocol into one report. A command line only parses flags
 and calls one of them.
 
 Example:
@@ -19,6 +20,7 @@ import os
 
 from rls_tf import data as rls_data
 from rls_tf.attacks.registry import ATTACK_NAMES
+from rls_tf.evaluation import combine as rls_combine
 from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import report
 from rls_tf.evaluation import runner
@@ -214,4 +216,17 @@ def merge_dir(directory, output_dir=None, log=print):
     if log:
         log(f"merged {results['merged']['num_shards']} shards: wrote {paths['json']}, "
             f"{paths['markdown']}, {paths['plot']}")
+    return results, paths
+
+
+def combine_dirs(directories, output_dir, log=print):
+    """Combines evaluations of other models on the same protocol; returns ``(results, paths)``.
+
+    See `rls_tf.evaluation.combine`.
+    """
+    results, paths = rls_combine.combine_directories(directories, output_dir)
+    if log:
+        log(f"combined {results['combined']['num_parts']} evaluations "
+            f"({', '.join(results['models'])}): wrote {paths['json']}, {paths['markdown']}, "
+            f"{paths['plot']}")
     return results, paths

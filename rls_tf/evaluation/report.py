@@ -420,6 +420,19 @@ def _render_notes(ctx):
             f"{merged['num_shards']}`): every number is recomputed from the shards' per-example "
             "data; timings are summed over the shards (device time, not wall time)."
         )
+    combined = results.get("combined")
+    if combined:
+        sources = "; ".join(
+            f"`{part.get('source') or i}` ({', '.join(part['contributed']) or 'no new model'})"
+            for i, part in enumerate(combined["parts"]))
+        out.append(
+            f"- Combined from {combined['num_parts']} evaluations of the same protocol "
+            f"(`{combined.get('command') or 'attack_eval.py --combine'}`): {sources}. A model's "
+            "numbers do not depend on the models evaluated beside it (every draw is seeded by "
+            "the seed, the model's name and the batch), so these equal one run of the command "
+            "above; models in several parts were checked to have the same numbers in each. "
+            "The timings are each part's."
+        )
     out.append("")
     return out
 

@@ -50,6 +50,8 @@ __all__ = [
     "FORMAT",
     "check_shards",
     "data_fingerprint",
+    "first_difference",
+    "lookup_path",
     "load_shards",
     "merge_directory",
     "merge_shards",
@@ -57,6 +59,7 @@ __all__ = [
     "run_shard",
     "shard_file_name",
     "shard_range",
+    "short_json",
     "write_shard",
 ]
 
@@ -305,13 +308,13 @@ def _signature(payload):
     }
 
 
-def _first_difference(a, b, path=""):
-    """The first key path where two JSON values differ, e.g. ``config.seed``."""
+def first_difference(a, b, path=""):
+    """The first key path where two JSON values differ, e.g. ``config.seed`` (None: equal)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
             if key not in a or key not in b:
                 return f"{path}{key}"
-            found = _first_difference(a[key], b[key], f"{path}{key}.")
+            found = first_difference(a[key], b[key], f"{path}{key}.")
             if found:
                 return found
         return None
@@ -319,14 +322,15 @@ def _first_difference(a, b, path=""):
         if len(a) != len(b):
             return f"{path.rstrip('.')} (length {len(a)} vs {len(b)})"
         for i, (u, v) in enumerate(zip(a, b)):
-            found = _first_difference(u, v, f"{path}{i}.")
+            found = first_difference(u, v, f"{path}{i}.")
             if found:
                 return found
         return None
     return None if a == b else path.rstrip(".")
 
 
-def _lookup(value, path):
+def lookup_path(value, path):
+    """The value at a `first_difference` path (None where it is absent)."""
     for part in path.split(" ")[0].split("."):
         if isinstance(value, dict):
             value = value.get(part)
@@ -337,7 +341,8 @@ def _lookup(value, path):
     return value
 
 
-def _short(value, limit=120):
+def short_json(value, limit=120):
+    """`value` as JSON, cut to `limit` characters (for error messages)."""
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -364,12 +369,12 @@ def check_shards(payloads):
     reference = _signature(payloads[0])
     for payload in payloads[1:]:
         other = _signature(payload)
-        where = _first_difference(reference, other)
+        where = first_difference(reference, other)
         if where:
             raise ValueError(
                 f"Shards of different evaluations: {name(payloads[0])} and {name(payload)} "
-                f"differ in {where}. Received: {_short(_lookup(reference, where))} vs "
-                f"{_short(_lookup(other, where))}. Only --shard_index may differ between "
+                f"differ in {where}. Received: {short_json(lookup_path(reference, where))} vs "
+                f"{short_json(lookup_path(other, where))}. Only --shard_index may differ between "
                 "the shards of one evaluation."
             )
     num_shards = reference["num_shards"]
