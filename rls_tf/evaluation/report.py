@@ -516,6 +516,8 @@ def plot_robustness(results, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["--", "-", ":", "-."]
+    # A marker per model as well: line styles alone repeat after four models.
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
     plotted = False
     for i, label in enumerate(labels):
         for j, m in enumerate(models):
@@ -536,7 +538,7 @@ def plot_robustness(results, path):
             std = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
             ax.errorbar(eps, 100 * np.asarray(mean), yerr=100 * np.asarray(std),
                         color=colors[i % len(colors)], linestyle=styles[j % len(styles)],
-                        marker="o", capsize=3,
+                        marker=markers[j % len(markers)], capsize=3,
                         label=f"{_title(m)}, {label}" + (" (APGD)" if attack == "apgd" else ""))
             plotted = True
     if not plotted:
@@ -550,7 +552,13 @@ def plot_robustness(results, path):
                  f"by threat model (N={results['config']['eval_samples']})", fontsize=10)
     ax.grid(alpha=0.3)
     if plotted:
-        ax.legend(fontsize=8)
+        entries = len(ax.get_legend_handles_labels()[1])
+        if entries > 8:  # beside the axes: inside, it would hide the curves
+            fig.set_size_inches(7 + 2.5 * ((entries - 1) // 24 + 1), 4.5)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      ncol=(entries - 1) // 24 + 1)
+        else:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -576,7 +584,7 @@ def plot_convergence(results, path):
             ax.errorbar([r["value"] for r in rows],
                         [100 * r["accuracy"]["mean"] for r in rows],
                         yerr=[100 * (r["accuracy"]["std"] or 0.0) for r in rows],
-                        marker="o", capsize=3, label=_title(m))
+                        marker=markers[j % len(markers)], capsize=3, label=_title(m))
         if sweep != "eps":
             ax.set_xscale("log")
         ax.set_xlabel(_SWEEP_TITLES[sweep])
