@@ -584,7 +584,7 @@ def plot_convergence(results, path):
             ax.errorbar([r["value"] for r in rows],
                         [100 * r["accuracy"]["mean"] for r in rows],
                         yerr=[100 * (r["accuracy"]["std"] or 0.0) for r in rows],
-                        marker=markers[j % len(markers)], capsize=3, label=_title(m))
+                        marker="o", capsize=3, label=_title(m))
         if sweep != "eps":
             ax.set_xscale("log")
         ax.set_xlabel(_SWEEP_TITLES[sweep])
