@@ -4,9 +4,9 @@ The library function behind ``attack_eval.py`` (the twin of
 `rls_tf.training.train`): it loads the models that ``train.py`` wrote,
 checks that they and the data fit together, loads the test images, runs the
 evaluation (or one shard of it) and writes the reports. `merge_dir` merges
-the shard files of a sharded evaluation; `combine_dirs` combines
-evaluations of other models on the same protocol into one report. A command line only parses flags
-and calls one of them.
+the shard files of a sharded evaluation; `combine_dirs` combines evaluations
+of other models on the same protocol into one report. A command line only
+parses flags and calls one of them.
 
 Example:
 

@@ -31,6 +31,9 @@ import os
 import re
 
 from rls_tf.evaluation import records
+from rls_tf.evaluation.shards import FILE_PATTERN
+from rls_tf.evaluation.shards import LOCAL_MODEL_KEYS
+from rls_tf.evaluation.shards import comparable_data
 from rls_tf.evaluation.shards import first_difference
 from rls_tf.evaluation.shards import lookup_path
 from rls_tf.evaluation.shards import short_json
@@ -38,9 +41,6 @@ from rls_tf.evaluation.shards import short_json
 __all__ = ["combine_directories", "combine_results", "load_results"]
 
 _SECTIONS = ("robust", "convergence")
-# Per-machine model entries that may differ between parts (as in `shards`).
-_LOCAL_MODEL_KEYS = ("dir", "train_config")
-_LOCAL_DATA_KEYS = ("data_dir",)
 # Record entries that are measured time, not results.
 _TIME_KEYS = ("seconds",)
 
@@ -56,7 +56,7 @@ def load_results(directory):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"No such directory. Received: --combine entry {directory!r}")
     if not os.path.exists(path):
-        shards = [n for n in os.listdir(directory) if re.match(r"^shard-\d+-of-\d+\.json$", n)]
+        shards = [n for n in os.listdir(directory) if FILE_PATTERN.match(n)]
         hint = (f"; it holds {len(shards)} shard file(s): merge them first with "
                 f"python attack_eval.py --merge={directory}") if shards else ""
         raise FileNotFoundError(f"No results.json in {directory}{hint}.")
@@ -65,8 +65,9 @@ def load_results(directory):
             results = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
-    missing = [k for k in ("config", "models", "clean", "robust") if k not in results]
-    if not isinstance(results, dict) or missing:
+    missing = ([k for k in ("config", "models", "clean", "robust") if k not in results]
+               if isinstance(results, dict) else ["everything: not a JSON object"])
+    if missing:
         raise ValueError(f"{path} is not the results.json of attack_eval.py (missing "
                          f"{', '.join(missing)}).")
     results["_path"] = directory
@@ -75,10 +76,6 @@ def load_results(directory):
 
 def _name(results, index):
     return results.get("_path") or f"part {index}"
-
-
-def _comparable_data(results):
-    return {k: v for k, v in (results.get("data") or {}).items() if k not in _LOCAL_DATA_KEYS}
 
 
 def _numbers(record):
@@ -99,7 +96,7 @@ def _check_protocol(parts):
                 f"versions of attack_eval.py. Received: format_version="
                 f"{reference.get('format_version')!r} vs {part.get('format_version')!r}")
         for field, a, b in (("config", reference["config"], part["config"]),
-                            ("data", _comparable_data(reference), _comparable_data(part))):
+                            ("data", comparable_data(reference), comparable_data(part))):
             where = first_difference(a, b)
             if where:
                 raise ValueError(
@@ -112,7 +109,7 @@ def _check_protocol(parts):
 def _model_view(results, key):
     """Everything a part says of one model except time and machine-local paths."""
     info = {k: v for k, v in results["models"][key].items()
-            if k not in _LOCAL_MODEL_KEYS + ("fingerprint",)}
+            if k not in LOCAL_MODEL_KEYS + ("fingerprint",)}
     view = {"model": info, "clean": results["clean"].get(key),
             "interrater": (results.get("interrater") or {}).get(key)}
     for section in _SECTIONS:
@@ -250,7 +247,7 @@ def combine_results(parts):
     }
     for i, part in enumerate(parts):
         entry = {"source": part.get("_path"),
-                 "models": [k for k in part["models"]],
+                 "models": list(part["models"]),
                  "contributed": [k for k, j in owner.items() if j == i],
                  "command": part.get("command"),
                  "seconds": (part.get("timings") or {}).get("total")}

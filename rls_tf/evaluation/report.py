@@ -554,9 +554,9 @@ def plot_robustness(results, path):
     if plotted:
         entries = len(ax.get_legend_handles_labels()[1])
         if entries > 8:  # beside the axes: inside, it would hide the curves
-            fig.set_size_inches(7 + 2.5 * ((entries - 1) // 24 + 1), 4.5)
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      ncol=(entries - 1) // 24 + 1)
+            columns = (entries - 1) // 24 + 1
+            fig.set_size_inches(7 + 2.5 * columns, 4.5)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=columns)
         else:
             ax.legend(fontsize=8)
     fig.tight_layout()

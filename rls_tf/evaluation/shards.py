@@ -49,6 +49,7 @@ from rls_tf.validation import check_int
 __all__ = [
     "FORMAT",
     "check_shards",
+    "comparable_data",
     "data_fingerprint",
     "first_difference",
     "lookup_path",
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 FORMAT = "rls-tf/attack-eval-shard/1"
-_FILE_PATTERN = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
+FILE_PATTERN = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 
 # Per-example fields stored as strings of 0/1 (one string per repeat for
 # the defender's [R, B] arrays), integers, or floats.
@@ -76,8 +77,8 @@ _NUMBER_KEYS = ("accuracy", "accuracy_vs_samples", "interrater", "attacker_accur
                 "attacker_clean_accuracy", "linf_max", "num_examples", "attacked_examples",
                 "success_rate", "l2", "l1", "seconds", "examples", "ce_stage_reused", "queries")
 # Per-machine entries that may differ between shards of one evaluation.
-_LOCAL_MODEL_KEYS = ("dir", "train_config")
-_LOCAL_DATA_KEYS = ("data_dir",)
+LOCAL_MODEL_KEYS = ("dir", "train_config")
+LOCAL_DATA_KEYS = ("data_dir",)
 
 
 def shard_range(num_examples, batch_size, num_shards, shard_index):
@@ -270,7 +271,7 @@ def load_shards(directory):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"No such directory. Received: --merge={directory}")
     paths = sorted(p for p in glob.glob(os.path.join(directory, "shard-*-of-*.json"))
-                   if _FILE_PATTERN.match(os.path.basename(p)))
+                   if FILE_PATTERN.match(os.path.basename(p)))
     if not paths:
         raise ValueError(f"No shard-<i>-of-<S>.json files in {directory} (written by "
                          "attack_eval.py --num_shards=S --shard_index=i --output_dir=...).")
@@ -292,9 +293,9 @@ def load_shards(directory):
 
 def _signature(payload):
     """Everything that must be equal in all shards of one evaluation."""
-    models = {key: {k: v for k, v in info.items() if k not in _LOCAL_MODEL_KEYS}
+    models = {key: {k: v for k, v in info.items() if k not in LOCAL_MODEL_KEYS}
               for key, info in payload["models"].items()}
-    data = {k: v for k, v in (payload.get("data") or {}).items() if k not in _LOCAL_DATA_KEYS}
+    data = comparable_data(payload)
     entries = [{k: v for k, v in r.items() if k not in _NUMBER_KEYS}
                for section in _RECORD_SECTIONS for r in payload.get(section, [])]
     return {
@@ -306,6 +307,11 @@ def _signature(payload):
         "skipped": payload.get("skipped"),
         "records": entries,
     }
+
+
+def comparable_data(payload):
+    """A payload's ``data`` entry without its per-machine keys (`LOCAL_DATA_KEYS`)."""
+    return {k: v for k, v in (payload.get("data") or {}).items() if k not in LOCAL_DATA_KEYS}
 
 
 def first_difference(a, b, path=""):

@@ -146,6 +146,10 @@ def test_combine_directories_writes_the_report(runs, tmp_path):
         combine.combine_directories(dirs, None)
     with pytest.raises(FileNotFoundError, match=r"No such directory"):
         combine.combine_directories([dirs[0], str(tmp_path / "missing")], out)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "results.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"is not the results\.json of attack_eval\.py"):
+        combine.combine_directories([dirs[0], str(tmp_path / "odd")], out)
     (tmp_path / "sharded").mkdir()
     (tmp_path / "sharded" / "shard-0-of-2.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"merge them first with python attack_eval\.py "
