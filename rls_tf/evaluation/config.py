@@ -21,7 +21,7 @@ from rls_tf.evaluation.presets import Preset
 from rls_tf.validation import check_int
 from rls_tf.validation import check_seed
 
-__all__ = ["DEFAULT_SAMPLE_COUNTS", "EvalConfig", "check_data", "derive_seed",
+__all__ = ["DEFAULT_SAMPLE_COUNTS", "EvalConfig", "check_data", "cpu_model", "derive_seed",
            "environment_info"]
 
 DEFAULT_SAMPLE_COUNTS = (1, 3, 5, 10, 15)
@@ -152,6 +152,29 @@ def check_data(x, y):
     return np.clip(x.astype(np.float32), -1.0, 1.0), y.astype(np.int64)
 
 
+def cpu_model(path="/proc/cpuinfo"):
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else `platform.processor()` or None.
+
+    Recorded because seeded training repeats bit for bit on one kind of CPU
+    but not across kinds (oneDNN and Eigen pick kernels by instruction set):
+    shards and parts of a combined report made on different CPUs may hold
+    models of different weights, and the record says where each came from.
+
+    Example:
+        >>> cpu_model("/no/such/file") in (None, platform.processor())
+        True
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment_info():
     """Library versions and machine facts recorded with every result."""
     from importlib import metadata  # pylint: disable=import-outside-toplevel
@@ -171,5 +194,8 @@ def environment_info():
         versions["cpu_count"] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pass
+    model = cpu_model()
+    if model:
+        versions["cpu_model"] = model
     versions["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
     return versions

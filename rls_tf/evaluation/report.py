@@ -412,7 +412,8 @@ def _render_notes(ctx):
     versions = ", ".join(f"{k} {env[k]}" for k in ("tensorflow-cpu", "tensorflow", "keras",
                                                    "cleverhans", "foolbox", "numpy")
                          if k in env)
-    out.append(f"- Versions: {versions}; {env.get('cpu_count', '?')} CPU core(s).")
+    cpu = f" ({env['cpu_model']})" if env.get("cpu_model") else ""
+    out.append(f"- Versions: {versions}; {env.get('cpu_count', '?')} CPU core(s){cpu}.")
     merged = results.get("merged")
     if merged:
         out.append(

@@ -78,10 +78,12 @@ def fingerprint(path):
     For a ``.keras`` file, of its ``model.weights.h5`` member only: the
     archive's ``metadata.json`` holds the save date and its ``config.json``
     object ids, so two saves of the same weights differ as files. Seeded
-    training on one CPU repeats bit for bit; on another machine plain
-    retrained to the same fingerprint but RLS did not (the same test
-    accuracy, other low-order bits), so a retrained run may get a new
-    fingerprint, and then its stage's shards are redone, never mixed.
+    training on one CPU repeats bit for bit; on another machine with the
+    same CPU model plain retrained to the same fingerprint but RLS did not
+    (the same test accuracy, other low-order bits), and on another CPU
+    model (Intel Xeon vs AMD EPYC) neither did (plain: other weights, 98.82%
+    vs 99.02% test accuracy), so a retrained run may get a new fingerprint,
+    and then its stage's shards are redone, never mixed.
     """
     if not os.path.isfile(path):
         return None
