@@ -156,7 +156,8 @@ def cpu_model(path="/proc/cpuinfo"):
     """The CPU's model name (Linux ``/proc/cpuinfo``), else `platform.processor()` or None.
 
     Recorded because seeded training repeats bit for bit on one kind of CPU
-    but not across kinds (oneDNN and Eigen pick kernels by instruction set):
+    but not across kinds (likely because TF's CPU kernels follow the
+    instruction set):
     shards and parts of a combined report made on different CPUs may hold
     models of different weights, and the record says where each came from.
 
