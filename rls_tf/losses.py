@@ -2,7 +2,9 @@
 
 import keras
 
-__all__ = ["GroupMSE"]
+from rls_tf.validation import check_float
+
+__all__ = ["GroupCrossEntropy", "GroupMSE"]
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
@@ -34,3 +36,42 @@ class GroupMSE(keras.losses.Loss):
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="rls_tf")
+class GroupCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of the mean prediction with label smoothing.
+
+    Labels are class indices (sparse); the target is ``(1 - s) *
+    one_hot(y) + s / K`` for ``label_smoothing`` s, exactly as
+    `keras.losses.CategoricalCrossentropy(label_smoothing=s)` on one-hot
+    labels (Keras' sparse cross-entropy has no smoothing). With s = 0 it is
+    ``sparse_categorical_crossentropy``.
+
+    Args:
+        label_smoothing: s in ``[0, 1)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = GroupCrossEntropy(label_smoothing=0.1)
+    >>> round(float(loss(np.array([1]), np.array([[0.2, 0.8]]))), 4)
+    0.2925
+    """
+
+    def __init__(self, label_smoothing=0.0, name="group_crossentropy",
+                 reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = check_float("label_smoothing", label_smoothing, minimum=0.0,
+                                           maximum=1.0, max_open=True)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(y_true, keras.ops.shape(y_pred)[-1],
+                                    dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing, "name": self.name,
+                "reduction": self.reduction, "dtype": self.dtype}

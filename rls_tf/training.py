@@ -25,12 +25,16 @@ from rls_tf.callbacks import find_checkpoints
 from rls_tf.callbacks import restore_checkpoint
 from rls_tf.callbacks import save_model_atomic
 from rls_tf.callbacks import write_json_atomic
+from rls_tf.losses import GroupCrossEntropy
 from rls_tf.losses import GroupMSE
 from rls_tf.models import BACKBONES
+from rls_tf.models.backbones import check_backbone_options
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.models import build_defense
 from rls_tf.models import load_model_dir
 from rls_tf.models.defenses import get_defense
+from rls_tf.schedules import LR_SCHEDULES
+from rls_tf.schedules import learning_rate as scheduled_learning_rate
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_float
@@ -47,8 +51,8 @@ _RESUME_KEYS = (
     "defense", "ensemble_size", "adp_alpha", "adp_beta", "rse_init_std", "rse_inner_std",
     "sap_frac", "base_model_dir",
     "dataset", "backbone", "num_submodels", "num_samples", "mu", "batch_size",
-    "learning_rate", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
-    "momentum", "per_example_sampling", "max_train_examples", "loss",
+    "learning_rate", "lr_decay_epochs", "lr_decay_factor", "lr_schedule", "lr_warmup_epochs",
+    "weight_decay", "momentum", "nesterov", "label_smoothing", "backbone_width", "per_example_sampling", "max_train_examples", "loss",
     "train_forward", "augment",
     "adv_train", "adv_eps", "adv_steps", "adv_step_size", "adv_ratio", "adv_random_start",
     "adv_craft_on", "adv_ramp_epochs", "init_from",
@@ -84,12 +88,24 @@ class TrainConfig:
         mu: sampling probabilities of the M copies (None: uniform).
         epochs: None for the paper's (50 MNIST-like, 150 otherwise).
         batch_size: examples per step.
-        learning_rate: initial SGD learning rate.
-        lr_decay_epochs: divide the learning rate by 1/lr_decay_factor every
-            this many epochs (0: never).
-        lr_decay_factor: multiplier applied at each decay.
+        learning_rate: initial (``step``) or peak (``onecycle``) SGD
+            learning rate.
+        lr_schedule: "step" (the paper's: divided every `lr_decay_epochs`)
+            or "onecycle" (linear warmup over `lr_warmup_epochs`, then linear
+            decay towards 0 at the last step; `rls_tf.schedules.OneCycle`).
+        lr_decay_epochs: step: divide the learning rate by
+            1/lr_decay_factor every this many epochs (0: never).
+        lr_decay_factor: step: multiplier applied at each decay.
+        lr_warmup_epochs: onecycle: epochs of the linear rise (fractions
+            allowed).
         weight_decay: SGD weight decay (L2 on kernels, PyTorch convention).
         momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        label_smoothing: cross-entropy target ``(1 - s) one_hot + s / K``
+            (rls/plain/rse: of the mean prediction; ensemble/adp: of every
+            member); 0 for none. Not with loss="mse".
+        backbone_width: the backbone's ``width`` option (small_cnn,
+            resnet9); None for its default.
         seed: None, or an int that makes the run reproducible (global Keras /
             TF / NumPy seeds; the saved model itself stays unseeded).
         data_dir: TFDS data directory or directory of original files.
@@ -146,8 +162,13 @@ class TrainConfig:
     learning_rate: float = 0.01
     lr_decay_epochs: int = 50
     lr_decay_factor: float = 0.1
+    lr_schedule: str = "step"
+    lr_warmup_epochs: float = 0.0
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    nesterov: bool = False
+    label_smoothing: float = 0.0
+    backbone_width: Optional[int] = None
     seed: Optional[int] = None
     data_dir: Optional[str] = None
     model_dir: str = "runs/rls"
@@ -205,7 +226,32 @@ class TrainConfig:
                     min_open=True)
         check_float("weight_decay", self.weight_decay, minimum=0.0)
         check_float("momentum", self.momentum, minimum=0.0)
-        for name in ("per_example_sampling", "augment"):
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_float("lr_warmup_epochs", self.lr_warmup_epochs, minimum=0.0)
+        if self.lr_schedule == "onecycle" and self.lr_warmup_epochs >= self.resolved_epochs():
+            raise ValueError(
+                "`lr_warmup_epochs` must be shorter than the run. Received: "
+                f"lr_warmup_epochs={self.lr_warmup_epochs!r}, epochs={self.resolved_epochs()!r}")
+        if self.lr_schedule != "onecycle" and self.lr_warmup_epochs:
+            raise ValueError(
+                "`lr_warmup_epochs` is used with lr_schedule='onecycle' only. Received: "
+                f"lr_schedule={self.lr_schedule!r}, lr_warmup_epochs={self.lr_warmup_epochs!r}")
+        check_float("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0,
+                    max_open=True)
+        if self.label_smoothing and self.loss == "mse":
+            raise ValueError(
+                "`label_smoothing` smooths the cross-entropy target; the paper's MSE "
+                "(loss='mse') takes none. Received: "
+                f"loss={self.loss!r}, label_smoothing={self.label_smoothing!r}")
+        check_int("backbone_width", self.backbone_width, minimum=1, allow_none=True)
+        if self.backbone_width is not None:
+            try:
+                check_backbone_options(self.backbone, self.backbone_options())
+            except ValueError:
+                raise ValueError(
+                    f"backbone {self.backbone!r} has no width option. Received: "
+                    f"backbone_width={self.backbone_width!r}") from None
+        for name in ("per_example_sampling", "augment", "nesterov"):
             check_bool(name, getattr(self, name))
         check_choice("loss", self.loss, LOSSES)
         check_choice("train_forward", self.train_forward, TRAIN_FORWARDS)
@@ -254,6 +300,10 @@ class TrainConfig:
                 raise ValueError("`init_from` must be a run directory. Received: "
                                  f"init_from={self.init_from!r}")
 
+    def backbone_options(self):
+        """The backbone builder's keyword arguments this run sets."""
+        return {} if self.backbone_width is None else {"width": self.backbone_width}
+
     def adversarial_training(self):
         """The run's `rls_tf.adversarial.AdversarialTraining`, or None (clean)."""
         if self.adv_train == "none":
@@ -287,22 +337,24 @@ def _build(config, spec):
             options[name] = getattr(config, name)
     return build_defense(config.defense, config.backbone, num_classes=spec.num_classes,
                          input_shape=spec.input_shape, weight_decay=config.weight_decay,
-                         **options)
+                         backbone_options=config.backbone_options(), **options)
 
 
 def _learning_rate(config, steps_per_epoch):
-    """SGD learning rate: constant, or divided every `lr_decay_epochs`."""
-    epochs = config.resolved_epochs()
-    if config.lr_decay_epochs == 0 or config.lr_decay_epochs >= epochs:
-        return config.learning_rate
-    decays = (epochs - 1) // config.lr_decay_epochs
-    # Keras keeps values[i] up to and including step boundaries[i]; the first
-    # step of epoch `lr_decay_epochs` (0-based) must already use values[i+1].
-    boundaries = [
-        steps_per_epoch * config.lr_decay_epochs * i - 1 for i in range(1, decays + 1)
-    ]
-    values = [config.learning_rate * config.lr_decay_factor ** i for i in range(decays + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    """SGD learning rate of the run (`rls_tf.schedules.learning_rate`)."""
+    return scheduled_learning_rate(
+        config.lr_schedule, config.learning_rate, config.resolved_epochs(), steps_per_epoch,
+        decay_epochs=config.lr_decay_epochs, decay_factor=config.lr_decay_factor,
+        warmup_epochs=config.lr_warmup_epochs)
+
+
+def _compiled_loss(config):
+    """The loss compiled into rls / plain / rse models."""
+    if config.loss == "mse":
+        return GroupMSE()
+    if config.label_smoothing:
+        return GroupCrossEntropy(label_smoothing=config.label_smoothing)
+    return "sparse_categorical_crossentropy"
 
 
 def _check_resume(config, model_dir):
@@ -449,15 +501,15 @@ def _train(config, strategy, model_dir, write_dir, chief):
         else:
             model = _build(config, spec)
             optimizer = keras.optimizers.SGD(
-                learning_rate=_learning_rate(config, steps_per_epoch), momentum=config.momentum)
+                learning_rate=_learning_rate(config, steps_per_epoch), momentum=config.momentum,
+                nesterov=config.nesterov)
             if config.defense in ("ensemble", "adp"):
                 # Their loss is their own (the sum over members, ADP's terms).
                 model.compile(optimizer=optimizer, metrics=["accuracy"])
             else:
                 model.compile(
                     optimizer=optimizer,
-                    loss=(GroupMSE() if config.loss == "mse"
-                          else "sparse_categorical_crossentropy"),
+                    loss=_compiled_loss(config),
                     metrics=["accuracy"],
                 )
             initial_epoch, history = 0, {}
@@ -470,6 +522,9 @@ def _train(config, strategy, model_dir, write_dir, chief):
         adversarial_callbacks = [] if recipe is None else adversarial.enable(model, recipe)
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
+    if hasattr(model, "label_smoothing"):
+        # Ensembles' fixed loss reads it; a training-time setting, set on resume too.
+        model.label_smoothing = config.label_smoothing
 
     started = time.time()
     if initial_epoch < epochs:

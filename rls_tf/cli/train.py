@@ -37,6 +37,7 @@ from rls_tf.training import ADV_TRAIN
 from rls_tf.training import LOSSES
 from rls_tf.training import TrainConfig
 from rls_tf.training import train
+from rls_tf.schedules import LR_SCHEDULES
 
 __all__ = ["DEFAULTS", "config_from_flags", "main", "run"]
 
@@ -83,8 +84,19 @@ flags.DEFINE_integer("epochs", None, "Epochs (default: the paper's, 50 on MNIST/
 flags.DEFINE_float("learning_rate", 0.01, "Initial SGD learning rate.")
 flags.DEFINE_integer("lr_decay_epochs", 50, "Divide the learning rate by 10 every this many epochs (0: never).")
 flags.DEFINE_float("lr_decay_factor", 0.1, "Learning-rate multiplier at each decay.")
+flags.DEFINE_enum("lr_schedule", "step", list(LR_SCHEDULES),
+                  "step: the paper's, divided every --lr_decay_epochs; onecycle: linear warmup "
+                  "to --learning_rate over --lr_warmup_epochs, then linear decay to 0 (the fast "
+                  "CIFAR-10 recipes).")
+flags.DEFINE_float("lr_warmup_epochs", 0.0, "onecycle: epochs of the linear warmup (fractions "
+                   "allowed).")
 flags.DEFINE_float("weight_decay", 5e-4, "SGD weight decay (L2 on kernels).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_bool("nesterov", False, "Nesterov momentum.")
+flags.DEFINE_float("label_smoothing", 0.0, "Cross-entropy label smoothing s in [0, 1): target "
+                   "(1 - s) one_hot + s / classes (not with --loss=mse).")
+flags.DEFINE_integer("backbone_width", None, "The backbone's width option (small_cnn, resnet9; "
+                     "default: the backbone's).")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples.")
 flags.DEFINE_integer("max_test_examples", None, "Evaluate on the first N test examples only.")
 flags.DEFINE_bool("augment", False, "Light augmentation (random crop; flip on CIFAR-10).")
@@ -162,8 +174,13 @@ def config_from_flags():
         learning_rate=FLAGS.learning_rate,
         lr_decay_epochs=FLAGS.lr_decay_epochs,
         lr_decay_factor=FLAGS.lr_decay_factor,
+        lr_schedule=FLAGS.lr_schedule,
+        lr_warmup_epochs=FLAGS.lr_warmup_epochs,
         weight_decay=FLAGS.weight_decay,
         momentum=FLAGS.momentum,
+        nesterov=FLAGS.nesterov,
+        label_smoothing=FLAGS.label_smoothing,
+        backbone_width=FLAGS.backbone_width,
         seed=shared.value("seed", DEFAULTS["seed"]),
         data_dir=shared.value("data_dir", DEFAULTS["data_dir"]),
         model_dir=shared.value("model_dir", DEFAULTS["model_dir"]),

@@ -39,9 +39,12 @@ DET_OFFSET = 1e-6
 LOG_OFFSET = 1e-20
 
 
-def adp_loss_terms(y, probs, alpha, beta):
-    """Per-example ADP loss ``[B]`` from the members' softmax ``probs [M, B, K]``."""
-    loss = tf.reduce_sum(member_cross_entropy(y, probs), axis=0)
+def adp_loss_terms(y, probs, alpha, beta, label_smoothing=0.0):
+    """Per-example ADP loss ``[B]`` from the members' softmax ``probs [M, B, K]``.
+
+    ``label_smoothing`` smooths the members' cross-entropy targets only.
+    """
+    loss = tf.reduce_sum(member_cross_entropy(y, probs, label_smoothing), axis=0)
     if alpha == 0 and beta == 0:
         return loss
     if alpha:
@@ -83,7 +86,7 @@ class ADPModel(EnsembleModel):
         self.beta = check_float("beta", beta, minimum=0.0)
 
     def member_loss_terms(self, y, probs):
-        return adp_loss_terms(y, probs, self.alpha, self.beta)
+        return adp_loss_terms(y, probs, self.alpha, self.beta, self.label_smoothing)
 
     def describe(self):
         return {**super().describe(), "alpha": self.alpha, "beta": self.beta}

@@ -43,14 +43,21 @@ __all__ = ["EnsembleModel", "check_ensemble_size", "member_cross_entropy"]
 _EPSILON = 1e-7
 
 
-def member_cross_entropy(y, probs):
-    """``[M, B]`` cross-entropy of every member's softmax ``probs [M, B, K]``."""
+def member_cross_entropy(y, probs, label_smoothing=0.0):
+    """``[M, B]`` cross-entropy of every member's softmax ``probs [M, B, K]``.
+
+    With ``label_smoothing`` s the target is ``(1 - s) * one_hot(y) + s / K``,
+    as in `keras.losses.CategoricalCrossentropy(label_smoothing=s)`.
+    """
     probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
     probs = tf.clip_by_value(probs, _EPSILON, 1.0 - _EPSILON)
     y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-    true = tf.reduce_sum(probs * tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)[None],
-                         axis=-1)
-    return -tf.math.log(true)
+    num_classes = tf.shape(probs)[-1]
+    target = tf.one_hot(y, num_classes, dtype=probs.dtype)[None]
+    if label_smoothing:
+        target = target * (1.0 - label_smoothing) + label_smoothing / tf.cast(
+            num_classes, probs.dtype)
+    return -tf.reduce_sum(target * tf.math.log(probs), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")
@@ -91,6 +98,8 @@ class EnsembleModel(keras.Model, StochasticClassifier):
                              f"{sorted(shapes)}")
         self.members = members
         self.eval_samples = len(members)
+        # A training-time setting (train.py --label_smoothing), not saved.
+        self.label_smoothing = 0.0
         self.diversity_tracker = keras.metrics.Mean(name="diversity")
         self.built = all(m.built for m in members)
 
@@ -173,7 +182,7 @@ class EnsembleModel(keras.Model, StochasticClassifier):
 
         The base ensemble: the sum of the members' cross-entropies.
         """
-        return tf.reduce_sum(member_cross_entropy(y, probs), axis=0)
+        return tf.reduce_sum(member_cross_entropy(y, probs, self.label_smoothing), axis=0)
 
     def _loss(self, y, probs, sample_weight=None):
         per_example = self.member_loss_terms(y, probs)

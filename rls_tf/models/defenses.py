@@ -152,13 +152,15 @@ def get_defense(name):
 
 
 def build_defense(name, backbone="small_cnn", *, num_classes=10, input_shape=(32, 32, 3),
-                  seed=None, weight_decay=0.0, **options):
+                  seed=None, weight_decay=0.0, backbone_options=None, **options):
     """Builds the uncompiled model of defense `name` on `backbone`.
 
     Args:
         name: one of `DEFENSES`.
         backbone: one of `rls_tf.models.BACKBONES`.
         num_classes, input_shape, seed, weight_decay: see `build_network`.
+        backbone_options: further keyword arguments of the backbone's
+            builder, e.g. ``{"width": 16}`` (None: its defaults).
         **options: the defense's options (`DefenseSpec.options`; defaults
             in `_DEFAULT_OPTIONS`): num_submodels, num_samples,
             eval_samples (None: the defense's default), mu,
@@ -179,5 +181,5 @@ def build_defense(name, backbone="small_cnn", *, num_classes=10, input_shape=(32
     if resolved["eval_samples"] is None:
         resolved["eval_samples"] = spec.eval_samples
     common = dict(num_classes=num_classes, input_shape=input_shape, seed=seed,
-                  weight_decay=weight_decay)
+                  weight_decay=weight_decay, **(backbone_options or {}))
     return spec.builder(backbone, common, resolved)

@@ -2,3 +2,4 @@
 
 from rls_tf.models.backbones.registry import BACKBONES
 from rls_tf.models.backbones.registry import build_network
+from rls_tf.models.backbones.registry import check_backbone_options

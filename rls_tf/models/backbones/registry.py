@@ -4,19 +4,37 @@ import inspect
 
 from rls_tf.models.backbones.resnet import resnet20_network
 from rls_tf.models.backbones.resnet import resnet50_network
+from rls_tf.models.backbones.resnet9 import resnet9_network
 from rls_tf.models.backbones.small_cnn import small_cnn_network
 from rls_tf.models.backbones.vgg import vgg16_network
 
-__all__ = ["BACKBONES", "build_network"]
+__all__ = ["BACKBONES", "build_network", "check_backbone_options"]
 
 _BUILDERS = {
     "small_cnn": small_cnn_network,
+    "resnet9": resnet9_network,
     "resnet20": resnet20_network,
     "resnet50": resnet50_network,
     "vgg16": vgg16_network,
 }
 
 BACKBONES = tuple(_BUILDERS)
+
+
+def check_backbone_options(name, options):
+    """Raises a ValueError unless backbone `name` takes every key of `options`."""
+    if name not in _BUILDERS:
+        raise ValueError(
+            f"Unknown backbone: Received: backbone={name!r}. "
+            f"Expected one of {BACKBONES}."
+        )
+    accepted = set(inspect.signature(_BUILDERS[name]).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"Unknown options of backbone {name!r}. Received: {unknown}. "
+            f"Accepted: {sorted(accepted)}."
+        )
 
 
 def build_network(name, num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
@@ -47,20 +65,8 @@ def build_network(name, num_submodels=2, num_classes=10, input_shape=(32, 32, 3)
         ValueError: unknown name or bad argument (an option the backbone's
             builder does not take included).
     """
-    if name not in _BUILDERS:
-        raise ValueError(
-            f"Unknown backbone: Received: backbone={name!r}. "
-            f"Expected one of {BACKBONES}."
-        )
-    builder = _BUILDERS[name]
-    accepted = set(inspect.signature(builder).parameters)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise ValueError(
-            f"Unknown options of backbone {name!r}. Received: {unknown}. "
-            f"Accepted: {sorted(accepted)}."
-        )
-    return builder(
+    check_backbone_options(name, options)
+    return _BUILDERS[name](
         num_submodels=num_submodels, num_classes=num_classes,
         input_shape=input_shape, mu=mu, seed=seed,
         per_example_sampling=per_example_sampling, weight_decay=weight_decay,
