@@ -1,9 +1,19 @@
-"""Adversarial training: Madry et al.'s PGD-AT for every defense that trains.
+"""Adversarial training: PGD-AT and fast FGSM-RS for every defense that trains.
 
 Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards Deep Learning Models
 Resistant to Adversarial Attacks", ICLR 2018: every training step replaces
 (a share of) the batch by L-inf PGD examples crafted against the model being
 trained, then takes the usual loss on them.
+
+Wong, Rice, Kolter, "Fast is better than free: Revisiting adversarial
+training", ICLR 2020 (``method="fgsm_rs"``): the same with ONE signed
+gradient step of ``1.25 * eps`` from a uniform random start in the eps-ball,
+projected back onto the ball: about the cost of two clean steps. Single-step
+training can overfit catastrophically (PGD accuracy collapses to about 0
+within an epoch while FGSM accuracy rises); `OverfitGuard` measures PGD
+accuracy on a fixed batch after every epoch, reports a collapse, stops the
+run and restores the weights of the best epoch (Wong et al.'s early
+stopping).
 
 Owns the recipe (`AdversarialTraining`: eps, steps, step size, random start,
 the adversarial share of the loss, what to craft against, the eps ramp-up),
@@ -74,11 +84,11 @@ from rls_tf.validation import check_float
 from rls_tf.validation import check_int
 from rls_tf.validation import check_probability
 
-__all__ = ["AdversarialTraining", "CRAFT_ON", "EpsRamp", "METHODS", "PIXEL_RANGE",
-           "active", "check_recipe", "crossentropy", "disable", "enable", "pgd_examples",
-           "recipe_of"]
+__all__ = ["AdversarialTraining", "CRAFT_ON", "EpsRamp", "METHODS", "OverfitGuard",
+           "PIXEL_RANGE", "active", "check_recipe", "crossentropy", "default_steps", "disable",
+           "enable", "pgd_examples", "recipe_of"]
 
-METHODS = ("pgd",)
+METHODS = ("pgd", "fgsm_rs")
 CRAFT_ON = ("mean", "one")
 # The models' pixel range; eps above its width would leave every pixel free.
 PIXEL_RANGE = (-1.0, 1.0)
@@ -86,6 +96,9 @@ MAX_EPS = PIXEL_RANGE[1] - PIXEL_RANGE[0]
 # Madry et al.'s rule of thumb: 2.5 * eps / steps lets a walk reach the
 # boundary of the ball from anywhere in it.
 STEP_SIZE_FACTOR = 2.5
+# Wong et al. 2020: FGSM-RS's step, 1.25 * eps (larger steps overfit sooner).
+FGSM_RS_STEP_FACTOR = 1.25
+_DEFAULT_STEPS = {"pgd": 10, "fgsm_rs": 1}
 # Keras' clipping of probabilities in cross-entropy.
 _EPSILON = 1e-7
 # The attribute of a model that holds its switch (a plain object: Keras and
@@ -93,18 +106,36 @@ _EPSILON = 1e-7
 _ATTRIBUTE = "_adversarial_training"
 
 
-def check_recipe(eps, steps=10, step_size=None, ratio=1.0, random_start=True,
+def default_steps(method):
+    """Attack steps per training step when none are given: pgd 10, fgsm_rs 1."""
+    return _DEFAULT_STEPS.get(method, _DEFAULT_STEPS["pgd"])
+
+
+def check_recipe(eps, steps=None, step_size=None, ratio=1.0, random_start=True,
                  craft_on="mean", ramp_epochs=0, method="pgd", prefix=""):
     """The recipe's values checked and normalised (step size resolved), as a dict.
+
+    ``steps=None`` resolves to the method's default (`default_steps`);
+    ``fgsm_rs`` takes one step only, and needs its random start.
 
     Raises a ValueError naming the first bad argument (``prefix`` + its
     name, e.g. ``adv_eps`` for the training config) and its value.
     """
     method = check_choice(prefix + "method", method, METHODS)
     eps = check_float(prefix + "eps", eps, minimum=0.0, maximum=MAX_EPS)
+    steps = default_steps(method) if steps is None else steps
     steps = check_int(prefix + "steps", steps, minimum=1)
+    if method == "fgsm_rs":
+        if steps != 1:
+            raise ValueError(f"method 'fgsm_rs' takes one step (use 'pgd' for more). "
+                             f"Received: {prefix}steps={steps!r}")
+        if not random_start:
+            raise ValueError(f"method 'fgsm_rs' is FGSM from a random start; without it, "
+                             f"it is plain FGSM training, which Wong et al. show overfits. "
+                             f"Received: {prefix}random_start={random_start!r}")
     if step_size is None:
-        step_size = STEP_SIZE_FACTOR * eps / steps
+        factor = FGSM_RS_STEP_FACTOR if method == "fgsm_rs" else STEP_SIZE_FACTOR
+        step_size = factor * eps / steps
     else:
         step_size = check_float(prefix + "step_size", step_size, minimum=0.0, maximum=MAX_EPS,
                                 min_open=eps > 0)
@@ -122,13 +153,15 @@ def check_recipe(eps, steps=10, step_size=None, ratio=1.0, random_start=True,
 
 @dataclasses.dataclass(frozen=True)
 class AdversarialTraining:
-    """A PGD adversarial-training recipe (validated; see the module docstring).
+    """An adversarial-training recipe (validated; see the module docstring).
 
     Attributes:
         eps: L-inf radius in the model's [-1, 1] pixel units, in [0, 2]
             (0 trains exactly as clean training, step for step).
-        steps: PGD steps per training step (>= 1; 7-10 usual for training).
-        step_size: PGD step in pixel units (None: ``2.5 * eps / steps``).
+        steps: PGD steps per training step (>= 1; 7-10 usual for training;
+            None: 10 for pgd, 1 for fgsm_rs, which takes exactly one).
+        step_size: step in pixel units (None: ``2.5 * eps / steps`` for pgd,
+            ``1.25 * eps`` for fgsm_rs).
         ratio: share of the adversarial loss, in [0, 1]: the loss is
             ``ratio * L(adversarial) + (1 - ratio) * L(clean)`` (1: all
             adversarial, as Madry; 0: clean training).
@@ -140,11 +173,12 @@ class AdversarialTraining:
         ramp_epochs: raise eps linearly from 0 to `eps` over this many
             epochs (0: full eps from the start); needs the callbacks
             `enable` returns (`EpsRamp`). The step size follows eps.
-        method: "pgd" (the only method).
+        method: "pgd" (Madry et al.) or "fgsm_rs" (Wong et al.: one step
+            from a random start; pair it with `OverfitGuard`).
     """
 
     eps: float
-    steps: int = 10
+    steps: Optional[int] = None
     step_size: Optional[float] = None
     ratio: float = 1.0
     random_start: bool = True
@@ -379,3 +413,109 @@ class EpsRamp(keras.callbacks.Callback):
         if self._epoch >= switch.recipe.ramp_epochs:
             return
         switch.eps.assign(switch.recipe.eps_at(self._epoch, (batch + 1) / steps))
+
+
+class OverfitGuard(keras.callbacks.Callback):
+    """Stops a run whose PGD accuracy collapses and restores its best epoch.
+
+    Wong et al. 2020's early stopping for single-step adversarial training
+    (their ``--early-stop``: PGD-5 on the first training minibatch after
+    every epoch, stop when its robust accuracy falls by more than 0.2): after
+    every epoch it crafts L-inf PGD examples (random start) against the
+    model's defended prediction (``model(x, training=False)``; for a
+    stochastic defense fresh draws every call, an EOT over the attack's
+    steps) on a fixed batch, and logs their accuracy as
+    ``guard_pgd_accuracy``. When the accuracy falls more than `max_drop`
+    below the best epoch's, the run has overfit catastrophically: it
+    prints the collapse, restores the weights of the best epoch and stops.
+
+    Args:
+        x: the fixed batch of images (e.g. the first training images,
+            unaugmented), in [-1, 1].
+        y: their labels.
+        eps: L-inf radius, [-1, 1] pixel units (the training eps).
+        steps: PGD steps (Wong et al.: 5).
+        step_size: PGD step (None: ``eps / 4``, Wong et al.'s 2/255 at
+            8/255).
+        max_drop: the drop from the best accuracy that counts as a collapse
+            (Wong et al.: 0.2).
+
+    Attributes:
+        history: ``[(epoch, accuracy), ...]`` (0-based epochs).
+        best_epoch: the epoch with the highest accuracy so far.
+        collapsed_epoch: the epoch of the collapse, or None.
+
+    Example:
+
+    >>> # guard = OverfitGuard(x_train[:128], y_train[:128], eps=16 / 255)
+    >>> # model.fit(train_ds, epochs=15, callbacks=[guard])
+    >>> # guard.to_json()["collapsed_epoch"]  # None unless it collapsed
+    """
+
+    def __init__(self, x, y, eps, steps=5, step_size=None, max_drop=0.2):
+        super().__init__()
+        self.x = tf.convert_to_tensor(x, tf.float32)
+        self.y = tf.cast(tf.reshape(tf.convert_to_tensor(y), [-1]), tf.int32)
+        if self.x.shape[0] != self.y.shape[0] or self.x.shape[0] == 0:
+            raise ValueError("`x` and `y` must hold the same, non-zero number of examples. "
+                             f"Received: x.shape={tuple(self.x.shape)}, "
+                             f"y.shape={tuple(self.y.shape)}")
+        self.eps = check_float("eps", eps, minimum=0.0, maximum=MAX_EPS)
+        self.steps = check_int("steps", steps, minimum=1)
+        self.step_size = (self.eps / 4.0 if step_size is None else
+                          check_float("step_size", step_size, minimum=0.0, maximum=MAX_EPS))
+        self.max_drop = check_float("max_drop", max_drop, minimum=0.0, maximum=1.0,
+                                    min_open=True)
+        self.history = []
+        self.best_epoch = None
+        self.collapsed_epoch = None
+        self._best = None
+        self._best_weights = None
+        self._attack = None
+
+    def robust_accuracy(self):
+        """PGD accuracy of the model on the fixed batch now."""
+        if self._attack is None:
+            model = self.model
+
+            def probs_fn(images):
+                return model(images, training=False)
+
+            @tf.function
+            def attack(x, y):
+                adversarial = pgd_examples(probs_fn, x, y, self.eps, self.steps,
+                                           self.step_size, random_start=True)
+                predicted = tf.argmax(probs_fn(adversarial), axis=-1, output_type=tf.int32)
+                return tf.reduce_mean(tf.cast(tf.equal(predicted, y), tf.float32))
+
+            self._attack = attack
+        return float(self._attack(self.x, self.y))
+
+    def on_train_begin(self, logs=None):
+        self._attack = None  # a new fit may bring a new model
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = self.robust_accuracy()
+        self.history.append((int(epoch), accuracy))
+        if logs is not None:
+            logs["guard_pgd_accuracy"] = accuracy
+        if self._best is None or accuracy > self._best:
+            self._best, self.best_epoch = accuracy, int(epoch)
+            self._best_weights = self.model.get_weights()
+        elif self._best - accuracy > self.max_drop:
+            self.collapsed_epoch = int(epoch)
+            print(f"Catastrophic overfitting at epoch {epoch + 1}: PGD-{self.steps} accuracy "
+                  f"on the guard batch fell to {accuracy:.3f} from {self._best:.3f} at epoch "
+                  f"{self.best_epoch + 1}. Restoring epoch {self.best_epoch + 1}'s weights "
+                  "and stopping.")
+            self.model.set_weights(self._best_weights)
+            self.model.stop_training = True
+
+    def to_json(self):
+        """The guard's record for metrics.json."""
+        return {"eps": self.eps, "steps": self.steps, "step_size": self.step_size,
+                "examples": int(self.x.shape[0]), "max_drop": self.max_drop,
+                "pgd_accuracy": [{"epoch": e + 1, "accuracy": a} for e, a in self.history],
+                "best_epoch": None if self.best_epoch is None else self.best_epoch + 1,
+                "collapsed_epoch": (None if self.collapsed_epoch is None
+                                    else self.collapsed_epoch + 1)}

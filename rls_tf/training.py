@@ -44,7 +44,9 @@ from rls_tf.validation import check_seed
 __all__ = ["ADV_TRAIN", "TrainConfig", "train", "LOSSES", "paper_epochs"]
 
 LOSSES = ("crossentropy", "mse")
-ADV_TRAIN = ("none", "pgd")
+ADV_TRAIN = ("none",) + adversarial.METHODS
+# Wong et al.'s early-stopping batch: their first training minibatch.
+GUARD_EXAMPLES = 128
 
 # Fields that define the model or its optimisation: a resumed run must match.
 _RESUME_KEYS = (
@@ -123,20 +125,28 @@ class TrainConfig:
             "multi_worker", "tpu"); `batch_size` is the global batch, split
             across the replicas.
         tpu: TPU address for strategy="tpu" (None: from the environment).
-        adv_train: "none" (clean training) or "pgd" (Madry et al.'s PGD
-            adversarial training, `rls_tf.adversarial`; every defense that
-            trains, not sap).
+        adv_train: "none" (clean training), "pgd" (Madry et al.'s PGD
+            adversarial training) or "fgsm_rs" (Wong et al. 2020: one FGSM
+            step of 1.25 eps from a random start); `rls_tf.adversarial`;
+            every defense that trains, not sap.
         adv_eps: pgd: L-inf radius in the model's [-1, 1] pixel units, as
             attack_eval's eps (Madry's MNIST 0.3 in [0, 1] units is 0.6);
             required with adv_train="pgd".
-        adv_steps: pgd steps per training step.
-        adv_step_size: pgd step (None: 2.5 * adv_eps / adv_steps).
+        adv_steps: attack steps per training step (None: 10 for pgd, 1
+            for fgsm_rs, which takes exactly one).
+        adv_step_size: attack step (None: 2.5 * adv_eps / adv_steps for pgd,
+            1.25 * adv_eps for fgsm_rs).
         adv_ratio: share of the adversarial loss in [0, 1] (1: all
             adversarial).
         adv_random_start: start uniformly in the eps-ball.
         adv_craft_on: "mean" (the step's mean prediction: the K sampled
             models of rls, the members of an ensemble) or "one".
         adv_ramp_epochs: raise eps linearly from 0 over this many epochs.
+        adv_guard_examples: the catastrophic-overfitting guard
+            (`rls_tf.adversarial.OverfitGuard`): PGD-5 accuracy on the first
+            this many training images (unaugmented) after every epoch; a
+            drop of more than 0.2 below the best epoch stops the run and
+            restores that epoch. None: 128 for fgsm_rs, off (0) otherwise.
         init_from: a finished run directory whose model.keras initialises
             the weights (same defense and architecture), e.g. a clean run
             to fine-tune adversarially; used when the run starts, not when
@@ -183,12 +193,13 @@ class TrainConfig:
     tpu: Optional[str] = None
     adv_train: str = "none"
     adv_eps: Optional[float] = None
-    adv_steps: int = 10
+    adv_steps: Optional[int] = None
     adv_step_size: Optional[float] = None
     adv_ratio: float = 1.0
     adv_random_start: bool = True
     adv_craft_on: str = "mean"
     adv_ramp_epochs: int = 0
+    adv_guard_examples: Optional[int] = None
     init_from: Optional[str] = None
 
     def validate(self):
@@ -272,11 +283,12 @@ class TrainConfig:
     def _validate_adversarial(self):
         check_choice("adv_train", self.adv_train, ADV_TRAIN)
         trains = get_defense(self.defense).trains
+        check_int("adv_guard_examples", self.adv_guard_examples, minimum=0, allow_none=True)
         if self.adv_train == "none":
-            for name in ("adv_eps", "adv_step_size"):
+            for name in ("adv_eps", "adv_step_size", "adv_guard_examples"):
                 if getattr(self, name) is not None:
                     raise ValueError(
-                        f"`{name}` is used with adv_train='pgd' only. Received: "
+                        f"`{name}` is used with adversarial training only. Received: "
                         f"adv_train='none', {name}={getattr(self, name)!r}")
         else:
             if not trains:
@@ -315,6 +327,14 @@ class TrainConfig:
             method=self.adv_train, prefix="adv_")
         return adversarial.AdversarialTraining(**values)
 
+    def guard_examples(self):
+        """Images of the overfitting guard (0: no guard)."""
+        if self.adv_train == "none":
+            return 0
+        if self.adv_guard_examples is not None:
+            return self.adv_guard_examples
+        return GUARD_EXAMPLES if self.adv_train == "fgsm_rs" else 0
+
     def resolved_epochs(self):
         return self.epochs if self.epochs is not None else paper_epochs(self.dataset)
 
@@ -323,6 +343,10 @@ class TrainConfig:
         payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
         payload["epochs"] = self.resolved_epochs()
         recipe = self.adversarial_training()
+        # Resolved, so that runs saved before the default depended on the
+        # method still resume (their config.json says 10).
+        payload["adv_steps"] = (adversarial.default_steps(self.adv_train) if recipe is None
+                                else recipe.steps)
         payload["adversarial_training"] = None if recipe is None else recipe.to_json()
         return payload
 
@@ -355,6 +379,15 @@ def _compiled_loss(config):
     if config.label_smoothing:
         return GroupCrossEntropy(label_smoothing=config.label_smoothing)
     return "sparse_categorical_crossentropy"
+
+
+def _overfit_guard(config, recipe):
+    """The run's `OverfitGuard` on its first training images, or None."""
+    examples = config.guard_examples()
+    if recipe is None or examples == 0:
+        return None
+    x, y = rls_data.load_numpy(config.dataset, "train", config.data_dir, examples)
+    return adversarial.OverfitGuard(rls_data.to_model_range(x), y, eps=recipe.eps)
 
 
 def _check_resume(config, model_dir):
@@ -520,6 +553,9 @@ def _train(config, strategy, model_dir, write_dir, chief):
         # A training-time option, not saved with the model: set again on resume.
         recipe = config.adversarial_training()
         adversarial_callbacks = [] if recipe is None else adversarial.enable(model, recipe)
+        guard = _overfit_guard(config, recipe)
+        if guard is not None:
+            adversarial_callbacks.insert(0, guard)
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
     if hasattr(model, "label_smoothing"):
@@ -562,6 +598,7 @@ def _train(config, strategy, model_dir, write_dir, chief):
         "strategy": config.strategy,
         "num_replicas": strategy.num_replicas_in_sync,
         "adversarial_training": None if recipe is None else recipe.to_json(),
+        "overfit_guard": None if guard is None else guard.to_json(),
         "init_from": config.init_from,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
@@ -580,8 +617,9 @@ def _train(config, strategy, model_dir, write_dir, chief):
         f"test images, clean): {metrics['test_accuracy']:.4f}"
     )
     if recipe is not None:
-        print(f"Adversarially trained: PGD, eps {recipe.eps:g} ([-1, 1] pixels), "
-              f"{recipe.steps} steps of {recipe.step_size:g}, ratio {recipe.ratio:g}, "
+        method = {"pgd": "PGD", "fgsm_rs": "FGSM-RS"}[recipe.method]
+        print(f"Adversarially trained: {method}, eps {recipe.eps:g} ([-1, 1] pixels), "
+              f"{recipe.steps} step{'s' if recipe.steps != 1 else ''} of {recipe.step_size:g}, ratio {recipe.ratio:g}, "
               f"crafted on {recipe.craft_on!r}"
               + (f", eps ramped over {recipe.ramp_epochs} epochs" if recipe.ramp_epochs else "")
               + ".")

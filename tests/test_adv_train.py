@@ -342,7 +342,7 @@ def test_unsupported_defenses_are_refused():
 
 @pytest.mark.parametrize("overrides, match", [
     ({"adv_train": "pgd"}, "`adv_eps` .* is required"),
-    ({"adv_eps": 0.3}, "`adv_eps` is used with adv_train='pgd' only"),
+    ({"adv_eps": 0.3}, "`adv_eps` is used with adversarial training only"),
     ({"adv_train": "pgd", "adv_eps": -0.3}, "Received: adv_eps=-0.3"),
     ({"adv_train": "pgd", "adv_eps": 2.5}, "Received: adv_eps=2.5"),
     ({"adv_train": "pgd", "adv_eps": 0.3, "adv_ratio": 1.5}, "Received: adv_ratio=1.5"),

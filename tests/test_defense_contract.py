@@ -16,6 +16,7 @@ from rls_tf.layers import RLSDense
 from rls_tf.defenses import ADPModel
 from rls_tf.defenses import EnsembleModel
 from rls_tf.models import RLSModel
+from rls_tf.models import build_defense
 from rls_tf.models import build_model
 from rls_tf.models import noise_defenses
 
@@ -64,6 +65,28 @@ FACTORIES = {
     "sap": lambda: noise_defenses.wrap_sap(build_model(
         "small_cnn", num_submodels=1, input_shape=(8, 8, 1), num_classes=5), eval_samples=4),
 }
+
+
+def _resnet9(defense, **options):
+    """`defense` built by the registry on a width-2 resnet9 (every wrapping path)."""
+    keras.utils.set_random_seed(5)
+    if defense == "sap":
+        base = build_defense("plain", "resnet9", num_classes=5, input_shape=(8, 8, 1),
+                             backbone_options={"width": 2})
+        return build_defense("sap", "resnet9", num_classes=5, input_shape=(8, 8, 1),
+                             base_model=base, eval_samples=4)
+    return build_defense(defense, "resnet9", num_classes=5, input_shape=(8, 8, 1),
+                         backbone_options={"width": 2}, **options)
+
+
+FACTORIES.update({
+    "resnet9_rls": lambda: _resnet9("rls", eval_samples=4),
+    "resnet9_plain": lambda: _resnet9("plain", eval_samples=4),
+    "resnet9_ensemble": lambda: _resnet9("ensemble", ensemble_size=2),
+    "resnet9_adp": lambda: _resnet9("adp", ensemble_size=2),
+    "resnet9_rse": lambda: _resnet9("rse", eval_samples=4),
+    "resnet9_sap": lambda: _resnet9("sap"),
+})
 
 
 @pytest.fixture(scope="module", params=sorted(FACTORIES))

@@ -107,16 +107,23 @@ flags.DEFINE_enum("strategy", "default", list(rls_distribute.STRATEGIES),
                   "multi_worker (cluster from TF_CONFIG), tpu. --batch_size is the global batch.")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu (name, grpc://host:port or local).")
 flags.DEFINE_enum("adv_train", "none", list(ADV_TRAIN),
-                  "Adversarial training: none, or pgd (Madry et al. 2018: every step trains on "
+                  "Adversarial training: none; pgd (Madry et al. 2018: every step trains on "
                   "L-inf PGD examples crafted in the graph against the model it trains, the "
                   "network in inference mode; rls: against the mean of the step's K sampled "
-                  "models). Every defense that trains; not sap.")
+                  "models); fgsm_rs (Wong et al. 2020: one FGSM step of 1.25 eps from a "
+                  "random start, with the overfitting guard). Every defense that trains; not "
+                  "sap.")
 flags.DEFINE_float("adv_eps", None, "pgd: L-inf radius in the model's [-1, 1] pixel units, "
                    "the units of attack_eval.py's eps (Madry's MNIST 0.3 in [0, 1] units is "
                    "0.6 here; CIFAR-10's 8/255 is 16/255); required with --adv_train=pgd.")
-flags.DEFINE_integer("adv_steps", 10, "pgd: attack steps per training step (>= 1).")
-flags.DEFINE_float("adv_step_size", None, "pgd: attack step, [-1, 1] pixel units (default "
-                   "2.5 * adv_eps / adv_steps).")
+flags.DEFINE_integer("adv_steps", None, "Attack steps per training step (default: 10 for "
+                     "pgd; fgsm_rs takes exactly 1).")
+flags.DEFINE_float("adv_step_size", None, "Attack step, [-1, 1] pixel units (default "
+                   "2.5 * adv_eps / adv_steps for pgd, 1.25 * adv_eps for fgsm_rs).")
+flags.DEFINE_integer("adv_guard_examples", None, "Catastrophic-overfitting guard: PGD-5 "
+                     "accuracy on the first this many training images after every epoch; a "
+                     "drop of more than 0.2 below the best stops the run and restores the best "
+                     "epoch (Wong et al. 2020). Default: 128 for fgsm_rs, off (0) for pgd.")
 flags.DEFINE_float("adv_ratio", 1.0, "pgd: share of the adversarial loss in [0, 1]: "
                    "ratio * L(adversarial) + (1 - ratio) * L(clean) (1: all adversarial).")
 flags.DEFINE_bool("adv_random_start", True, "pgd: start uniformly in the eps-ball.")
@@ -133,7 +140,7 @@ for _name in ("num_submodels", "num_samples"):
     flags.register_validator(
         _name, lambda v: v is not None and v >= 1, message=f"--{_name} must be >= 1."
     )
-flags.register_validator("adv_steps", lambda v: v is not None and v >= 1,
+flags.register_validator("adv_steps", lambda v: v is None or v >= 1,
                          message="--adv_steps must be >= 1.")
 flags.register_validator("adv_ramp_epochs", lambda v: v is not None and v >= 0,
                          message="--adv_ramp_epochs must be >= 0.")
@@ -202,6 +209,7 @@ def config_from_flags():
         adv_random_start=FLAGS.adv_random_start,
         adv_craft_on=FLAGS.adv_craft_on,
         adv_ramp_epochs=FLAGS.adv_ramp_epochs,
+        adv_guard_examples=FLAGS.adv_guard_examples,
         init_from=FLAGS.init_from,
     )
 

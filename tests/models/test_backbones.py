@@ -451,9 +451,9 @@ def test_strided_conv_is_aligned_with_projection_shortcut():
 # projections); ReLUs: stem, conv1 of each of the 9 blocks, each block's
 # output. small_cnn: 4 convs, ReLUs after them and fc1. vgg16: 13 convs,
 # ReLUs after them and fc1, fc2. resnet50: 53 convs; stem, conv1 and conv2 of
-# 16 bottlenecks, 16 block outputs.
+# 16 bottlenecks, 16 block outputs. resnet9: 8 convs, a ReLU after each.
 HOOK_SITES = {"small_cnn": (4, 5), "resnet20": (21, 19), "vgg16": (13, 15),
-              "resnet50": (53, 49)}
+              "resnet50": (53, 49), "resnet9": (8, 8)}
 
 
 def _recorder(sites, kind, make=None):
