@@ -568,6 +568,9 @@ def _train(config, strategy, model_dir, write_dir, chief):
                                         resumed=resumed if chief else None)
         model.fit(
             train_ds,
+            # The dataset reshuffles itself every epoch (rls_tf.data); Keras
+            # warns that its own shuffle would be ignored unless told.
+            shuffle=False,
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=[
