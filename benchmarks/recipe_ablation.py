@@ -19,7 +19,6 @@ thread counts are recorded); run nothing else beside it.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -102,13 +101,16 @@ def run_variant(name, fields, runs_dir, data_dir, verbose):
     """Trains (or reads back) one variant; returns its result record."""
     model_dir = os.path.join(runs_dir, name)
     metrics_path = os.path.join(model_dir, "metrics.json")
-    config = TrainConfig(**fields, data_dir=data_dir, model_dir=model_dir, verbose=verbose)
     if not os.path.exists(metrics_path):
+        config = TrainConfig(**fields, data_dir=data_dir, model_dir=model_dir, verbose=verbose)
         started = time.time()
         train(config)
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
     with open(metrics_path) as f:
         metrics = json.load(f)
+    # What the run was trained with (validated and resolved by train).
+    with open(os.path.join(model_dir, "config.json")) as f:
+        trained = json.load(f)
     history = metrics.get("history", {})
     return {
         "variant": name,
@@ -118,7 +120,7 @@ def run_variant(name, fields, runs_dir, data_dir, verbose):
         "train_seconds": metrics["train_seconds_this_run"],
         "epochs": metrics["epochs"],
         "train_accuracy_per_epoch": history.get("accuracy"),
-        "config": {k: v for k, v in dataclasses.asdict(config).items()
+        "config": {k: v for k, v in trained.items()
                    if k not in ("data_dir", "model_dir", "verbose")},
     }
 
