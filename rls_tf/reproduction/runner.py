@@ -15,6 +15,21 @@ Killed at any point and rerun, `reproduce` goes on where it stopped: a
 finished stage is skipped, an interrupted training resumes from its last
 checkpoint (``train.py``'s own resume), a finished evaluation shard is kept.
 
+**What counts as finished.** A stage is done when its completion record
+exists *and* records the stage's current spec (`spec_hash`: the stage as the
+suite defines it, estimate aside, with the specs of the training runs it uses,
+their warm starts and bases; `record_state`). A stage whose definition changed
+since its record (the same name, another backbone, recipe, attack list, image
+count, ...), or whose training runs changed, is ``changed``: it runs again,
+and first its old outputs are moved aside (``runs/<name>.stale-<time>``, or
+``eval/<name>/stale-<time>/``), so no shard, checkpoint or number of the old
+version is resumed, merged or reported as the new one's; the old record goes to
+``stages/superseded/`` (the new record names it). Records written before
+records carried a spec have none: they count as current for a stage of
+``revision`` 0 (and get the current spec written into them at the next run),
+and as changed for a stage whose ``revision`` was raised because it replaced
+such a stage under the same name (the cpu suite's CIFAR-10 stages).
+
 Everything but ``runs/`` is small and can be committed, so a suite longer
 than one machine's life runs in pieces (``stages=``): on a fresh machine a
 finished evaluation stage stays done without its models, and a training
@@ -38,11 +53,14 @@ import zipfile
 
 from rls_tf.reproduction.suites import load_suite
 
-__all__ = ["STATUSES", "Stage", "fingerprint", "plan", "reproduce"]
+__all__ = ["STATUSES", "Stage", "fingerprint", "plan", "record_state", "reproduce",
+           "spec_hash", "stage_spec"]
 
 # A stage's state in `plan`: finished; to run; finished once, but its weights
-# are not on this machine and a pending evaluation needs them; not selected.
-STATUSES = ("done", "todo", "redo", "skip")
+# are not on this machine and a pending evaluation needs them; finished as
+# another version of the stage (its definition or its runs changed), to run
+# again; not selected.
+STATUSES = ("done", "todo", "redo", "changed", "skip")
 
 
 class Stage:
@@ -63,9 +81,73 @@ def _record_path(output_dir, stage):
     return os.path.join(output_dir, "stages", f"{stage.key}.json")
 
 
-def is_done(output_dir, stage):
-    """Whether `stage` has its completion record in `output_dir`."""
-    return os.path.isfile(_record_path(output_dir, stage))
+def _read_record(output_dir, stage):
+    path = _record_path(output_dir, stage)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _train_spec(by_name, spec):
+    data = spec.to_json()
+    data.pop("estimate_s", None)
+    data["needs"] = {name: _train_spec(by_name, by_name[name]) for name in spec.needs}
+    return data
+
+
+def stage_spec(suite, stage):
+    """What a train or evaluation stage computes, as JSON (its estimate aside).
+
+    A training stage: its definition and those of the runs it warm-starts
+    from or wraps. An evaluation stage: its definition, its dataset and the
+    training specs of its models. Two stages with the same spec compute the
+    same thing (up to the randomness of retraining, which the weights'
+    fingerprints cover).
+    """
+    by_name = {s.name: s for s in suite.train}
+    spec = stage.spec
+    if stage.kind == "train":
+        return {"kind": "train", **_train_spec(by_name, spec)}
+    if stage.kind == "evaluate":
+        data = spec.to_json()
+        data.pop("estimate_s", None)
+        data["runs"] = {key: _train_spec(by_name, by_name[ref])
+                        for key, ref in spec.models.items()}
+        data["dataset"] = suite.dataset_of(spec)
+        return {"kind": "evaluate", **data}
+    raise ValueError(f"Only train and evaluate stages have a spec. Received: {stage!r}")
+
+
+def spec_hash(suite, stage):
+    """The first 16 hex digits of the SHA-256 of `stage_spec` (canonical JSON)."""
+    text = json.dumps(stage_spec(suite, stage), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def record_state(suite, output_dir, stage):
+    """``(state, record)`` of a stage's completion record in `output_dir`.
+
+    state: "none" (no record); "current" (the record's spec is the stage's
+    `spec_hash`, or the record predates specs and the stage's revision is 0);
+    "changed" (another spec, or a record without one for a stage of revision
+    > 0). record: the record's JSON, or None.
+    """
+    record = _read_record(output_dir, stage)
+    if record is None:
+        return "none", None
+    recorded = record.get("spec")
+    if recorded is None:
+        return ("current" if not stage.spec.revision else "changed"), record
+    return ("current" if recorded == spec_hash(suite, stage) else "changed"), record
+
+
+def is_done(output_dir, stage, suite=None):
+    """Whether `stage` has a completion record in `output_dir` (of its current spec
+    when `suite` is given)."""
+    if suite is None:
+        return os.path.isfile(_record_path(output_dir, stage))
+    return record_state(suite, output_dir, stage)[0] == "current"
 
 
 def _model_path(output_dir, name):
@@ -138,22 +220,31 @@ def plan(suite, output_dir, stages=None):
                              f"Received: stages={stages!r}. Expected some of {names}.")
     selected = [s for s in suite.evaluate if stages is None or s.name in stages]
     evaluations = [(Stage("evaluate", s.name, s, s.estimate_s), s) for s in suite.evaluate]
+    states = {stage.key: record_state(suite, output_dir, stage)[0]
+              for stage, _ in evaluations}
     pending = [s for stage, s in evaluations
-               if s in selected and not is_done(output_dir, stage)]
+               if s in selected and states[stage.key] != "current"]
     needed = _needed_runs(suite, pending)
     out = []
     for spec in suite.train:
         stage = Stage("train", spec.name, spec, spec.estimate_s)
-        if not is_done(output_dir, stage):
-            status = "todo" if stages is None or spec.name in needed else "skip"
+        state = record_state(suite, output_dir, stage)[0]
+        if state != "current":
+            wanted = stages is None or spec.name in needed
+            status = ("todo" if state == "none" else "changed") if wanted else "skip"
         elif spec.name in needed and not os.path.isfile(_model_path(output_dir, spec.name)):
             status = "redo"
         else:
             status = "done"
         out.append((stage, status))
     for stage, spec in evaluations:
-        status = "done" if is_done(output_dir, stage) else (
-            "todo" if spec in selected else "skip")
+        state = states[stage.key]
+        if state == "current":
+            status = "done"
+        elif spec not in selected:
+            status = "skip"
+        else:
+            status = "todo" if state == "none" else "changed"
         out.append((stage, status))
     out.append((Stage("report", suite.name, suite, 5), "todo"))
     return out
@@ -216,6 +307,74 @@ def _check_weights(out, dirs, log):
         json.dump(current, f, indent=1, sort_keys=True)
 
 
+def _stamp():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+def _move_aside(stage, output_dir, stamp):
+    """Moves a changed stage's old outputs aside; returns where (or None)."""
+    if stage.kind == "train":
+        path = os.path.join(output_dir, "runs", stage.name)
+        if not os.path.exists(path):
+            return None
+        stale = f"{path}.stale-{stamp}"
+        os.replace(path, stale)
+        return stale
+    path = os.path.join(output_dir, "eval", stage.name)
+    names = [n for n in os.listdir(path) if not n.startswith("stale-")] \
+        if os.path.isdir(path) else []
+    if not names:
+        return None
+    stale = os.path.join(path, f"stale-{stamp}")
+    os.makedirs(stale)
+    for name in names:
+        os.replace(os.path.join(path, name), os.path.join(stale, name))
+    return stale
+
+
+def _supersede(stage, output_dir, log):
+    """Moves a changed stage's outputs, then its record, aside.
+
+    From then on the stage has no record: it is to do, and an interrupted run
+    of its new version resumes (its checkpoints and shards are not moved again).
+    The old record goes to ``stages/superseded/<key>-<time>.json``.
+    """
+    stamp = _stamp()
+    stale = _move_aside(stage, output_dir, stamp)
+    folder = os.path.join(output_dir, "stages", "superseded")
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"{stage.key}-{stamp}.json")
+    os.replace(_record_path(output_dir, stage), target)
+    log(f"  {stage.name} changed since its record: the record is moved to {target}"
+        + (f", the old outputs to {stale}" if stale else ""))
+
+
+def _superseded(output_dir, stage):
+    """Paths (relative to `output_dir`) of the stage's superseded records."""
+    folder = os.path.join(output_dir, "stages", "superseded")
+    names = sorted(n for n in os.listdir(folder) if n.startswith(f"{stage.key}-")
+                   and n.endswith(".json")) if os.path.isdir(folder) else []
+    return [os.path.join("stages", "superseded", n) for n in names]
+
+
+def _adopt_legacy_records(suite, output_dir, steps, log):
+    """Writes the current spec into records that predate specs and count as current."""
+    adopted = []
+    for stage, _ in steps:
+        if stage.kind == "report":
+            continue
+        state, record = record_state(suite, output_dir, stage)
+        if state == "current" and "spec" not in record:
+            record["spec"] = spec_hash(suite, stage)
+            record["spec_adopted"] = datetime.datetime.now(
+                datetime.timezone.utc).isoformat()
+            with open(_record_path(output_dir, stage), "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=1)
+            adopted.append(stage.key)
+    if adopted:
+        log(f"  records without a spec, taken as the current stages': {', '.join(adopted)}")
+
+
 def _eval_stage(stage, suite, output_dir, data_dir, log):
     from rls_tf.evaluation import api  # pylint: disable=import-outside-toplevel
     from rls_tf.evaluation import shards  # pylint: disable=import-outside-toplevel
@@ -269,7 +428,7 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
 
     suite = load_suite(suite)
     steps = plan(suite, output_dir, stages=stages)
-    pending = [stage for stage, status in steps if status in ("todo", "redo")]
+    pending = [stage for stage, status in steps if status in ("todo", "redo", "changed")]
     log = log or (lambda *_: None)
     counts = {status: sum(1 for _, s in steps if s == status) for status in STATUSES}
     log(f"suite {suite.name}: {len(steps)} stages, {counts['done']} done, "
@@ -277,9 +436,11 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
         + f", estimated {_fmt_time(sum(s.estimate_s for s in pending))}")
     for stage, status in steps:
         note = {"redo": "  (weights not on this machine; needed again)",
+                "changed": "  (its record is of another version of the stage)",
                 "skip": "  (not selected)"}.get(status, "")
         log(f"  {status}  {stage.kind:<8} {stage.name}" + note
             + (f"  (~{_fmt_time(stage.estimate_s)})" if stage in pending else ""))
+    _adopt_legacy_records(suite, output_dir, steps, log)
     ran = 0
     path = None
     for number, (stage, status) in enumerate(steps, 1):
@@ -292,6 +453,10 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
             f"(~{_fmt_time(stage.estimate_s)})")
         start = time.time()
         record = {}
+        if status == "changed":
+            _supersede(stage, output_dir, log)
+        if stage.kind != "report" and _superseded(output_dir, stage):
+            record["superseded"] = _superseded(output_dir, stage)
         if stage.kind == "train":
             if status == "redo":
                 with open(_record_path(output_dir, stage), encoding="utf-8") as f:
@@ -312,8 +477,8 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
         if stage.kind != "report":  # the report is rewritten at every run
             os.makedirs(os.path.dirname(_record_path(output_dir, stage)), exist_ok=True)
             with open(_record_path(output_dir, stage), "w", encoding="utf-8") as f:
-                json.dump({"stage": stage.key, "seconds": seconds,
-                           "estimate_s": stage.estimate_s,
+                json.dump({"stage": stage.key, "spec": spec_hash(suite, stage),
+                           "seconds": seconds, "estimate_s": stage.estimate_s,
                            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                            **record}, f, indent=1)
         log(f"[{number}/{len(steps)}] {stage.kind} {stage.name}: {_fmt_time(seconds)}")

@@ -1,8 +1,9 @@
-"""A suite run in pieces: stage selection, fresh machines, weights that changed."""
+"""A suite run in pieces: stage selection, fresh machines, weights or stages that changed."""
 
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
@@ -148,3 +149,208 @@ def test_a_retrained_stage_says_whether_its_weights_repeat(tmp_path, monkeypatch
     with open(os.path.join(out, "stages", "train-b.json"), encoding="utf-8") as f:
         record = json.load(f)
     assert record["fingerprint"] == again and record["previous"]["fingerprint"] == "f1"
+
+
+# -- stage specs: a stage that changed under its name is redone, never mixed ------------
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _stage(suite, kind, name):
+    return next(stage for stage, _ in runner.plan(suite, "/nonexistent") if
+                stage.kind == kind and stage.name == name)
+
+
+def _edited(edit):
+    data = copy.deepcopy(suites.SUITES["smoke"])
+    plain, rls = data["train"]
+    data["train"] = [dict(plain, name="a"), dict(rls, name="b"),
+                     dict(rls, name="c", init_from="b")]
+    first = data["evaluate"][0]
+    data["evaluate"] = [dict(first, name="e1", models={"plain": "a", "rls": "b"}),
+                        dict(first, name="e2", models={"rls": "c"})]
+    edit(data)
+    return suites.Suite.from_json(data)
+
+
+def test_spec_hash_follows_what_a_stage_computes():
+    base = _edited(lambda d: None)
+    hashes = {kind_name: runner.spec_hash(base, _stage(base, *kind_name))
+              for kind_name in (("train", "a"), ("train", "b"), ("train", "c"),
+                                ("evaluate", "e1"), ("evaluate", "e2"))}
+
+    def changed(edit):
+        suite = _edited(edit)
+        return {k for k, v in hashes.items()
+                if runner.spec_hash(suite, _stage(suite, *k)) != v}
+
+    # An estimate is not what a stage computes.
+    assert changed(lambda d: d["train"][1].update(estimate_s=1e6)) == set()
+    assert changed(lambda d: d["evaluate"][0].update(estimate_s=1e6)) == set()
+    # A recipe change reaches the run, what warm-starts from it and what evaluates them.
+    assert changed(lambda d: d["train"][1]["options"].update(epochs=2)) == {
+        ("train", "b"), ("train", "c"), ("evaluate", "e1"), ("evaluate", "e2")}
+    assert changed(lambda d: d["train"][0].update(backbone="resnet9")) == {
+        ("train", "a"), ("evaluate", "e1")}
+    assert changed(lambda d: d["evaluate"][1].update(num_examples=4)) == {("evaluate", "e2")}
+    assert changed(lambda d: d["evaluate"][0].update(attacks=["fgsm"])) == {("evaluate", "e1")}
+    assert changed(lambda d: d["evaluate"][0].update(revision=1)) == {("evaluate", "e1")}
+
+
+def _write(out, key, **fields):
+    os.makedirs(os.path.join(out, "stages"), exist_ok=True)
+    with open(os.path.join(out, "stages", f"{key}.json"), "w", encoding="utf-8") as f:
+        json.dump({"stage": key, "seconds": 1.0, "estimate_s": 1.0, **fields}, f)
+
+
+def test_records_without_a_spec_count_only_for_unrevised_stages(tmp_path):
+    out = str(tmp_path)
+    for key in ("train-a", "train-b", "train-c", "evaluate-e1", "evaluate-e2"):
+        _write(out, key)  # records from before specs were recorded
+    for name in "abc":
+        _weights(out, name)
+    assert set(_statuses(_edited(lambda d: None), out).values()) == {"done", "todo"}
+    revised = _edited(lambda d: (d["train"][0].update(revision=1),
+                                 d["evaluate"][0].update(revision=1)))
+    assert _statuses(revised, out) == {
+        "train-a": "changed", "train-b": "done", "train-c": "done", "evaluate-e1": "changed",
+        "evaluate-e2": "done", "report-smoke": "todo"}
+
+
+def test_records_of_another_spec_are_changed(tmp_path):
+    out = str(tmp_path)
+    suite = _edited(lambda d: None)
+    for kind, name in (("train", "a"), ("train", "b"), ("train", "c"), ("evaluate", "e1"),
+                       ("evaluate", "e2")):
+        _write(out, f"{kind}-{name}", spec=runner.spec_hash(suite, _stage(suite, kind, name)))
+    for name in "abc":
+        _weights(out, name)
+    assert set(_statuses(suite, out).values()) == {"done", "todo"}
+    longer = _edited(lambda d: d["train"][1]["options"].update(epochs=2))
+    assert _statuses(longer, out) == {
+        "train-a": "done", "train-b": "changed", "train-c": "changed", "evaluate-e1": "changed",
+        "evaluate-e2": "changed", "report-smoke": "todo"}
+    # Selecting e2 leaves a (and e1) alone.
+    assert _statuses(longer, out, stages=["e2"])["evaluate-e1"] == "skip"
+
+
+def test_a_changed_stage_moves_its_old_outputs_aside_and_records_its_spec(tmp_path,
+                                                                         monkeypatch):
+    out = str(tmp_path)
+    suite = _edited(lambda d: None)
+    for kind, name in (("train", "a"), ("train", "b"), ("train", "c"), ("evaluate", "e1"),
+                       ("evaluate", "e2")):
+        _write(out, f"{kind}-{name}", spec=runner.spec_hash(suite, _stage(suite, kind, name)),
+               fingerprint="old")
+    for name in "abc":
+        _weights(out, name, b"old weights")
+    os.makedirs(os.path.join(out, "eval", "e1"))
+    for name in ("shard-0-of-2.json", "results.json"):
+        with open(os.path.join(out, "eval", "e1", name), "w", encoding="utf-8") as f:
+            f.write("{}")
+    changed = _edited(lambda d: d["train"][0]["options"].update(epochs=2))
+    seen = {}
+
+    def fake_train(stage, output_dir, data_dir):
+        # train.py would resume from (or refuse) the old run's checkpoints: they are gone.
+        seen[stage.name] = os.path.exists(os.path.join(output_dir, "runs", stage.name))
+        _weights(output_dir, stage.name, b"new weights")
+        return {"fingerprint": "new"}
+
+    def fake_eval(stage, suite_, output_dir, data_dir, log):
+        seen[stage.name] = sorted(os.listdir(os.path.join(output_dir, "eval", stage.name)))
+
+    monkeypatch.setattr(runner, "_train_stage", fake_train)
+    monkeypatch.setattr(runner, "_eval_stage", fake_eval)
+    monkeypatch.setattr("rls_tf.reproduction.report.write_report", lambda *a: None)
+    lines = []
+    runner.reproduce(changed, out, log=lines.append)
+    assert seen["a"] is False
+    stale_runs = [n for n in os.listdir(os.path.join(out, "runs")) if n.startswith("a.stale-")]
+    assert len(stale_runs) == 1
+    with open(os.path.join(out, "runs", stale_runs[0], "model.keras"), "rb") as f:
+        assert f.read() == b"old weights"
+    # The old shard and results of e1 are not resumed nor merged: moved aside.
+    assert len(seen["e1"]) == 1 and seen["e1"][0].startswith("stale-")
+    assert sorted(os.listdir(os.path.join(out, "eval", "e1", seen["e1"][0]))) == [
+        "results.json", "shard-0-of-2.json"]
+    assert "b" not in seen and "e2" not in seen  # unchanged: done
+    for kind, name in (("train", "a"), ("evaluate", "e1")):
+        state, record = runner.record_state(changed, out, _stage(changed, kind, name))
+        assert state == "current"
+        assert record["spec"] == runner.spec_hash(changed, _stage(changed, kind, name))
+        # The old record is kept aside, and the new one names it.
+        (path,) = record["superseded"]
+        assert path.startswith(os.path.join("stages", "superseded", f"{kind}-{name}-"))
+        with open(os.path.join(out, path), encoding="utf-8") as f:
+            assert json.load(f)["spec"] == runner.spec_hash(suite, _stage(suite, kind, name))
+    assert any("a changed since its record" in line for line in lines)
+
+
+def test_a_changed_stage_interrupted_resumes_its_new_version(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    suite = _edited(lambda d: None)
+    _write(out, "train-a", spec=runner.spec_hash(suite, _stage(suite, "train", "a")))
+    _weights(out, "a", b"old weights")
+    changed = _edited(lambda d: d["train"][0]["options"].update(epochs=2))
+    runs = []
+
+    def killed(stage, output_dir, data_dir):
+        runs.append(sorted(os.listdir(os.path.join(output_dir, "runs"))))
+        _weights(output_dir, stage.name, b"half of the new training")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_train_stage", killed)
+    with pytest.raises(KeyboardInterrupt):
+        runner.reproduce(changed, out, log=None, stages=["e1"])
+    # Now to do, not changed: the next run resumes the new version's run directory.
+    assert _statuses(changed, out)["train-a"] == "todo"
+    def resumed(stage, output_dir, data_dir):
+        if stage.name == "a":  # what train.py would resume from
+            with open(os.path.join(output_dir, "runs", "a", "model.keras"), "rb") as f:
+                runs.append(f.read())
+        return {}
+
+    monkeypatch.setattr(runner, "_train_stage", resumed)
+    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: None)
+    monkeypatch.setattr("rls_tf.reproduction.report.write_report", lambda *a: None)
+    runner.reproduce(changed, out, log=None, stages=["e1"])
+    # When the first attempt started, runs/ held only the old version's run, set aside.
+    assert len(runs[0]) == 1 and runs[0][0].startswith("a.stale-")
+    assert runs[1] == b"half of the new training"
+    with open(os.path.join(out, "stages", "train-a.json"), encoding="utf-8") as f:
+        assert len(json.load(f)["superseded"]) == 1
+
+
+def test_records_without_a_spec_get_the_current_one_at_the_next_run(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    suite = _edited(lambda d: None)
+    for key in ("train-a", "train-b", "train-c", "evaluate-e1", "evaluate-e2"):
+        _write(out, key)
+    monkeypatch.setattr("rls_tf.reproduction.report.write_report", lambda *a: None)
+    runner.reproduce(suite, out, log=None)
+    for kind, name in (("train", "a"), ("evaluate", "e2")):
+        state, record = runner.record_state(suite, out, _stage(suite, kind, name))
+        assert state == "current" and record["spec"] == runner.spec_hash(
+            suite, _stage(suite, kind, name)) and "spec_adopted" in record
+    # From now on an edit of the stage is seen.
+    longer = _edited(lambda d: d["train"][0]["options"].update(epochs=2))
+    assert _statuses(longer, out)["train-a"] == "changed"
+
+
+def test_the_committed_cpu_records_keep_mnist_and_redo_the_old_cifar10(tmp_path):
+    # The records of docs/reproduction/cpu predate specs: the MNIST stages are
+    # unchanged (revision 0), the small_cnn CIFAR-10 stages were replaced under the
+    # same names (revision 1) and must not count as the new ones.
+    out = str(tmp_path)
+    shutil.copytree(os.path.join(REPO_ROOT, "docs", "reproduction", "cpu", "stages"),
+                    os.path.join(out, "stages"))
+    got = _statuses("cpu", out)
+    for key, status in got.items():
+        if key.startswith(("train-mnist", "evaluate-mnist")):
+            assert status == "done", key
+        elif key in ("train-cifar10_plain", "train-cifar10_ensemble", "train-cifar10_adp",
+                     "train-cifar10_rse", "evaluate-cifar10"):
+            assert status == "changed", key  # an old small_cnn record under this name
+        else:
+            assert status == "todo", key

@@ -23,13 +23,115 @@ def test_cpu_suite_has_the_issue_shape():
         for defense in ("plain", "rls", "ensemble", "adp", "rse", "sap"):
             assert (dataset, defense, "none") in trained
     assert ("mnist", "plain", "pgd") in trained and ("mnist", "rls", "pgd") in trained
+    assert ("cifar10", "plain", "fgsm_rs") in trained and ("cifar10", "rls", "fgsm_rs") in trained
     threats = {t for s in suite.evaluate for t in s.threat_models}
-    assert {"paper", "eot", "apgd_rand", "transfer", "arc"} <= threats
+    assert {"paper", "multi_sample", "eot", "apgd_rand", "transfer", "arc"} <= threats
     attacks = {a for s in suite.evaluate for a in s.attacks}
-    assert {"square", "spsa", "arc", "mifgsm"} <= attacks
-    # About 8 hours of 2 cores in resumable pieces.
-    total = sum(s.estimate_s for s in suite.train) + sum(s.estimate_s for s in suite.evaluate)
-    assert 4 * 3600 < total < 9 * 3600
+    assert {"square", "spsa", "arc", "mifgsm", "deepfool", "cw", "ead"} <= attacks
+    # MNIST about 4 hours of 2 cores, the CIFAR-10 comparison about 15, in resumable pieces.
+    def total(dataset):
+        return (sum(s.estimate_s for s in suite.train if s.dataset == dataset)
+                + sum(s.estimate_s for s in suite.evaluate if suite.dataset_of(s) == dataset))
+    assert 3 * 3600 < total("mnist") < 5 * 3600
+    assert 10 * 3600 < total("cifar10") < 20 * 3600
+
+
+def _cifar(suite, kind):
+    return {s.name: s for s in getattr(suite, kind)
+            if s.name.startswith("cifar10")}
+
+
+def test_cpu_cifar10_runs_share_one_recipe_on_resnet9():
+    suite = suites.load_suite("cpu")
+    runs = _cifar(suite, "train")
+    assert set(runs) == {f"cifar10_{n}" for n in (
+        "plain", "rls_mse", "rls_ce", "ensemble", "ensemble5", "adp", "rse", "sap",
+        "plain_at", "rls_at")}
+    recipe = suites._CIFAR_RECIPE  # pylint: disable=protected-access
+    assert {s.backbone for s in runs.values()} == {"resnet9"}
+    for name, stage in runs.items():
+        assert stage.revision == 1, name
+        if stage.defense == "sap":
+            assert stage.base == "cifar10_plain" and "epochs" not in stage.options
+            continue
+        # Every trained run has the recipe; only the MSE run may change one value.
+        changed = {k for k, v in recipe.items() if stage.options[k] != v}
+        assert changed <= ({"label_smoothing"} if name == "cifar10_rls_mse" else set()), name
+    mse = runs["cifar10_rls_mse"].options
+    assert mse["loss"] == "mse" and mse["label_smoothing"] == 0
+    assert runs["cifar10_rls_ce"].options["loss"] == "crossentropy"
+    assert runs["cifar10_rls_ce"].options["label_smoothing"] == recipe["label_smoothing"]
+    assert runs["cifar10_ensemble"].options["ensemble_size"] == 3
+    assert runs["cifar10_ensemble5"].options["ensemble_size"] == 5
+    assert runs["cifar10_adp"].options["ensemble_size"] == 3
+    for name in ("cifar10_plain_at", "cifar10_rls_at"):
+        options = runs[name].options
+        assert options["adv_train"] == "fgsm_rs" and runs[name].init_from is None
+        # 8/255 of the [0, 1] range is 16/255 of the models' [-1, 1] pixels.
+        assert options["adv_eps"] == pytest.approx(2 * 8 / 255)
+    assert runs["cifar10_rls_at"].options["loss"] == "crossentropy"
+    # The MNIST stages are unchanged, so their records (no spec) still count.
+    assert all(s.revision == 0 for s in suite.train + suite.evaluate
+               if not s.name.startswith("cifar10"))
+
+
+def test_cpu_train_stages_make_valid_training_configs():
+    from rls_tf import training  # pylint: disable=import-outside-toplevel
+
+    for stage in suites.load_suite("cpu").train:
+        config = training.TrainConfig(
+            dataset=stage.dataset, backbone=stage.backbone, defense=stage.defense,
+            model_dir="unused", base_model_dir="unused" if stage.base else None,
+            init_from="unused" if stage.init_from else None, **stage.options)
+        config.validate()  # e.g. refuses label smoothing with loss="mse"
+
+
+def test_cpu_cifar10_eps_and_attack_constants():
+    from rls_tf.evaluation import presets  # pylint: disable=import-outside-toplevel
+
+    suite = suites.load_suite("cpu")
+    evals = _cifar(suite, "evaluate")
+    base = presets.get_preset("paper_cifar10")
+    assert base.eps_units == "model"  # eps applied to the [-1, 1] pixels as written
+    main = evals["cifar10"]
+    expected = (0.01, 0.02) + tuple(k / 255 * 2 for k in (4, 8, 16))
+    for field in ("fgsm_eps", "pgd_eps"):
+        assert main.preset_overrides[field] == pytest.approx(expected)
+    assert main.preset_overrides["fgsm_eps"][:2] == base.fgsm_eps  # the paper's, Table 1
+    assert set(main.threat_models) == {"paper", "eot", "apgd_rand", "transfer"}
+    assert main.num_examples >= 500
+    assert evals["cifar10_clean"].num_examples == 1000 and "sap" in evals["cifar10_clean"].models
+    assert evals["cifar10_multi"].num_examples >= 500
+    assert evals["cifar10_multi"].preset_overrides["multi_sample_paths"] == (1, 5, 10, 15)
+    # DeepFool, C&W and EAD with the paper's constants and its 1,000 steps.
+    minnorm = evals["cifar10_minnorm"]
+    assert set(minnorm.attacks) == {"deepfool", "cw", "ead"}
+    assert minnorm.threat_models == ("paper",)
+    preset = base.replace(**minnorm.preset_overrides)
+    assert (preset.cw_c, preset.ead_c) == ((0.01, 0.1), (0.01, 0.1))
+    assert (preset.cw_steps, preset.ead_steps, preset.deepfool_overshoot) == (1000, 1000, 0.02)
+    assert preset.cw_binary_search_steps == 1 and preset.cw_confidence == 0
+    eot = evals["cifar10_minnorm_eot"]
+    assert eot.threat_models == ("eot",) and eot.preset_overrides["eot_min_norm"] is True
+    # SAP on 200 images beside its plain network; the masking checks with convergence.
+    assert set(evals["cifar10_sap"].models) == {"plain", "sap"}
+    assert evals["cifar10_sap"].num_examples == 200
+    masking = evals["cifar10_masking"]
+    assert {"square", "arc"} <= set(masking.attacks) and masking.options["convergence"]
+    assert masking.preset_overrides["pgd_eps"] == pytest.approx((2 * 8 / 255,))
+    # Every stage evaluates the same nine models (or the named subsets).
+    assert set(main.models.values()) == {f"cifar10_{n}" for n in suites._CIFAR_MODELS}  # pylint: disable=protected-access
+    assert all(s.revision == 1 for s in evals.values())
+
+
+def test_a_bad_revision_is_refused():
+    data = _smoke()
+    data["train"][0]["revision"] = -1
+    with pytest.raises(ValueError, match="revision must be an int >= 0. Received: revision=-1"):
+        suites.Suite.from_json(data)
+    data = _smoke()
+    data["evaluate"][0]["revision"] = 2
+    assert suites.Suite.from_json(data).evaluate[0].revision == 2
 
 
 def _smoke():
