@@ -67,6 +67,7 @@ GRIDS = {
         "r9w16_tuned_20ep": _tuned(20),
         "r9w32_tuned_10ep": _tuned(10, width=32),
         "r9w32_tuned_20ep": _tuned(20, width=32),
+        "r9w16_tuned_30ep": _tuned(30),
         # The data curve: the same recipe on a quarter and a half of the file.
         "r9w16_tuned_20ep_2500": _tuned(20, max_train_examples=2500),
         "r9w16_tuned_20ep_5000": _tuned(20, max_train_examples=5000),
