@@ -50,5 +50,8 @@ setuptools.setup(
         # installed with --no-deps: it requires `tensorflow`, which would
         # clash with tensorflow-cpu; see .ci/run).
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ai-edge-litert>=2.0,<3"],
+        # The documentation site (mkdocs.yml): the guides under docs/ and the API
+        # reference generated from the docstrings; `mkdocs build --strict`, .ci/docs.
+        "docs": ["mkdocs>=1.6,<2", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
     },
 )

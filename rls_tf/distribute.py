@@ -54,7 +54,7 @@ def make_strategy(name="default", tpu=None):
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(
                 "strategy='multi_worker' needs the cluster in the TF_CONFIG environment "
-                "variable (see the README, 'Scaling out'). Received: TF_CONFIG unset"
+                "variable (see docs/training.md, 'Distributed training'). Received: TF_CONFIG unset"
             )
         try:
             json.loads(os.environ["TF_CONFIG"])

@@ -3,7 +3,7 @@
 `load_suite` reads a built-in suite (`SUITES`: smoke, cpu, paper) or a suite
 JSON file, checked against the registries; `reproduce` trains (with
 `rls_tf.training.train`, train.py's code path), evaluates (with
-`rls_tf.evaluation.evaluate_dirs`, attack_eval.py's) and writes the report
+`rls_tf.evaluation.api.evaluate_dirs`, attack_eval.py's) and writes the report
 (`report.write_report`), stage by stage, skipping finished stages.
 `paper_numbers` holds the paper's printed numbers of Tables 1-6.
 

@@ -319,7 +319,7 @@ _MASKING_THREATS = ["paper", "eot", "apgd_rand", "transfer", "arc"]
 
 def _masking_overrides(pgd_eps, fgsm_eps, conv_eps, sweep, score_eps,
                        steps=(10, 20, 50, 100, 200), draws=(1, 5, 10, 20)):
-    # The settings of docs/results/mnist_masking and mnist_adv_train (README).
+    # The settings of docs/results/mnist_masking and mnist_adv_train (their NOTES.md).
     return {"fgsm_eps": fgsm_eps, "pgd_eps": pgd_eps, "apgd_steps": 20, "eot_samples": 10,
             "eot_pgd_steps": 20, "eot_pgd_restarts": 1, "transfer_steps": 50,
             "square_queries": 1000, "spsa_iters": 50, "spsa_samples": 64,
@@ -444,7 +444,7 @@ def _cifar_run(name, defense, epoch_s, **options):
 # Seconds an epoch at width 16 on 2 cores (AMD EPYC), then 60 s of setup and
 # test pass: plain 14 (11-18 measured: the ablation's 10 epochs took 184 s
 # with the test pass, beside other jobs); rls 2.8x plain (K=3 sampled models a
-# step: 2.0x in the README's train-step benchmark, 2.5x and 3.2x in the small_cnn
+# step: 2.0x in benchmarks/README.md's train-step benchmark, 2.5x and 3.2x in the small_cnn
 # MNIST / CIFAR-10 stages), the ensembles 2.8x (3 members) and 4.7x (5), ADP
 # 3.0x, RSE 1.15x; FGSM-RS adds an input-gradient pass a step (~0.7 of a step:
 # 1.7x for plain; on the K-path mean for rls, 4.9x) and the guard's PGD-5 on
