@@ -74,6 +74,12 @@ GRIDS = {
         # RLS (M=2, K=3) on the plain recipe: the paper's MSE objective and CE.
         "rls_r9w16_tuned_20ep_ce": _tuned(20, defense="rls"),
         "rls_r9w16_tuned_20ep_mse": _tuned(20, defense="rls", loss="mse"),
+        # RLS trails plain by 11 points at 20 epochs: each copy of a layer gets about
+        # half a plain network's gradient (the mean of K=3 samples, each copy in about
+        # half of them) while weight decay acts on every copy, so a larger peak rate
+        # and a longer run are the candidates.
+        "rls_r9w16_tuned_20ep_ce_lr0.8": _tuned(20, defense="rls", learning_rate=0.8),
+        "rls_r9w16_tuned_40ep_ce": _tuned(40, defense="rls"),
     },
     # CI-sized: two variants of one short epoch on 256 images.
     "tiny": {
