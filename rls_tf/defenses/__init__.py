@@ -4,8 +4,9 @@ One small module each: `ensemble` (the paper's base ensemble / a deep
 ensemble), `adp` (Pang et al. 2019), and the seeded-noise defenses:
 `seeded` (their base: every draw one stateless seed), `rse` (Liu et al.
 2018) and `sap` (Dhillon et al. 2018). They
-build on the layers and the interface only; `rls_tf.models.defenses` (the
-registry behind ``train.py --defense``) composes them with the backbones.
+build on the layers and the interface only. `registry` lists every defense
+``train.py --defense`` builds, RLS included, with its parameters
+(`specs.Param`), and composes them with the backbones.
 """
 
 from rls_tf.defenses.adp import ADPModel
@@ -17,6 +18,15 @@ from rls_tf.defenses.sap import SAPModel
 from rls_tf.defenses.seeded import SeededNoiseLayer
 from rls_tf.defenses.seeded import SeededNoiseModel
 from rls_tf.defenses.seeded import noise_scope
+from rls_tf.defenses.registry import DEFENSES
+from rls_tf.defenses.registry import build_defense
+from rls_tf.defenses.registry import get_defense
+from rls_tf.defenses.registry import register_defense
+from rls_tf.defenses.registry import unregister_defense
+from rls_tf.defenses.specs import DefenseSpec
+from rls_tf.defenses.specs import Param
 
-__all__ = ["ADPModel", "EnsembleModel", "RSEModel", "RSENoise", "SAP", "SAPModel",
-           "SeededNoiseLayer", "SeededNoiseModel", "noise_scope"]
+__all__ = ["ADPModel", "DEFENSES", "DefenseSpec", "EnsembleModel", "Param", "RSEModel",
+           "RSENoise", "SAP", "SAPModel", "SeededNoiseLayer", "SeededNoiseModel",
+           "build_defense", "get_defense", "noise_scope", "register_defense",
+           "unregister_defense"]
