@@ -19,11 +19,11 @@ import tensorflow as tf
 from rls_tf import adversarial
 from rls_tf import data as rls_data
 from rls_tf import distribute as rls_distribute
-from rls_tf.callbacks import AtomicCheckpoint
-from rls_tf.callbacks import find_checkpoints
-from rls_tf.callbacks import restore_checkpoint
-from rls_tf.callbacks import save_model_atomic
-from rls_tf.callbacks import write_json_atomic
+from rls_tf.atomic import save_model_atomic
+from rls_tf.atomic import write_json_atomic
+from rls_tf.checkpoints import AtomicCheckpoint
+from rls_tf.checkpoints import find_checkpoints
+from rls_tf.checkpoints import restore_checkpoint
 from rls_tf.defenses.registry import build_defense
 from rls_tf.defenses.registry import get_defense
 from rls_tf.losses import GroupCrossEntropy
@@ -142,7 +142,7 @@ def train(config):
 
     Writes into ``config.model_dir``: ``config.json``, ``checkpoints/``
     (the last two complete epochs, ``latest.keras`` and ``previous.keras``,
-    atomically; see `rls_tf.callbacks`), ``logs/`` (TensorBoard),
+    atomically; see `rls_tf.checkpoints`), ``logs/`` (TensorBoard),
     ``model.keras`` (final model) and ``metrics.json`` (per-epoch history and
     the test accuracy of the N-sample ensemble). Rerunning with the same
     settings resumes after the last complete epoch; if that checkpoint is
@@ -157,7 +157,7 @@ def train(config):
     Raises:
         ValueError: bad configuration, a model_dir of a different run, or an
             ``init_from`` run whose model does not match.
-        rls_tf.callbacks.CheckpointError: (a ValueError) the model_dir holds
+        rls_tf.checkpoints.CheckpointError: (a ValueError) the model_dir holds
             checkpoints but none is usable (the message names the damaged
             files); the run is never started over on top of them.
         rls_tf.data.DatasetUnavailableError: the data can be neither found nor

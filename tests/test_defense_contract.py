@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rls_tf.defense import StochasticClassifier
+from rls_tf.interface import StochasticClassifier
 from rls_tf.layers import RLSConv2DBatchNorm
 from rls_tf.layers import RLSDense
 from rls_tf.defenses import ADPModel

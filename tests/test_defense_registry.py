@@ -19,7 +19,7 @@ from rls_tf.defenses import Param
 from rls_tf.defenses import build_defense
 from rls_tf.defenses import register_defense
 from rls_tf.defenses import unregister_defense
-from rls_tf.defense import StochasticClassifier
+from rls_tf.interface import StochasticClassifier
 from rls_tf.models.backbones import build_network
 from rls_tf.models.loading import load_model_dir
 from rls_tf.models.rls_model import RLSModel

@@ -1,4 +1,4 @@
-"""The comparison defenses, each implementing `rls_tf.defense.StochasticClassifier`.
+"""The defenses of this library and their registry, each implementing `rls_tf.interface.StochasticClassifier`.
 
 One small module each: `ensemble` (the paper's base ensemble / a deep
 ensemble), `adp` (Pang et al. 2019), and the seeded-noise defenses:

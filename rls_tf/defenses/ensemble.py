@@ -31,10 +31,10 @@ import tensorflow as tf
 
 from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
-from rls_tf.defense import StochasticClassifier
-from rls_tf.defense import draw_categorical
-from rls_tf.defense import optimizer_step
-from rls_tf.defense import track_loss
+from rls_tf.interface import StochasticClassifier
+from rls_tf.randomness import draw_categorical
+from rls_tf.train_steps import optimizer_step
+from rls_tf.train_steps import track_loss
 from rls_tf.validation import check_int
 
 __all__ = ["EnsembleModel", "check_ensemble_size", "member_cross_entropy"]
