@@ -18,7 +18,7 @@ from rls_tf.defenses import EnsembleModel
 from rls_tf.models import RLSModel
 from rls_tf.models import build_defense
 from rls_tf.models import build_model
-from rls_tf.models import noise_defenses
+from rls_tf.defenses import noise_networks as noise_defenses
 
 
 def _small_rls(num_submodels, per_example=False):

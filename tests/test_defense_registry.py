@@ -136,3 +136,18 @@ def test_an_earlier_run_directory_resumes(data_dir, tmp_path):
     assert {k: v for k, v in written.items() if k != "epochs"} == {
         k: v for k, v in earlier.items()
         if k not in ("epochs", "base_model_dir", "rse_init_std", "rse_inner_std", "sap_frac")}
+
+
+def test_former_import_paths_still_work():
+    import rls_tf.defense  # pylint: disable=import-outside-toplevel
+    import rls_tf.interface  # pylint: disable=import-outside-toplevel
+    from rls_tf import callbacks  # pylint: disable=import-outside-toplevel
+    from rls_tf import checkpoints  # pylint: disable=import-outside-toplevel
+    from rls_tf.models import defenses as old_registry  # pylint: disable=import-outside-toplevel
+    from rls_tf.models import noise_defenses  # pylint: disable=import-outside-toplevel
+    from rls_tf.defenses import noise_networks  # pylint: disable=import-outside-toplevel
+
+    assert rls_tf.defense.StochasticClassifier is rls_tf.interface.StochasticClassifier
+    assert callbacks.AtomicCheckpoint is checkpoints.AtomicCheckpoint
+    assert old_registry.DEFENSES is DEFENSES and old_registry.build_defense is build_defense
+    assert noise_defenses.wrap_sap is noise_networks.wrap_sap

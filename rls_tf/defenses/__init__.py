@@ -1,12 +1,15 @@
-"""The defenses of this library and their registry, each implementing `rls_tf.interface.StochasticClassifier`.
+"""The defenses and their registry; every model implements `rls_tf.interface.StochasticClassifier`.
 
-One small module each: `ensemble` (the paper's base ensemble / a deep
-ensemble), `adp` (Pang et al. 2019), and the seeded-noise defenses:
-`seeded` (their base: every draw one stateless seed), `rse` (Liu et al.
-2018) and `sap` (Dhillon et al. 2018). They
-build on the layers and the interface only. `registry` lists every defense
-``train.py --defense`` builds, RLS included, with its parameters
-(`specs.Param`), and composes them with the backbones.
+* `registry`: every defense ``train.py --defense`` builds, RLS included
+  (its model is `rls_tf.models.RLSModel`), each one entry with its
+  parameters (`specs.Param`) and builder; `DEFENSES`, `build_defense`,
+  `register_defense`.
+* The comparison defenses, one small module each: `ensemble` (the paper's
+  base ensemble / a deep ensemble), `adp` (Pang et al. 2019), and the
+  seeded-noise defenses: `seeded` (their base: every draw one stateless
+  seed), `rse` (Liu et al. 2018) and `sap` (Dhillon et al. 2018); they build
+  on the layers, the interface and `rls_tf.randomness` only.
+* `noise_networks`: RSE and SAP composed with the backbones.
 """
 
 from rls_tf.defenses.adp import ADPModel

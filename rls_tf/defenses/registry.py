@@ -190,22 +190,22 @@ def _adp(backbone, common, options):
 
 
 def _rse(backbone, common, options):
-    from rls_tf.models import noise_defenses  # pylint: disable=import-outside-toplevel
+    from rls_tf.defenses import noise_networks  # pylint: disable=import-outside-toplevel
 
     kwargs = {k: options[k] for k in ("rse_init_std", "rse_inner_std") if options[k] is not None}
-    return noise_defenses.build_rse(backbone, eval_samples=options["eval_samples"],
+    return noise_networks.build_rse(backbone, eval_samples=options["eval_samples"],
                                     **{k.replace("rse_", ""): v for k, v in kwargs.items()},
                                     **common)
 
 
 def _sap(backbone, common, options):  # pylint: disable=unused-argument
-    from rls_tf.models import noise_defenses  # pylint: disable=import-outside-toplevel
+    from rls_tf.defenses import noise_networks  # pylint: disable=import-outside-toplevel
 
     if options.get("base_model") is None:
         raise ValueError("The sap defense wraps a trained plain model: pass base_model "
                          "(train.py --base_model_dir=DIR of a --defense=plain run). "
                          "Received: base_model=None")
-    return noise_defenses.wrap_sap(options["base_model"], frac=options["sap_frac"],
+    return noise_networks.wrap_sap(options["base_model"], frac=options["sap_frac"],
                                    eval_samples=options["eval_samples"])
 
 
