@@ -57,7 +57,6 @@ from rls_tf.randomness import draw_seeds
 from rls_tf.randomness import is_key
 from rls_tf.randomness import training_seeds
 from rls_tf.scopes import ScopeStack
-from rls_tf.train_steps import optimizer_step
 from rls_tf.train_steps import tile_batch
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_int
@@ -402,23 +401,25 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         switch = adversarial.active(self)
         if switch is None:
             return super().train_step(data)
-        # Adversarial training: one noise draw for the step, the same for
-        # the crafting (inference mode) and for the loss.
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        seeds = tf.cast(training_seeds(1), tf.int64)
-        recipe = switch.recipe
-        x_adv = switch.craft(lambda images: self._run(images, seeds, training=False), x, y)
-        def loss_fn():
-            y_pred = self._run(x_adv, seeds, training=True)
-            loss = recipe.mix(
-                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True),
-                lambda: self.compute_loss(x=x, y=y, y_pred=self._run(x, seeds, training=True),
-                                          sample_weight=sample_weight, training=True))
-            return loss, y_pred
+        return adversarial.train_step(self, data, switch)
 
-        y_pred = optimizer_step(self, loss_fn, x)
-        return self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight)
+    # -- adversarial training (`rls_tf.adversarial.train_step`) ---------------
+    # One noise draw for the step, the same for the crafting (inference mode)
+    # and for the loss; ``craft_on`` has no effect (one draw per step).
+
+    def adversarial_draws(self, x, craft_on):  # pylint: disable=unused-argument
+        return tf.cast(training_seeds(1), tf.int64)
+
+    def adversarial_probs(self, images, draws, craft_on):  # pylint: disable=unused-argument
+        return self._run(images, draws, training=False)
+
+    def adversarial_loss(self, x, y, sample_weight, draws):
+        y_pred = self._run(x, draws, training=True)
+        return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=True), y_pred
+
+    def adversarial_logs(self, x_adv, y, sample_weight, aux):
+        return self.compute_metrics(x_adv, y, aux, sample_weight=sample_weight)
 
     def call(self, inputs, training=False):
         if training:

@@ -450,38 +450,34 @@ class RLSModel(keras.Model, StochasticClassifier):
                 outputs.append(self.network(x, training=training))
         return tf.stack(outputs)
 
+    # -- adversarial training (`rls_tf.adversarial.train_step`) ---------------
+
+    def adversarial_draws(self, x, craft_on):  # pylint: disable=unused-argument
+        """The step's K paths, drawn once (`_training_paths`)."""
+        return self._training_paths(x)
+
+    def adversarial_probs(self, images, draws, craft_on):
+        """Mean prediction of the step's K paths (``"mean"``, an EOT) or of the
+        first (``"one"``), the network in inference mode (batch-norm moving
+        statistics, not updated)."""
+        target = draws if craft_on == "mean" else draws[:1]
+        return tf.reduce_mean(self._path_samples(images, target, training=False), axis=0)
+
+    def adversarial_loss(self, x, y, sample_weight, draws):
+        """Group loss of the same K paths (training mode) on `x`."""
+        samples = self._path_samples(x, draws)
+        y_pred = tf.reduce_mean(samples, axis=0)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=True)
+        return loss, (samples, y_pred)
+
     def _adversarial_train_step(self, data, switch):
-        """One PGD adversarial-training step (`rls_tf.adversarial`).
+        """`rls_tf.adversarial.train_step` of this model (one seam for tests)."""
+        return adversarial.train_step(self, data, switch)
 
-        Draws the step's K paths once (`_training_paths`); crafts against
-        the mean prediction of those K sampled models (``craft_on="mean"``,
-        an EOT over the step's paths) or the first of them (``"one"``), the
-        network in inference mode (batch-norm moving statistics, not
-        updated); then the group loss of the same K paths (training mode)
-        on the adversarial batch, ``ratio * L(adv) + (1 - ratio) *
-        L(clean)``. Logged loss: that mix; accuracy and diversity: on the
-        adversarial batch.
-        """
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        recipe = switch.recipe
-        paths = self._training_paths(x)
-        target = paths if recipe.craft_on == "mean" else paths[:1]
-        x_adv = switch.craft(
-            lambda images: tf.reduce_mean(self._path_samples(images, target, training=False),
-                                          axis=0),
-            x, y)
-        def loss_fn():
-            samples = self._path_samples(x_adv, paths)
-            y_pred = tf.reduce_mean(samples, axis=0)
-            loss = recipe.mix(
-                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True),
-                lambda: self.compute_loss(
-                    x=x, y=y, y_pred=tf.reduce_mean(self._path_samples(x, paths), axis=0),
-                    sample_weight=sample_weight, training=True))
-            return loss, (samples, y_pred)
-
-        samples, y_pred = optimizer_step(self, loss_fn, x)
+    def adversarial_logs(self, x_adv, y, sample_weight, aux):
+        """Loss: the mix; accuracy and diversity: on the adversarial batch."""
+        samples, y_pred = aux
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self._step_logs(
             self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight))
