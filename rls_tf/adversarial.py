@@ -17,9 +17,14 @@ stopping).
 
 Owns the recipe (`AdversarialTraining`: eps, steps, step size, random start,
 the adversarial share of the loss, what to craft against, the eps ramp-up),
-the in-graph crafting (`pgd_examples`), the switch that turns it on for a
-model (`enable`, `disable`, `recipe_of`) and the ramp-up callback
-(`EpsRamp`). The models' own ``train_step`` read the switch:
+the in-graph crafting (`pgd_examples`, on the L-inf update of
+`rls_tf.pgd_core`), the ONE adversarial training step (`train_step`,
+written against the interface and four small hooks of each trainable
+model: which draws the step fixes, what to craft against, its loss, its
+logs), the switch that turns it on for a model (`enable`, `disable`,
+`recipe_of`) and the ramp-up callback (`EpsRamp`). A model's own
+``train_step`` hands over to `train_step` when the switch is on; what the
+hooks of each model do:
 
 * `rls_tf.models.RLSModel` (``plain`` is RLS with M=1, so both): the step
   draws its K paths once; the examples are crafted against the mean
@@ -78,6 +83,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from rls_tf import pgd_core
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_float
@@ -246,7 +252,9 @@ def pgd_examples(probs_fn, x, y, eps, steps, step_size, random_start=True,
     A ``tf.while_loop`` of `steps` steps (traceable inside a ``train_step``:
     `eps` and `step_size` may be tensors or variables, read at every call):
     ``x_adv <- clip(x_adv + step_size * sign(grad CE(y, probs_fn(x_adv))))``
-    onto ``[x - eps, x + eps]`` and ``[clip_min, clip_max]``. With
+    onto ``[x - eps, x + eps]`` and ``[clip_min, clip_max]``: the update of
+    `rls_tf.pgd_core` (`linf_step`, `linf_project`, `linf_random_start`),
+    the one the attacks' PGD takes. With
     ``eps = 0`` the result is `x` exactly.
 
     Args:
@@ -268,21 +276,17 @@ def pgd_examples(probs_fn, x, y, eps, steps, step_size, random_start=True,
     x = tf.stop_gradient(tf.convert_to_tensor(x))
     eps = tf.cast(eps, x.dtype)
     step_size = tf.cast(step_size, x.dtype)
-    lower = tf.maximum(x - eps, clip_min)
-    upper = tf.minimum(x + eps, clip_max)
-    start = x
     if random_start:
-        start = x + eps * tf.random.uniform(tf.shape(x), -1.0, 1.0, dtype=x.dtype)
-    start = tf.clip_by_value(start, lower, upper)
+        start = pgd_core.linf_random_start(x, eps, clip_min, clip_max)
+    else:
+        start = pgd_core.linf_project(x, x, eps, clip_min, clip_max)
 
     def step(i, current):
         with tf.GradientTape() as tape:
             tape.watch(current)
             loss = tf.reduce_sum(crossentropy(y, probs_fn(current)))
-        grad = tape.gradient(loss, current)
-        grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
-        moved = current + step_size * tf.sign(grad)
-        return i + 1, tf.clip_by_value(moved, lower, upper)
+        moved = pgd_core.linf_step(current, tape.gradient(loss, current), step_size)
+        return i + 1, pgd_core.linf_project(moved, x, eps, clip_min, clip_max)
 
     _, adversarial = tf.while_loop(lambda i, _: i < steps, step,
                                    (tf.constant(0), start), maximum_iterations=steps)
@@ -377,6 +381,61 @@ def active(model):
     if switch is None or switch.recipe.ratio == 0.0:
         return None
     return switch
+
+
+def craft_batch(model, switch, x, y):
+    """The step's draws and the examples crafted against them: ``(x_adv, draws)``.
+
+    See `train_step` for the hooks of `model` it calls.
+    """
+    craft_on = switch.recipe.craft_on
+    draws = model.adversarial_draws(x, craft_on)
+    x_adv = switch.craft(lambda images: model.adversarial_probs(images, draws, craft_on), x, y)
+    return x_adv, draws
+
+
+def train_step(model, data, switch):
+    """The adversarial training step of every defense that trains (one definition).
+
+    Written against `rls_tf.interface.StochasticClassifier` plus four hooks
+    a trainable defense provides (RLS, the ensembles, the seeded-noise
+    defenses):
+
+    * ``adversarial_draws(x, craft_on)``: the randomness fixed for the step
+      (RLS: its K paths; RSE: one noise seed; an ensemble: one member with
+      ``craft_on="one"``, else None);
+    * ``adversarial_probs(images, draws, craft_on)``: ``[B, K]``
+      probabilities the examples are crafted against, inference mode (the
+      mean over the draws, or the first draw with ``"one"``);
+    * ``adversarial_loss(x, y, sample_weight, draws)``: ``(loss, aux)`` of
+      the training step on a batch, training mode, the same draws;
+    * ``adversarial_logs(x_adv, y, sample_weight, aux)``: the step's logs.
+
+    The step: draw, craft with `pgd_examples` at the switch's current eps
+    (PGD or FGSM-RS), then one optimizer step on ``ratio * L(adversarial) +
+    (1 - ratio) * L(clean)`` (`AdversarialTraining.mix`).
+
+    Args:
+        model: the compiled model being trained.
+        data: the step's ``(x, y[, sample_weight])``.
+        switch: `active(model)`.
+
+    Returns:
+        The logs dict of the step.
+    """
+    from rls_tf.train_steps import optimizer_step  # pylint: disable=import-outside-toplevel
+
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    recipe = switch.recipe
+    x_adv, draws = craft_batch(model, switch, x, y)
+
+    def loss_fn():
+        loss, aux = model.adversarial_loss(x_adv, y, sample_weight, draws)
+        loss = recipe.mix(loss, lambda: model.adversarial_loss(x, y, sample_weight, draws)[0])
+        return loss, aux
+
+    aux = optimizer_step(model, loss_fn, x)
+    return model.adversarial_logs(x_adv, y, sample_weight, aux)
 
 
 class EpsRamp(keras.callbacks.Callback):

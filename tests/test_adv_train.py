@@ -27,7 +27,7 @@ from rls_tf.layers import RLSDense
 from rls_tf.models import RLSModel
 from rls_tf.models import build_defense
 from rls_tf.models import load_model_dir
-from rls_tf.models.noise_defenses import wrap_sap
+from rls_tf.defenses.noise_networks import wrap_sap
 from rls_tf.training import TrainConfig
 from rls_tf.training import _warm_start
 from rls_tf.training import train as run_training

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rls_tf.defense import StochasticClassifier
+from rls_tf.interface import StochasticClassifier
 from rls_tf.layers import RLSConv2DBatchNorm
 from rls_tf.layers import RLSDense
 from rls_tf.defenses import ADPModel
@@ -18,7 +18,7 @@ from rls_tf.defenses import EnsembleModel
 from rls_tf.models import RLSModel
 from rls_tf.models import build_defense
 from rls_tf.models import build_model
-from rls_tf.models import noise_defenses
+from rls_tf.defenses import noise_networks as noise_defenses
 
 
 def _small_rls(num_submodels, per_example=False):

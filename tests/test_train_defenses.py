@@ -7,7 +7,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 import train
-from rls_tf.defense import StochasticClassifier
+from rls_tf.interface import StochasticClassifier
 from rls_tf.models import DEFENSES
 from rls_tf.models import load_model_dir
 

@@ -29,8 +29,11 @@ from absl import flags
 
 from rls_tf import distribute as rls_distribute
 from rls_tf.cli import flags as shared
+from rls_tf.defenses.registry import DEFENSES
+from rls_tf.defenses.registry import all_params
+from rls_tf.defenses.registry import defenses_of
+from rls_tf.defenses.registry import get_defense
 from rls_tf.models import BACKBONES
-from rls_tf.models import DEFENSES
 from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.adversarial import CRAFT_ON
 from rls_tf.training import ADV_TRAIN
@@ -63,21 +66,40 @@ HELP = {
 }
 _prog = "rls-train"  # how error lines name the command (run() sets it)
 
+
+
+def _define_parameter_flags():
+    """One flag per defense parameter of the registry (`rls_tf.defenses.specs.Param`)."""
+    define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
+              str: flags.DEFINE_string}
+    for param in all_params().values():
+        users = ", ".join(defenses_of(param.key))
+        if param.kind is str and param.choices:
+            flags.DEFINE_enum(param.key, param.default, list(param.choices),
+                              f"{users}: {param.help}")
+        else:
+            define[param.kind](param.key, param.default, f"{users}: {param.help}")
+
+
+def _defense_parameters():
+    """The flag values of the chosen defense's parameters, and of any other set."""
+    values = {}
+    chosen = get_defense(FLAGS.defense).param_keys
+    for key, param in all_params().items():
+        if key not in FLAGS:  # registered after the flags were defined
+            continue
+        value = FLAGS[key].value
+        if key in chosen or value != param.default:
+            values[key] = value
+    return values
+
+
 shared.define(*DEFAULTS)
 flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture.")
 flags.DEFINE_enum("defense", "rls", list(DEFENSES), "Defense to train: " + "; ".join(
     f"{name}: {spec.title} ({spec.source})" for name, spec in DEFENSES.items()) + ".")
 flags.DEFINE_integer("num_submodels", 2, "rls: M, weight copies of every layer (1 = plain network).")
-flags.DEFINE_integer("ensemble_size", 3, "ensemble, adp: number of members (>= 2).")
-flags.DEFINE_float("adp_alpha", 2.0, "adp: weight of the ensemble entropy (Pang et al.: 2).")
-flags.DEFINE_float("adp_beta", 0.5, "adp: weight of the log-det diversity term (Pang et al.: 0.5).")
-flags.DEFINE_float("rse_init_std", None, "rse: noise std before the first convolution, in [0, 1] "
-                   "pixel units (doubled on the [-1, 1] pixels; default: the defense's).")
-flags.DEFINE_float("rse_inner_std", None, "rse: noise std before every other convolution, in "
-                   "[0, 1] pixel units (default: the defense's).")
-flags.DEFINE_float("sap_frac", 1.0, "sap: draws per activation count, in (0, 1].")
-flags.DEFINE_string("base_model_dir", None, "sap: run directory of the trained --defense=plain "
-                    "model that SAP wraps (no further training).")
+_define_parameter_flags()
 flags.DEFINE_integer("num_samples", 3, "K: sampled models per training step.")
 flags.DEFINE_list("mu", None, "Sampling probabilities of the M copies, e.g. 0.5,0.5 (default uniform).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: the paper's, 50 on MNIST/Fashion-MNIST, 150 otherwise).")
@@ -160,18 +182,17 @@ def _parse_mu(values):
 
 
 def config_from_flags():
-    """Builds a `TrainConfig` from the parsed flags."""
+    """Builds a `TrainConfig` from the parsed flags.
+
+    The defense's parameters come from the flags generated from the
+    registry: those of ``--defense``, and any other set away from its
+    default (refused by `TrainConfig.validate` where it is another
+    defense's exclusive one, e.g. ``--base_model_dir`` without sap).
+    """
     return TrainConfig(
         dataset=shared.value("dataset", DEFAULTS["dataset"]),
         backbone=FLAGS.backbone,
         defense=FLAGS.defense,
-        ensemble_size=FLAGS.ensemble_size,
-        adp_alpha=FLAGS.adp_alpha,
-        adp_beta=FLAGS.adp_beta,
-        rse_init_std=FLAGS.rse_init_std,
-        rse_inner_std=FLAGS.rse_inner_std,
-        sap_frac=FLAGS.sap_frac,
-        base_model_dir=FLAGS.base_model_dir,
         num_submodels=FLAGS.num_submodels,
         num_samples=FLAGS.num_samples,
         eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
@@ -211,6 +232,7 @@ def config_from_flags():
         adv_ramp_epochs=FLAGS.adv_ramp_epochs,
         adv_guard_examples=FLAGS.adv_guard_examples,
         init_from=FLAGS.init_from,
+        **_defense_parameters(),
     )
 
 

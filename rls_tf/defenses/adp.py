@@ -33,10 +33,13 @@ from rls_tf.defenses.ensemble import EnsembleModel
 from rls_tf.defenses.ensemble import member_cross_entropy
 from rls_tf.validation import check_float
 
-__all__ = ["ADPModel", "adp_loss_terms", "DET_OFFSET", "LOG_OFFSET"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_BETA", "ADPModel", "adp_loss_terms", "DET_OFFSET", "LOG_OFFSET"]
 
 DET_OFFSET = 1e-6
 LOG_OFFSET = 1e-20
+# Pang et al.'s defaults (upstream README); the registry's adp_alpha / adp_beta read them.
+DEFAULT_ALPHA = 2.0
+DEFAULT_BETA = 0.5
 
 
 def adp_loss_terms(y, probs, alpha, beta, label_smoothing=0.0):
@@ -73,17 +76,19 @@ class ADPModel(EnsembleModel):
 
     Args:
         members: at least 2 member networks (images -> softmax).
-        alpha: weight of the ensemble entropy (>= 0; upstream README: 2).
-        beta: weight of the log-det diversity term (>= 0; upstream: 0.5).
+        alpha: weight of the ensemble entropy (>= 0; None: `DEFAULT_ALPHA`, upstream
+            README's 2).
+        beta: weight of the log-det diversity term (>= 0; None: `DEFAULT_BETA`, upstream
+            0.5).
         **kwargs: `keras.Model` arguments.
     """
 
     defense_name = "adp"
 
-    def __init__(self, members, alpha=2.0, beta=0.5, **kwargs):
+    def __init__(self, members, alpha=None, beta=None, **kwargs):
         super().__init__(members, **kwargs)
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-        self.beta = check_float("beta", beta, minimum=0.0)
+        self.alpha = check_float("alpha", DEFAULT_ALPHA if alpha is None else alpha, minimum=0.0)
+        self.beta = check_float("beta", DEFAULT_BETA if beta is None else beta, minimum=0.0)
 
     def member_loss_terms(self, y, probs):
         return adp_loss_terms(y, probs, self.alpha, self.beta, self.label_smoothing)

@@ -31,10 +31,10 @@ import tensorflow as tf
 
 from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
-from rls_tf.defense import StochasticClassifier
-from rls_tf.defense import draw_categorical
-from rls_tf.defense import optimizer_step
-from rls_tf.defense import track_loss
+from rls_tf.interface import StochasticClassifier
+from rls_tf.randomness import draw_categorical
+from rls_tf.train_steps import optimizer_step
+from rls_tf.train_steps import track_loss
 from rls_tf.validation import check_int
 
 __all__ = ["EnsembleModel", "check_ensemble_size", "member_cross_entropy"]
@@ -196,32 +196,42 @@ class EnsembleModel(keras.Model, StochasticClassifier):
             loss = loss + tf.add_n([tf.cast(v, loss.dtype) for v in self.losses])
         return loss
 
+    # -- adversarial training (`rls_tf.adversarial.train_step`) ---------------
+
+    def adversarial_draws(self, x, craft_on):  # pylint: disable=unused-argument
+        """One member drawn uniformly with ``craft_on="one"``, else None (all)."""
+        return self.draw(1) if craft_on == "one" else None
+
+    def adversarial_probs(self, images, draws, craft_on):  # pylint: disable=unused-argument
+        """The mean of the members (or the drawn member), inference mode."""
+        if draws is not None:
+            return self.outputs(images, draws, training=False)[0]
+        return tf.reduce_mean(self.member_outputs(images, training=False), axis=0)
+
+    def adversarial_loss(self, x, y, sample_weight, draws):  # pylint: disable=unused-argument
+        """The ensemble's own loss (every member, training mode) on `x`."""
+        probs = self.member_outputs(x, training=True)
+        return self._loss(y, probs, sample_weight), probs
+
     def _adversarial_batch(self, switch, x, y):
         """PGD examples against the mean of the members (or one drawn member)."""
-        if switch.recipe.craft_on == "one":
-            member = self.draw(1)
+        return adversarial.craft_batch(self, switch, x, y)[0]
 
-            def probs_fn(images):
-                return self.outputs(images, member, training=False)[0]
-        else:
-            def probs_fn(images):
-                return tf.reduce_mean(self.member_outputs(images, training=False), axis=0)
-        return switch.craft(probs_fn, x, y)
+    def adversarial_logs(self, x_adv, y, sample_weight, aux):
+        probs = aux
+        self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(probs))
+        return self.compute_metrics(x_adv, y, tf.reduce_mean(probs, axis=0),
+                                    sample_weight=sample_weight)
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         switch = adversarial.active(self)
-        clean = x
         if switch is not None:
-            # Adversarial training: the step's loss on the crafted batch.
-            x = self._adversarial_batch(switch, clean, y)
+            return adversarial.train_step(self, data, switch)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+
         def loss_fn():
             probs = self.member_outputs(x, training=True)
-            loss = self._loss(y, probs, sample_weight)
-            if switch is not None:
-                loss = switch.recipe.mix(loss, lambda: self._loss(
-                    y, self.member_outputs(clean, training=True), sample_weight))
-            return loss, probs
+            return self._loss(y, probs, sample_weight), probs
 
         probs = optimizer_step(self, loss_fn, x)
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(probs))

@@ -21,7 +21,7 @@ the authors' code, ``xuanqing94/RobustNet``, branch ``dev`` @
   other; none before the classifier. (dev's VGG tests ``i == 1`` and so
   swaps the two for its first two convolutions; BD's ``i == 0`` is the
   intended placement, used here.) The backbones place it with their
-  ``pre_conv`` hook (`rls_tf.models.noise_defenses.rse_network`).
+  ``pre_conv`` hook (`rls_tf.defenses.noise_networks.rse_network`).
 * Training (dev ``main_rse.py`` l.59-144): plain cross-entropy on the noisy
   network: Keras' own ``fit`` of `RSEModel`.
 * Inference (dev ``cw.py`` ``ensemble_infer`` l.72-80; ``run_gallery.sh``;
@@ -31,7 +31,7 @@ the authors' code, ``xuanqing94/RobustNet``, branch ``dev`` @
 Noise scales: dev's ``train_rse.sh`` uses init 0.4 / inner 0.1, BD's
 ``train_rse.sh`` l.4-5 and README 0.2 / 0.1 (the values recommended for a
 VGG-like CIFAR-10 network); both on ``ToTensor()`` pixels in [0, 1]. See
-`rls_tf.models.noise_defenses.build_rse` for the defaults and how they map
+`rls_tf.defenses.noise_networks.build_rse` for the defaults and how they map
 onto this project's [-1, 1] pixels.
 """
 
@@ -83,7 +83,7 @@ class RSEModel(SeededNoiseModel):
 
     See `SeededNoiseModel` (draws are stateless seeds) and the module
     docstring (the algorithm and its source). Build one from a backbone with
-    `rls_tf.models.noise_defenses.build_rse`.
+    `rls_tf.defenses.noise_networks.build_rse`.
 
     Args:
         network: functional `keras.Model` (images -> probabilities) with at

@@ -132,7 +132,7 @@ class SAPModel(SeededNoiseModel):
 
     See `SeededNoiseModel` (draws are stateless seeds) and the module
     docstring (the algorithm and its source). Build one from a trained
-    plain model with `rls_tf.models.noise_defenses.wrap_sap`. SAP is not
+    plain model with `rls_tf.defenses.noise_networks.wrap_sap`. SAP is not
     trained (the paper applies it to a trained network); `fit` would train
     through the pruning.
 

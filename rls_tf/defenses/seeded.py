@@ -4,10 +4,10 @@ A *seeded noise* defense is a Keras functional network (images in [-1, 1]
 -> softmax probabilities) with some `SeededNoiseLayer` layers in it: RSE's
 Gaussian noise (`rls_tf.defenses.rse`), SAP's activation pruning
 (`rls_tf.defenses.sap`). `SeededNoiseModel` wraps such a network as a
-`rls_tf.defense.StochasticClassifier`:
+`rls_tf.interface.StochasticClassifier`:
 
 * **A draw is a stateless seed**, int32 ``[2]`` (``draw_shape == (2,)``),
-  drawn by `rls_tf.defense.draw_seeds` (None: fresh entropy, a graph op;
+  drawn by `rls_tf.randomness.draw_seeds` (None: fresh entropy, a graph op;
   int: reproducible; ``[2]`` tensor: a stateless key). Given the seed, a
   forward pass is deterministic: noise layer j draws its randomness with
   the stateless key ``fold_in(seed, j)`` (j: the layer's position in
@@ -22,15 +22,16 @@ Gaussian noise (`rls_tf.defenses.rse`), SAP's activation pruning
   and row b then gives exactly what a batch of one with its seed gives.
 * **No scope** (training, a plain ``network(x)``): every noise layer draws
   a seed itself. In a training pass (``training=True``) with
-  `rls_tf.defense.training_seeds`, a stateful op that follows the global
+  `rls_tf.randomness.training_seeds`, a stateful op that follows the global
   seed as the RLS layers' training draws do, so a seeded ``train.py`` run
   repeats bit for bit (fresh at every call without a global seed);
   otherwise with `draw_seeds` and op seeds (0, 0): entropy of the operating
   system, new at every call, never a seed baked in at trace time, whatever
   global seed is set.
 
-This module builds on `rls_tf.defense`, `rls_tf.validation` and (for the
-adversarial train step) `rls_tf.adversarial` only.
+This module builds on `rls_tf.interface`, `rls_tf.randomness`,
+`rls_tf.train_steps`, `rls_tf.validation` and (for the adversarial train
+step) `rls_tf.adversarial` only.
 
 Example:
 
@@ -45,19 +46,18 @@ Example:
 
 import contextlib
 import dataclasses
-import threading
 from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
 
 from rls_tf import adversarial
-from rls_tf.defense import StochasticClassifier
-from rls_tf.defense import draw_seeds
-from rls_tf.defense import is_key
-from rls_tf.defense import optimizer_step
-from rls_tf.defense import tile_batch
-from rls_tf.defense import training_seeds
+from rls_tf.interface import StochasticClassifier
+from rls_tf.randomness import draw_seeds
+from rls_tf.randomness import is_key
+from rls_tf.randomness import training_seeds
+from rls_tf.scopes import ScopeStack
+from rls_tf.train_steps import tile_batch
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_int
 
@@ -92,19 +92,12 @@ class NoiseScope:
         return self.indices[id(layer)]
 
 
-class _ScopeStack(threading.local):
-
-    def __init__(self):
-        super().__init__()
-        self.scopes = []
-
-
-_STACK = _ScopeStack()
+_STACK = ScopeStack()
 
 
 def current_noise_scope():
     """The innermost active `NoiseScope`, or None (fresh unseeded noise)."""
-    return _STACK.scopes[-1] if _STACK.scopes else None
+    return _STACK.current()
 
 
 @contextlib.contextmanager
@@ -119,11 +112,8 @@ def noise_scope(seeds, indices):
     if seeds.shape.rank != 2 or seeds.shape[-1] != 2:
         raise ValueError(f"`seeds` must have shape [num_blocks, 2]. "
                          f"Received: seeds.shape={seeds.shape}")
-    _STACK.scopes.append(NoiseScope(seeds=seeds, indices=dict(indices)))
-    try:
-        yield _STACK.scopes[-1]
-    finally:
-        _STACK.scopes.pop()
+    with _STACK.push(NoiseScope(seeds=seeds, indices=dict(indices))) as scope:
+        yield scope
 
 
 def _fold_in(seed, index):
@@ -287,7 +277,7 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         return tuple(self.network.input_shape[1:])
 
     def draw(self, num_draws, seed=None, stream=None):
-        """``[num_draws, 2]`` int32 seeds; see `rls_tf.defense.draw_seeds`.
+        """``[num_draws, 2]`` int32 seeds; see `rls_tf.randomness.draw_seeds`.
 
         Args:
             num_draws: number of draws (int, or a scalar int tensor).
@@ -411,23 +401,25 @@ class SeededNoiseModel(keras.Model, StochasticClassifier):
         switch = adversarial.active(self)
         if switch is None:
             return super().train_step(data)
-        # Adversarial training: one noise draw for the step, the same for
-        # the crafting (inference mode) and for the loss.
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        seeds = tf.cast(training_seeds(1), tf.int64)
-        recipe = switch.recipe
-        x_adv = switch.craft(lambda images: self._run(images, seeds, training=False), x, y)
-        def loss_fn():
-            y_pred = self._run(x_adv, seeds, training=True)
-            loss = recipe.mix(
-                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True),
-                lambda: self.compute_loss(x=x, y=y, y_pred=self._run(x, seeds, training=True),
-                                          sample_weight=sample_weight, training=True))
-            return loss, y_pred
+        return adversarial.train_step(self, data, switch)
 
-        y_pred = optimizer_step(self, loss_fn, x)
-        return self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight)
+    # -- adversarial training (`rls_tf.adversarial.train_step`) ---------------
+    # One noise draw for the step, the same for the crafting (inference mode)
+    # and for the loss; ``craft_on`` has no effect (one draw per step).
+
+    def adversarial_draws(self, x, craft_on):  # pylint: disable=unused-argument
+        return tf.cast(training_seeds(1), tf.int64)
+
+    def adversarial_probs(self, images, draws, craft_on):  # pylint: disable=unused-argument
+        return self._run(images, draws, training=False)
+
+    def adversarial_loss(self, x, y, sample_weight, draws):
+        y_pred = self._run(x, draws, training=True)
+        return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=True), y_pred
+
+    def adversarial_logs(self, x_adv, y, sample_weight, aux):
+        return self.compute_metrics(x_adv, y, aux, sample_weight=sample_weight)
 
     def call(self, inputs, training=False):
         if training:

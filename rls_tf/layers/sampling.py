@@ -24,9 +24,9 @@ method and never import the models package.
 
 import contextlib
 import dataclasses
-import threading
 from typing import Any, Mapping, Optional
 
+from rls_tf.scopes import ScopeStack
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
 from rls_tf.validation import check_int
@@ -72,19 +72,12 @@ class SamplingScope:
 _DEFAULT_SCOPE = SamplingScope()
 
 
-class _ScopeStack(threading.local):
-
-    def __init__(self):
-        super().__init__()
-        self.scopes = []
-
-
-_STACK = _ScopeStack()
+_STACK = ScopeStack()
 
 
 def current_scope() -> SamplingScope:
     """Returns the innermost active `SamplingScope` (a default one if none)."""
-    return _STACK.scopes[-1] if _STACK.scopes else _DEFAULT_SCOPE
+    return _STACK.current(_DEFAULT_SCOPE)
 
 
 @contextlib.contextmanager
@@ -119,8 +112,5 @@ def sampling_scope(num_groups=1, pinned=None, per_example=None, share=None,
     routing = check_choice("routing", routing, ROUTINGS)
     scope = SamplingScope(num_groups=num_groups, pinned=pinned,
                           per_example=per_example, share=share, routing=routing)
-    _STACK.scopes.append(scope)
-    try:
+    with _STACK.push(scope):
         yield scope
-    finally:
-        _STACK.scopes.pop()

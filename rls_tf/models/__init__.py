@@ -1,4 +1,14 @@
-"""RLS models: the group-training wrapper and the backbones."""
+"""RLS models: `RLSModel` (group training, N-sample inference), the backbones, run loading.
+
+* `RLSModel` / `build_model`: K sampled models per training step, the mean
+  of N at inference (`rls_model`), with `prefix_sharing` for the loop form.
+* `backbones`: the networks of RLS layers (`BACKBONES`, `build_network`).
+* `load_model_dir`: a ``train.py`` run directory's model and config.
+
+The defense registry lives in `rls_tf.defenses` (RLS is one entry there);
+`DEFENSES` / `build_defense` here, `rls_tf.models.defenses` and
+`rls_tf.models.noise_defenses` are kept as re-exports of it.
+"""
 
 from rls_tf.models.backbones import BACKBONES
 from rls_tf.models.backbones import build_network

@@ -10,8 +10,8 @@ import os
 
 import keras
 
-from rls_tf.callbacks import keras_file_problem
-from rls_tf.defense import StochasticClassifier
+from rls_tf.checkpoints import keras_file_problem
+from rls_tf.interface import StochasticClassifier
 
 __all__ = ["load_model_dir"]
 

@@ -1,16 +1,18 @@
 """`RLSModel`: group training of K sampled models, N-sample inference."""
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from rls_tf import adversarial
 from rls_tf import metrics as rls_metrics
-from rls_tf.defense import StochasticClassifier
-from rls_tf.defense import draw_categorical
-from rls_tf.defense import optimizer_step
-from rls_tf.defense import tile_batch
-from rls_tf.defense import track_loss
+from rls_tf.interface import StochasticClassifier
+from rls_tf.randomness import draw_categorical
+from rls_tf.train_steps import optimizer_step
+from rls_tf.train_steps import tile_batch
+from rls_tf.train_steps import track_loss
 from rls_tf.layers.base import RLSLayer
 from rls_tf.layers.sampling import current_scope
 from rls_tf.layers.sampling import sampling_scope
@@ -26,7 +28,7 @@ TRAIN_FORWARDS = ("tiled", "loop")
 class RLSModel(keras.Model, StochasticClassifier):
     """An ensemble of sampled models built from one network of RLS layers.
 
-    Implements `rls_tf.defense.StochasticClassifier`: a draw is a *path*,
+    Implements `rls_tf.interface.StochasticClassifier`: a draw is a *path*,
     one copy index per RLS layer (``draw_shape == (L,)``, column j:
     ``rls_layers[j]``), so the harness and the exports see RLS like any
     other defense.
@@ -87,12 +89,16 @@ class RLSModel(keras.Model, StochasticClassifier):
 
     Example:
 
-    >>> import rls_tf
-    >>> model = rls_tf.models.small_cnn(num_submodels=2, num_classes=10,
-    ...                                 input_shape=(28, 28, 1))
+    >>> import numpy as np
+    >>> from rls_tf.models import RLSModel, build_network
+    >>> network = build_network("small_cnn", num_submodels=2, num_classes=10,
+    ...                         input_shape=(28, 28, 1))
+    >>> model = RLSModel(network, num_samples=3, eval_samples=10)
     >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
-    ...               metrics=["accuracy"], num_samples=3)
+    ...               metrics=["accuracy"])
     >>> # model.fit(train_ds, epochs=5); model.predict(x_test)
+    >>> x = np.zeros((4, 28, 28, 1), "float32")
+    >>> probs = model.outputs(x, model.draw(5, seed=0))   # [5, 4, 10], 5 given draws
     """
 
     def __init__(
@@ -217,7 +223,7 @@ class RLSModel(keras.Model, StochasticClassifier):
         Args:
             num_draws: number of paths.
             seed: None (fresh entropy, a graph op), an int (reproducible) or
-                a ``[2]`` stateless key; see `rls_tf.defense.draw_categorical`.
+                a ``[2]`` stateless key; see `rls_tf.randomness.draw_categorical`.
             stream: op seed of an unseeded draw in an exported graph.
         """
         return draw_categorical([layer.mu for layer in self.rls_layers], num_draws,
@@ -251,14 +257,14 @@ class RLSModel(keras.Model, StochasticClassifier):
         layers = self.rls_layers
         if draws.shape.rank not in (2, 3) or draws.shape[-1] != len(layers):
             raise ValueError(
-                f"`paths` must have shape [num_samples, {len(layers)}] "
-                f"(one column per RLS layer) or [num_samples, batch, {len(layers)}]. "
-                f"Received: paths.shape={draws.shape}"
+                f"`draws` must have shape [num_draws, {len(layers)}] "
+                f"(one column per RLS layer) or [num_draws, batch, {len(layers)}]. "
+                f"Received: draws.shape={draws.shape}"
             )
         num = draws.shape[0]
         if num is None:
-            raise ValueError(f"The number of paths must be static. Received: "
-                             f"paths.shape={draws.shape}")
+            raise ValueError(f"The number of draws must be static. Received: "
+                             f"draws.shape={draws.shape}")
         if not self.is_stochastic:
             # Every path is the same network: compute it once.
             out = self.network(x, training=training)
@@ -279,15 +285,18 @@ class RLSModel(keras.Model, StochasticClassifier):
 
     def sample_outputs(self, x, num_samples, training=False, paths=None,
                        forward="tiled", _share=None):
-        """Outputs of `num_samples` sampled models.
+        """Outputs of `num_samples` freshly sampled models (the sampled forward).
+
+        Each of the S models draws its path inside the network (one per
+        block of the tiled batch, or per example with per-example sampling);
+        `outputs` takes given draws instead.
 
         Args:
             x: images ``[B, H, W, C]``.
             num_samples: S, number of sampled models (static int).
             training: passed to the network (batch-norm mode).
-            paths: optional int array/tensor ``[S, L]`` pinning copy indices
-                of every RLS layer (column j: ``self.rls_layers[j]``) for
-                each sampled model (then this is `outputs`); see `draw`.
+            paths: deprecated: ``outputs(x, draws)`` (the same result) with
+                ``[S, L]`` draws.
             forward: "tiled" runs one network call on the batch tiled S
                 times; "loop" runs S network calls (one graph either way
                 when traced). Same distribution of outputs.
@@ -297,19 +306,21 @@ class RLSModel(keras.Model, StochasticClassifier):
         """
         self._check_train_forward(forward, "forward")
         if paths is not None:
-            paths = tf.convert_to_tensor(paths, dtype=tf.int32)
-            if (paths.shape.rank == 2 and paths.shape[1] == len(self.rls_layers)
-                    and paths.shape[0] is not None and paths.shape[0] != num_samples):
+            warnings.warn("`RLSModel.sample_outputs(x, S, paths=draws)` is deprecated: use "
+                          "`outputs(x, draws)`.", DeprecationWarning, stacklevel=2)
+            draws = tf.convert_to_tensor(paths, dtype=tf.int32)
+            if (draws.shape.rank == 2 and draws.shape[1] == len(self.rls_layers)
+                    and draws.shape[0] is not None and draws.shape[0] != num_samples):
                 raise ValueError(
-                    f"`paths` has {paths.shape[0]} rows for "
-                    f"num_samples={num_samples}."
+                    f"`draws` has {draws.shape[0]} rows for "
+                    f"num_samples={num_samples}. Received: draws.shape={draws.shape}"
                 )
-            if paths.shape.rank != 2:
+            if draws.shape.rank != 2:
                 raise ValueError(
-                    f"`paths` must have shape [num_samples, {len(self.rls_layers)}] "
-                    f"(one column per RLS layer). Received: paths.shape={paths.shape}"
+                    f"`draws` must have shape [num_samples, {len(self.rls_layers)}] "
+                    f"(one column per RLS layer). Received: draws.shape={draws.shape}"
                 )
-            return self.outputs(x, paths, training=training, forward=forward)
+            return self.outputs(x, draws, training=training, forward=forward)
         x = tf.convert_to_tensor(x)
         self._check_images(x)
         outer = current_scope()
@@ -340,11 +351,10 @@ class RLSModel(keras.Model, StochasticClassifier):
         return tf.reshape(outputs, [num_samples, batch, outputs.shape[-1]])
 
     def sample_paths(self, num_paths, seed=None):
-        """Draws `num_paths` random paths as a NumPy array ``[num_paths, L]``.
-
-        `draw` as NumPy (an int `seed` gives a reproducible draw).
-        """
-        num_paths = check_int("num_paths", num_paths)
+        """Deprecated: ``np.asarray(draw(num_draws, seed))``, ``[num_paths, L]``."""
+        warnings.warn("`RLSModel.sample_paths` is deprecated: use `draw(num_draws, seed)` "
+                      "(np.asarray of it for NumPy).", DeprecationWarning, stacklevel=2)
+        num_paths = check_int("num_draws", num_paths)
         return np.asarray(self.draw(num_paths, seed=seed))
 
     def _effective(self, num_samples):
@@ -440,38 +450,34 @@ class RLSModel(keras.Model, StochasticClassifier):
                 outputs.append(self.network(x, training=training))
         return tf.stack(outputs)
 
+    # -- adversarial training (`rls_tf.adversarial.train_step`) ---------------
+
+    def adversarial_draws(self, x, craft_on):  # pylint: disable=unused-argument
+        """The step's K paths, drawn once (`_training_paths`)."""
+        return self._training_paths(x)
+
+    def adversarial_probs(self, images, draws, craft_on):
+        """Mean prediction of the step's K paths (``"mean"``, an EOT) or of the
+        first (``"one"``), the network in inference mode (batch-norm moving
+        statistics, not updated)."""
+        target = draws if craft_on == "mean" else draws[:1]
+        return tf.reduce_mean(self._path_samples(images, target, training=False), axis=0)
+
+    def adversarial_loss(self, x, y, sample_weight, draws):
+        """Group loss of the same K paths (training mode) on `x`."""
+        samples = self._path_samples(x, draws)
+        y_pred = tf.reduce_mean(samples, axis=0)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=True)
+        return loss, (samples, y_pred)
+
     def _adversarial_train_step(self, data, switch):
-        """One PGD adversarial-training step (`rls_tf.adversarial`).
+        """`rls_tf.adversarial.train_step` of this model (one seam for tests)."""
+        return adversarial.train_step(self, data, switch)
 
-        Draws the step's K paths once (`_training_paths`); crafts against
-        the mean prediction of those K sampled models (``craft_on="mean"``,
-        an EOT over the step's paths) or the first of them (``"one"``), the
-        network in inference mode (batch-norm moving statistics, not
-        updated); then the group loss of the same K paths (training mode)
-        on the adversarial batch, ``ratio * L(adv) + (1 - ratio) *
-        L(clean)``. Logged loss: that mix; accuracy and diversity: on the
-        adversarial batch.
-        """
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        recipe = switch.recipe
-        paths = self._training_paths(x)
-        target = paths if recipe.craft_on == "mean" else paths[:1]
-        x_adv = switch.craft(
-            lambda images: tf.reduce_mean(self._path_samples(images, target, training=False),
-                                          axis=0),
-            x, y)
-        def loss_fn():
-            samples = self._path_samples(x_adv, paths)
-            y_pred = tf.reduce_mean(samples, axis=0)
-            loss = recipe.mix(
-                self.compute_loss(x=x_adv, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True),
-                lambda: self.compute_loss(
-                    x=x, y=y, y_pred=tf.reduce_mean(self._path_samples(x, paths), axis=0),
-                    sample_weight=sample_weight, training=True))
-            return loss, (samples, y_pred)
-
-        samples, y_pred = optimizer_step(self, loss_fn, x)
+    def adversarial_logs(self, x_adv, y, sample_weight, aux):
+        """Loss: the mix; accuracy and diversity: on the adversarial batch."""
+        samples, y_pred = aux
         self.diversity_tracker.update_state(rls_metrics.pairwise_disagreement(samples))
         return self._step_logs(
             self.compute_metrics(x_adv, y, y_pred, sample_weight=sample_weight))

@@ -14,11 +14,11 @@ from rls_tf.evaluation.threat_models import make_attacker
 from rls_tf.export import export_saved_model
 from rls_tf.layers import RLSConv2DBatchNorm
 from rls_tf.models import build_network
-from rls_tf.models.noise_defenses import PIXEL_SCALE
-from rls_tf.models.noise_defenses import RSE_INIT_STD
-from rls_tf.models.noise_defenses import RSE_INNER_STD
-from rls_tf.models.noise_defenses import build_rse
-from rls_tf.models.noise_defenses import rse_network
+from rls_tf.defenses.noise_networks import PIXEL_SCALE
+from rls_tf.defenses.noise_networks import RSE_INIT_STD
+from rls_tf.defenses.noise_networks import RSE_INNER_STD
+from rls_tf.defenses.noise_networks import build_rse
+from rls_tf.defenses.noise_networks import rse_network
 
 from tests.evaluation.conftest import toy_images
 

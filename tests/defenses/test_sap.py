@@ -16,9 +16,9 @@ from rls_tf.export import export_saved_model
 from rls_tf.models import RLSModel
 from rls_tf.models import build_model
 from rls_tf.models.backbones.small_cnn import small_cnn_network
-from rls_tf.models.noise_defenses import is_relu
-from rls_tf.models.noise_defenses import sap_network
-from rls_tf.models.noise_defenses import wrap_sap
+from rls_tf.defenses.noise_networks import is_relu
+from rls_tf.defenses.noise_networks import sap_network
+from rls_tf.defenses.noise_networks import wrap_sap
 
 from tests.evaluation.conftest import toy_images
 

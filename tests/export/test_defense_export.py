@@ -43,7 +43,7 @@ def test_ensemble_tflite_is_builtin_and_equal(ensemble, tmp_path):
 
 
 def test_noise_defenses_refuse_tflite_with_the_reason(tmp_path):
-    from rls_tf.models.noise_defenses import build_rse  # pylint: disable=import-outside-toplevel
+    from rls_tf.defenses.noise_networks import build_rse  # pylint: disable=import-outside-toplevel
 
     rse = build_rse("small_cnn", input_shape=(12, 12, 1), num_classes=4, eval_samples=2)
     with pytest.raises(ValueError, match="cannot be exported to TFLite.*SavedModel"):

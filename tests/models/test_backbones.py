@@ -269,19 +269,19 @@ def test_pinned_path_is_deterministic_unpinned_varies(name):
     network = _network(name, shape, 2)
     model = RLSModel(network)
     x = _images(shape)
-    paths = model.sample_paths(1, seed=0)
+    paths = np.asarray(model.draw(1, seed=0))
     assert paths.shape == (1, sum(RLS_LAYERS[name]))
-    first = model.sample_outputs(x, 1, paths=paths).numpy()
+    first = model.outputs(x, paths).numpy()
     np.testing.assert_array_equal(
-        model.sample_outputs(x, 1, paths=paths).numpy(), first)
+        model.outputs(x, paths).numpy(), first)
     # Untrained deep networks in inference mode (moving statistics 0/1) can
     # saturate the softmax to one-hot; batch statistics keep the outputs
     # informative, so the variation is checked in training mode.
-    pinned = model.sample_outputs(x, 1, paths=paths, training=True).numpy()
+    pinned = model.outputs(x, paths, training=True).numpy()
     np.testing.assert_allclose(
-        model.sample_outputs(x, 1, paths=paths, training=True).numpy(),
+        model.outputs(x, paths, training=True).numpy(),
         pinned, rtol=0, atol=1e-6)
-    other = model.sample_outputs(x, 1, paths=1 - paths, training=True).numpy()
+    other = model.outputs(x, 1 - paths, training=True).numpy()
     assert np.abs(other - pinned).max() > 1e-4
     draws = [model.sample_outputs(x, 1, training=True).numpy()
              for _ in range(3)]
@@ -384,7 +384,7 @@ def test_resnet20_equals_plain_keras(num_submodels):
             actual = network(x, training=False).numpy()
         else:
             paths = np.full((1, 22), copy, np.int32)
-            actual = model.sample_outputs(x, 1, paths=paths)[0].numpy()
+            actual = model.outputs(x, paths)[0].numpy()
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
     if num_submodels == 1:
         # Training mode (batch statistics, moving-average update) as well.
@@ -407,8 +407,8 @@ def test_resnet20_rls_model_save_load(tmp_path):
     _randomize(network, seed=1)
     model = RLSModel(network)
     x = _images(shape)
-    paths = model.sample_paths(3, seed=0)
-    expected = model.sample_outputs(x, 3, paths=paths).numpy()
+    paths = np.asarray(model.draw(3, seed=0))
+    expected = model.outputs(x, paths).numpy()
     path = tmp_path / "resnet20.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -416,7 +416,7 @@ def test_resnet20_rls_model_save_load(tmp_path):
     assert [l.name for l in loaded.rls_layers] == [
         l.name for l in model.rls_layers]
     np.testing.assert_allclose(
-        loaded.sample_outputs(x, 3, paths=paths).numpy(), expected,
+        loaded.outputs(x, paths).numpy(), expected,
         rtol=0, atol=1e-6)
     assert _counts(loaded.network) == _counts(network)
 

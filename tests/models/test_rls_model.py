@@ -117,11 +117,11 @@ def test_train_step_minimises_loss_of_mean_prediction():
     model.compile(optimizer=keras.optimizers.SGD(1.0),
                   loss="sparse_categorical_crossentropy")
     x, y = _toy_data(8)
-    paths = model.sample_paths(3, seed=0)
+    paths = np.asarray(model.draw(3, seed=0))
     before = [w.numpy() for w in model.trainable_weights]
     # Reference gradient for the pinned paths, computed by hand.
     with tf.GradientTape() as tape:
-        probs = model.sample_outputs(x, 3, training=True, paths=paths)
+        probs = model.outputs(x, paths, training=True)
         loss = keras.losses.sparse_categorical_crossentropy(
             y, tf.reduce_mean(probs, 0)
         )
@@ -130,9 +130,7 @@ def test_train_step_minimises_loss_of_mean_prediction():
     for w, value in zip(model.trainable_weights, before):
         w.assign(value)
     # The same step through train_step, with the same paths pinned.
-    model._training_samples = lambda inputs: model.sample_outputs(
-        inputs, 3, training=True, paths=paths
-    )
+    model._training_samples = lambda inputs: model.outputs(inputs, paths, training=True)
     model.train_on_batch(x, y)
     for w, value, grad in zip(model.trainable_weights, before, expected):
         np.testing.assert_allclose(w.numpy(), value - grad.numpy(), atol=2e-5)
@@ -143,14 +141,14 @@ def test_inference_is_mean_of_n_sampled_models():
     model = build_model("small_cnn", num_submodels=2, input_shape=(28, 28, 1),
                         eval_samples=5)
     x, _ = _toy_data(4)
-    paths = model.sample_paths(5, seed=1)
-    samples = model.sample_outputs(x, 5, paths=paths).numpy()
+    paths = np.asarray(model.draw(5, seed=1))
+    samples = model.outputs(x, paths).numpy()
     assert samples.shape == (5, 4, 10)
     for s in range(5):
-        single = model.sample_outputs(x, 1, paths=paths[s:s + 1]).numpy()[0]
+        single = model.outputs(x, paths[s:s + 1]).numpy()[0]
         np.testing.assert_allclose(samples[s], single, atol=1e-5)
     np.testing.assert_allclose(
-        model.sample_outputs(x, 5, paths=paths, forward="loop"), samples, atol=1e-5
+        model.outputs(x, paths, forward="loop"), samples, atol=1e-5
     )
     with pytest.raises(ValueError, match="forward='fast'"):
         model.sample_outputs(x, 5, forward="fast")
@@ -165,20 +163,35 @@ def test_sample_paths_follow_mu_and_pin_layers():
     network = build_network("small_cnn", num_submodels=3, mu=[0.6, 0.3, 0.1],
                             input_shape=(28, 28, 1))
     model = RLSModel(network)
-    paths = model.sample_paths(20000, seed=0)
+    paths = np.asarray(model.draw(20000, seed=0))
     assert paths.shape == (20000, len(model.rls_layers)) == (20000, 6)
     freq = np.bincount(paths.ravel(), minlength=3) / paths.size
     np.testing.assert_allclose(freq, [0.6, 0.3, 0.1], atol=0.01)
-    np.testing.assert_array_equal(paths, model.sample_paths(20000, seed=0))
+    np.testing.assert_array_equal(paths, np.asarray(model.draw(20000, seed=0)))
 
 
 def test_paths_shape_is_checked():
     model = build_model("small_cnn", num_submodels=2, input_shape=(28, 28, 1))
     x = np.zeros((2, 28, 28, 1), "float32")
     with pytest.raises(ValueError, match="one column per RLS layer"):
-        model.sample_outputs(x, 1, paths=np.zeros((1, 3), "int32"))
+        with pytest.warns(DeprecationWarning, match="use `outputs"):
+            model.sample_outputs(x, 1, paths=np.zeros((1, 3), "int32"))
     with pytest.raises(ValueError, match="rows for num_samples=2"):
-        model.sample_outputs(x, 2, paths=np.zeros((3, 6), "int32"))
+        with pytest.warns(DeprecationWarning):
+            model.sample_outputs(x, 2, paths=np.zeros((3, 6), "int32"))
+
+
+def test_draw_vocabulary_and_deprecated_aliases():
+    model = build_model("small_cnn", num_submodels=2, input_shape=(28, 28, 1))
+    x = np.zeros((2, 28, 28, 1), "float32")
+    with pytest.raises(ValueError, match=r"`draws` must have shape .* Received: draws.shape"):
+        model.outputs(x, np.zeros((1, 3), "int32"))
+    with pytest.warns(DeprecationWarning, match="use `draw"):
+        paths = model.sample_paths(2, seed=0)
+    np.testing.assert_array_equal(paths, np.asarray(model.draw(2, seed=0)))
+    with pytest.warns(DeprecationWarning):
+        old = model.sample_outputs(x, 2, paths=paths).numpy()
+    np.testing.assert_allclose(old, model.outputs(x, paths).numpy())
 
 
 def test_wrong_image_shape_raises_clear_error():
@@ -230,9 +243,9 @@ def test_save_and_load_keeps_weights_and_settings(tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, RLSModel)
     assert (loaded.num_samples, loaded.eval_samples, loaded.train_forward) == (4, 7, "tiled")
-    paths = model.sample_paths(3, seed=0)
+    paths = np.asarray(model.draw(3, seed=0))
     np.testing.assert_allclose(
-        loaded.sample_outputs(x, 3, paths=paths), model.sample_outputs(x, 3, paths=paths),
+        loaded.outputs(x, paths), model.outputs(x, paths),
         atol=1e-6,
     )
     # The optimizer state comes back too, so training resumes where it was.
@@ -271,9 +284,9 @@ def test_enclosing_scope_sets_per_example_sampling_and_routing(forward):
     np.testing.assert_allclose(batch_wide[0], np.broadcast_to(batch_wide[0, :1], (32, 10)),
                                atol=1e-6)
     # The select routing (TFLite's) gives the same outputs as the partition one.
-    paths = model.sample_paths(2, seed=0)
+    paths = np.asarray(model.draw(2, seed=0))
     with sampling_scope(routing="select"):
-        selected = np.asarray(model.sample_outputs(x[:4], 2, paths=paths, forward=forward))
+        selected = np.asarray(model.outputs(x[:4], paths, forward=forward))
     np.testing.assert_allclose(
-        selected, np.asarray(model.sample_outputs(x[:4], 2, paths=paths, forward=forward)),
+        selected, np.asarray(model.outputs(x[:4], paths, forward=forward)),
         atol=1e-5)

@@ -2,7 +2,7 @@
 
 `LayerFactory` also carries two optional *hooks* that insert extra
 (weightless) layers into a backbone without a second copy of it: the noise
-and pruning defenses beside RLS (`rls_tf.models.noise_defenses`) are the
+and pruning defenses beside RLS (`rls_tf.defenses.noise_networks`) are the
 backbones plus such layers. Without hooks every network is exactly as
 before (same layers, names, order and weights).
 """
