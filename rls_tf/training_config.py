@@ -122,9 +122,9 @@ class TrainConfig:
             adversarial training) or "fgsm_rs" (Wong et al. 2020: one FGSM
             step of 1.25 eps from a random start); `rls_tf.adversarial`;
             every defense that trains, not sap.
-        adv_eps: pgd: L-inf radius in the model's [-1, 1] pixel units, as
+        adv_eps: L-inf radius in the model's [-1, 1] pixel units, as
             attack_eval's eps (Madry's MNIST 0.3 in [0, 1] units is 0.6);
-            required with adv_train="pgd".
+            required with adv_train="pgd" and "fgsm_rs".
         adv_steps: attack steps per training step (None: 10 for pgd, 1
             for fgsm_rs, which takes exactly one).
         adv_step_size: attack step (None: 2.5 * adv_eps / adv_steps for pgd,

@@ -135,9 +135,10 @@ flags.DEFINE_enum("adv_train", "none", list(ADV_TRAIN),
                   "models); fgsm_rs (Wong et al. 2020: one FGSM step of 1.25 eps from a "
                   "random start, with the overfitting guard). Every defense that trains; not "
                   "sap.")
-flags.DEFINE_float("adv_eps", None, "pgd: L-inf radius in the model's [-1, 1] pixel units, "
+flags.DEFINE_float("adv_eps", None, "L-inf radius in the model's [-1, 1] pixel units, "
                    "the units of attack_eval.py's eps (Madry's MNIST 0.3 in [0, 1] units is "
-                   "0.6 here; CIFAR-10's 8/255 is 16/255); required with --adv_train=pgd.")
+                   "0.6 here; CIFAR-10's 8/255 is 16/255); required with --adv_train=pgd "
+                   "and fgsm_rs.")
 flags.DEFINE_integer("adv_steps", None, "Attack steps per training step (default: 10 for "
                      "pgd; fgsm_rs takes exactly 1).")
 flags.DEFINE_float("adv_step_size", None, "Attack step, [-1, 1] pixel units (default "

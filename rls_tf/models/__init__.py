@@ -29,7 +29,7 @@ def build_model(backbone, num_submodels=2, num_classes=10,
     """Builds an `RLSModel` around the backbone network called `backbone`.
 
     Args:
-        backbone: one of `BACKBONES` ("small_cnn", "resnet20", "resnet50",
+        backbone: one of `BACKBONES` ("small_cnn", "resnet9", "resnet20", "resnet50",
             "vgg16").
         num_submodels: M (1 gives the plain, undefended network).
         num_classes: number of classes.

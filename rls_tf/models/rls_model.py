@@ -62,7 +62,7 @@ class RLSModel(keras.Model, StochasticClassifier):
     routed through the per-copy partitioning of the RLS layers).
     `benchmarks/train_step_benchmark.py` measures both against a naive
     reference; on CPU the loop is the faster (the partitioning copies every
-    activation), see the README. In the tiled form a
+    activation), see benchmarks/README.md. In the tiled form a
     copy's batch-norm statistics are computed over all the rows routed to it,
     across the K samples; in the loop form over each sample separately.
 
