@@ -102,18 +102,20 @@ ATTACK_TITLES = {name: spec.title for name, spec in REGISTRY.items()}
 _Crafter = Crafter  # the name earlier versions used
 
 
-def _threat_model_name(threat_model):
-    return threat_model if isinstance(threat_model, str) else threat_model.name
+def _threat_model_spec(threat_model):
+    if isinstance(threat_model, str):
+        return tm_lib.get_threat_model(threat_model)
+    return threat_model.spec
 
 
 def is_applicable(attack, threat_model, preset):
-    """``(applicable, reason)`` of an attack under a threat model."""
-    return get_attack(attack).applicable(_threat_model_name(threat_model), preset)
+    """``(applicable, reason)`` of an attack under a threat model (or its name)."""
+    return _threat_model_spec(threat_model).applicable(get_attack(attack), preset)
 
 
 def attack_settings(attack, threat_model, preset):
-    """The `AttackSetting`s of one attack under one threat model."""
-    return get_attack(attack).build_settings(preset, _threat_model_name(threat_model))
+    """The `AttackSetting`s of one attack under one threat model (or its name)."""
+    return _threat_model_spec(threat_model).settings(get_attack(attack), preset)
 
 
 def _batches(num, batch_size):
@@ -147,7 +149,7 @@ def _surrogate_parts(spec, target, models, surrogate_models):
 
 
 def _check_surrogates(config, models, surrogate_models):
-    if "transfer" not in config.threat_models:
+    if not config.uses_surrogates:
         return
     for spec in config.surrogates:
         for key in models:
@@ -257,7 +259,8 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
             for setting in attack_settings(attack, threat_model, config.preset):
                 for key, model in models.items():
                     crafter_key, seed_id = key, key
-                    if threat_model.name == "transfer":
+                    on_surrogate = threat_model.spec.crafted_on_surrogate
+                    if on_surrogate:
                         seed_id, surrogates, reason = _surrogate_parts(
                             threat_model.surrogate, key, models, surrogate_models)
                         if reason:
@@ -270,7 +273,7 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
                         # One attacker (and traced functions) per model and
                         # threat model; pinned draws are redrawn per run.
                         attacker_seed = derive_seed(config.seed, "attacker", seed_id)
-                        if threat_model.name == "transfer":
+                        if on_surrogate:
                             info = []
                             for name, surrogate in zip(seed_id.split("+"), surrogates):
                                 if name not in fingerprints:
@@ -286,7 +289,7 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
                     crafter = crafters[crafter_key]
                     run_id = (threat_model.label, attack, setting.param, seed_id)
                     crafter.attacker.repin(derive_seed(config.seed, "attacker", *run_id))
-                    cache = transfer_cache if threat_model.name == "transfer" else None
+                    cache = transfer_cache if on_surrogate else None
                     record = _run_one(crafter, setting, defenders[key], x, y, config,
                                       run_id, memo, log, batch_offset, keep_examples,
                                       model_key=key, example_offset=example_offset,
