@@ -22,21 +22,44 @@ import os
 
 import numpy as np
 
-from rls_tf.evaluation import runner
+from rls_tf.attacks import registry as attack_registry
+from rls_tf.models.defenses import get_defense
 
-__all__ = ["MODEL_TITLES", "clean_json", "percent", "markdown_report", "plot_convergence",
+__all__ = ["clean_json", "model_title", "percent", "markdown_report", "plot_convergence",
            "plot_robustness", "write_reports"]
 
-MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS", "plain": "Plain", "ensemble": "Ensemble",
-                "adp": "ADP", "rse": "RSE", "sap": "SAP"}
-# The table order and titles are the runner's: one list of attacks.
-_ATTACK_ORDER = runner.ATTACKS
-_ATTACK_TITLES = runner.ATTACK_TITLES
 _DASH = "—"
 
 
-def _title(key):
-    return MODEL_TITLES.get(key, key)
+class _AttackTitles:
+    """``{name: title}`` read from the attack registry at every lookup."""
+
+    def __getitem__(self, name):
+        return attack_registry.attack_titles().get(name, name)
+
+
+# The table order and titles are the attack registry's.
+_ATTACK_TITLES = _AttackTitles()
+
+
+def _attack_order():
+    return tuple(attack_registry.REGISTRY)
+
+
+def model_title(key):
+    """A results column's title: its defense's (`rls_tf.models.defenses`), else the key.
+
+    ``"baseline"`` (the undefended network of earlier runs) is "Baseline".
+    """
+    if key == "baseline":
+        return "Baseline"
+    try:
+        return get_defense(key).title
+    except ValueError:
+        return key
+
+
+_title = model_title
 
 
 def _clean_json(value):
@@ -93,7 +116,7 @@ def _threat_model_labels(results):
 def _rows(results):
     """(attack, param) rows in table order."""
     rows = []
-    for attack in _ATTACK_ORDER:
+    for attack in _attack_order():
         for record in results["robust"]:
             row = (attack, record["param"])
             if record["attack"] == attack and row not in rows:
@@ -228,7 +251,7 @@ def _render_min_norm(ctx):
         out.append("|---|---|---|---|---|---|---|---|")
         for r in sorted(min_norm, key=lambda r: (labels.index(r["threat_model"])
                                                  if r["threat_model"] in labels else 99,
-                                                 _ATTACK_ORDER.index(r["attack"]))):
+                                                 _attack_order().index(r["attack"]))):
             out.append(
                 f"| {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | {r['param']} | "
                 f"{_title(r['model'])} | {_rate(r['success_rate'])} | "
