@@ -38,6 +38,8 @@ import numpy as np
 
 from rls_tf.attacks.registry import REGISTRY as _ATTACKS
 from rls_tf.attacks.registry import attack_titles
+from rls_tf.evaluation.formatting import clean_json
+from rls_tf.evaluation.formatting import rate
 from rls_tf.evaluation.threat_models import THREAT_MODEL_REGISTRY
 
 __all__ = ["BLACK_BOX_ATTACKS", "CHECKS", "CheckSpec", "MaskingCheck", "WHITE_BOX_ATTACKS",
@@ -130,7 +132,7 @@ class MaskingCheck:
 
     def to_json(self):
         return {"check": self.check, "model": self.model, "status": self.status,
-                "reason": self.reason, "details": _jsonable(self.details)}
+                "reason": self.reason, "details": clean_json(self.details)}
 
     @classmethod
     def from_json(cls, data):
@@ -140,21 +142,6 @@ class MaskingCheck:
 
 # ---------------------------------------------------------------------------
 # Numbers.
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 def _mean(summary):
@@ -201,8 +188,7 @@ def tolerance(a, b, n):
     return _std(a) + _std(b) + 1.0 / n
 
 
-def _pct(value):
-    return "—" if value is None else f"{100 * value:.1f}%"
+_pct = rate
 
 
 def _eps_text(values):
@@ -641,7 +627,7 @@ def masking_checks(results, reference=None, num_classes=10):
     for model in stochastic:
         for spec in CHECKS:
             status, reason, details = _RULES[spec.id](results, model, ctx)
-            out.append(MaskingCheck(spec.id, model, status, reason, _jsonable(details)))
+            out.append(MaskingCheck(spec.id, model, status, reason, clean_json(details)))
     return out
 
 

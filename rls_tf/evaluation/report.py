@@ -17,19 +17,20 @@
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
 
 from rls_tf.attacks import registry as attack_registry
+from rls_tf.evaluation.formatting import DASH as _DASH
+from rls_tf.evaluation.formatting import clean_json
+from rls_tf.evaluation.formatting import number
+from rls_tf.evaluation.formatting import percent
+from rls_tf.evaluation.formatting import rate
 from rls_tf.models.defenses import get_defense
 
 __all__ = ["clean_json", "model_title", "percent", "markdown_report", "plot_convergence",
            "plot_robustness", "write_reports"]
-
-_DASH = "—"
-
 
 class _AttackTitles:
     """``{name: title}`` read from the attack registry at every lookup."""
@@ -62,49 +63,10 @@ def model_title(key):
 _title = model_title
 
 
-def _clean_json(value):
-    """Replaces NaN/inf by None and numpy scalars/arrays by Python values."""
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean_json(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def clean_json(value):
-    """`value` made JSON-able: NaN/inf -> None, NumPy scalars/arrays -> Python."""
-    return _clean_json(value)
-
-
-def percent(summary, std=True):
-    """An accuracy summary as the tables print it: ``"55.3 ± 0.9"`` (%), or a dash."""
-    return _pct(summary, std)
-
-
-def _pct(summary, std=True):
-    if not summary or summary.get("mean") is None:
-        return _DASH
-    text = f"{100 * summary['mean']:.1f}"
-    if std and summary.get("repeats", 1) > 1:
-        text += f" ± {100 * (summary.get('std') or 0.0):.1f}"
-    return text
-
-
-def _rate(value):
-    return _DASH if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value, digits=3):
-    return _DASH if value is None else f"{value:.{digits}f}"
+_clean_json = clean_json
+_pct = percent
+_rate = rate
+_num = number
 
 
 def _threat_model_labels(results):

@@ -42,6 +42,7 @@ import numpy as np
 
 from rls_tf.attacks.registry import REGISTRY
 from rls_tf.evaluation import records
+from rls_tf.evaluation.formatting import clean_json
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation import runner
 from rls_tf.validation import check_int
@@ -247,13 +248,11 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
 def write_shard(payload, output_dir):
     """Writes a shard's payload to ``<output_dir>/shard-<i>-of-<S>.json`` atomically."""
     from rls_tf import callbacks  # pylint: disable=import-outside-toplevel
-    from rls_tf.evaluation import report  # pylint: disable=import-outside-toplevel
-
     path = os.path.join(output_dir, shard_file_name(payload["shard"]["index"],
                                                     payload["shard"]["count"]))
     # Not write_json_atomic: it sorts keys, and key order is table order here
     # (models, N values, timings).
-    text = json.dumps(report.clean_json(payload), indent=1, allow_nan=False)
+    text = json.dumps(clean_json(payload), indent=1, allow_nan=False)
     callbacks.write_bytes_atomic(path, text.encode("utf-8"))
     return path
 
