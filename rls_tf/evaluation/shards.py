@@ -42,6 +42,7 @@ import numpy as np
 
 from rls_tf.attacks.registry import REGISTRY
 from rls_tf.evaluation import records
+from rls_tf.evaluation.commands import Command
 from rls_tf.evaluation.formatting import clean_json
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation import runner
@@ -494,9 +495,6 @@ def _merge_record(record, parts, eval_samples):
     return merged.to_json()
 
 
-_SHARD_FLAGS = re.compile(r" --(shard_index|num_shards)=\d+")
-
-
 def merge_directory(directory, output_dir=None):
     """Merges the shard files of `directory` and writes the reports.
 
@@ -514,7 +512,7 @@ def merge_directory(directory, output_dir=None):
     command = results["merged"]["shards"][0]["command"]
     if command:
         # The unsharded command that computes the same numbers in one run.
-        command = _SHARD_FLAGS.sub("", command)
+        command = Command.parse(command).without("shard_index", "num_shards").to_text()
     results["merged"]["command"] = f"python attack_eval.py --merge={directory}"
     paths = report.write_reports(results, output_dir or directory, command=command)
     return results, paths
