@@ -136,10 +136,10 @@ class EvaluationResults:
             shards: the shard documents (dicts as `shards.load_shards` reads
                 them, or `EvaluationResults`).
         """
-        from rls_tf.evaluation import shards as shards_lib  # pylint: disable=import-outside-toplevel
+        from rls_tf.evaluation import shards as sl  # pylint: disable=import-outside-toplevel
 
         payloads = [s.to_json() if isinstance(s, cls) else s for s in shards]
-        return cls.from_json(shards_lib.merge_shards(payloads))
+        return cls.from_json(sl.merge_shards(payloads))
 
     @classmethod
     def combine(cls, parts):
@@ -149,10 +149,10 @@ class EvaluationResults:
             parts: two or more results (dicts as `combine.load_results`
                 reads them, or `EvaluationResults`).
         """
-        from rls_tf.evaluation import combine as combine_lib  # pylint: disable=import-outside-toplevel
+        from rls_tf.evaluation import combine as cl  # pylint: disable=import-outside-toplevel
 
         docs = [p.to_json() if isinstance(p, cls) else p for p in parts]
-        return cls.from_json(combine_lib.combine_results(docs))
+        return cls.from_json(cl.combine_results(docs))
 
     def records(self, model=None, threat_model=None, attack=None):
         """The robust records of a model / threat-model label / attack (None: any)."""

@@ -76,6 +76,7 @@ from rls_tf.evaluation.records import defender_summary
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation.records import perturbation_sizes
 from rls_tf.evaluation.records import record_summary
+from rls_tf.evaluation.results import EvaluationResults
 from rls_tf.validation import check_int
 
 __all__ = [
@@ -247,27 +248,23 @@ class Evaluation:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         started = time.time()
-        self.results = {
-            "format_version": FORMAT_VERSION,
-            "config": {**config.to_json(), "num_examples": int(len(self.x))},
-            "environment": environment_info(),
-            "models": {},
-            "clean": {},
-            "interrater": {},
-            "robust": [],
-            "skipped": [],
-            "timings": {},
-        }
-        if self.keep_examples:
-            self.results["examples"] = {"clean": {}}
+        order = ("format_version", "config", "environment", "models", "clean", "interrater",
+                 "robust", "skipped", "timings", *(("examples",) if self.keep_examples else ()),
+                 *(("convergence",) if config.convergence else ()))
+        self.results = EvaluationResults(
+            config={**config.to_json(), "num_examples": int(len(self.x))},
+            models={}, clean={}, interrater={}, robust=[], skipped=[], timings={},
+            convergence=[] if config.convergence else None, format_version=FORMAT_VERSION,
+            environment=environment_info(),
+            extra={"examples": {"clean": {}}} if self.keep_examples else {}, order=order)
         for key, model in self.models.items():
             self._evaluate_clean(key, model)
         for threat_model in config.threat_model_grid():
             self._run_threat_model(threat_model)
         if config.convergence:
             self._run_convergence()
-        self.results["timings"]["total"] = time.time() - started
-        return self.results
+        self.results.timings["total"] = time.time() - started
+        return self.results.to_json()
 
     def _evaluate_clean(self, key, model):
         config, results = self.config, self.results
@@ -276,13 +273,13 @@ class Evaluation:
                             config.batch_size, derive_seed(config.seed, key))
         self.defenders[key] = defender
         clean = defender.evaluate(self.x, self.y)
-        results["models"][key] = {**model.describe(), "defender": defender.describe()}
-        results["clean"][key] = {k: v for k, v in clean.items()
-                                 if k not in ("correct", "interrater", "examples")}
+        results.models[key] = {**model.describe(), "defender": defender.describe()}
+        results.clean[key] = {k: v for k, v in clean.items()
+                              if k not in ("correct", "interrater", "examples")}
         if self.keep_examples:
-            results["examples"]["clean"][key] = clean["examples"]
-        results["interrater"][key] = clean["interrater"]
-        results["timings"][f"clean/{key}"] = time.time() - t0
+            results.extra["examples"]["clean"][key] = clean["examples"]
+        results.interrater[key] = clean["interrater"]
+        results.timings[f"clean/{key}"] = time.time() - t0
         acc = clean["accuracy"]
         self.log(f"clean accuracy [{key}]: {acc['mean']:.4f} +- {acc['std']:.4f} "
                  f"(N={config.eval_samples}, R={defender.repeats})")
@@ -292,7 +289,7 @@ class Evaluation:
         if model is not None:
             entry["model"] = model
         entry["reason"] = reason
-        self.results["skipped"].append(entry)
+        self.results.skipped.append(entry)
 
     def _run_threat_model(self, threat_model):
         """Every applicable attack setting on every model under one threat model."""
@@ -337,14 +334,13 @@ class Evaluation:
                                              info=info)
 
     def _add_record(self, section, record, part):
-        results = self.results
-        results.setdefault(section, []).append(record.to_json())
-        results["timings"][part] = results["timings"].get(part, 0.0) + (
+        getattr(self.results, section).append(record)
+        timings = self.results.timings
+        timings[part] = timings.get(part, 0.0) + (
             record.seconds["attack"] + record.seconds["defender"])
 
     def _run_convergence(self):
         """EOT PGD against steps, draws and eps: ``results["convergence"]``."""
-        self.results.setdefault("convergence", [])
         for key, model in self.models.items():
             crafters = {}
             for sweep, value, setting, num_draws in convergence_settings(self.config.preset,
