@@ -24,7 +24,9 @@ EOT: FGSM, PGD and APGD average the per-draw loss over the E axis (one call,
 E samples per gradient). DeepFool, C&W and EAD use the single decision
 function ``log(mean_e softmax(logits_e))``. `REGISTRY` (``registry.py``) lists
 every attack once with what the evaluation needs (title, kind, seeding,
-preset fields, how its table rows are built). Randomness in ``model_fn`` must
+preset fields, budgets, access, loss stages, how its table rows are built);
+`register` adds one from outside the package. The registry knows no threat
+model: `rls_tf.evaluation.threat_models` decides which attacks run where. Randomness in ``model_fn`` must
 come from TF ops, since gradients are taken inside ``tf.function``.
 
 This package depends on no other part of ``rls_tf``.
@@ -47,10 +49,14 @@ from rls_tf.attacks.spsa import spsa
 from rls_tf.attacks.square import square
 
 from rls_tf.attacks.registry import ATTACK_NAMES
+from rls_tf.attacks.registry import BUDGETS
 from rls_tf.attacks.registry import REGISTRY
 from rls_tf.attacks.registry import AttackSetting
 from rls_tf.attacks.registry import AttackSpec
+from rls_tf.attacks.registry import attack_titles
 from rls_tf.attacks.registry import get_attack
+from rls_tf.attacks.registry import register
+from rls_tf.attacks.registry import unregister
 
 # The attack functions by their Python names (``cw_l2``), for direct use;
 # the harness uses `REGISTRY` (names as on the command line: ``cw``).
@@ -61,8 +67,12 @@ __all__ = [
     "ATTACK_NAMES",
     "AttackSetting",
     "AttackSpec",
+    "BUDGETS",
     "REGISTRY",
+    "attack_titles",
     "get_attack",
+    "register",
+    "unregister",
     "apgd",
     "apgd_checkpoints",
     "arc",

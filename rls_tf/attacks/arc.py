@@ -158,7 +158,7 @@ def arc(
     checks.check_non_negative(rho, "rho")
     if num_hyperplanes is not None:
         checks.check_positive_int(num_hyperplanes, "num_hyperplanes")
-    checks.check_bool(return_info, "return_info")
+    checks.check_bool("return_info", return_info)
     if member_fn is not None and not callable(member_fn):
         raise ValueError("`member_fn` must be None or a callable (x, m) -> logits [B, K]. "
                          f"Received: member_fn={_short(member_fn)}")

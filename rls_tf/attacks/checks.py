@@ -241,10 +241,16 @@ def check_positive_int(value, name, minimum=1):
         )
 
 
-def check_bool(value, name):
-    """Checks a bool."""
+def check_bool(name, value):
+    """Checks a bool; returns it as a Python bool.
+
+    The argument order (and message) of `rls_tf.validation.check_bool`; it
+    is defined here because the attacks import nothing of ``rls_tf`` outside
+    their package (`tests/attacks/test_arguments.py`).
+    """
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"`{name}` must be a bool. Received: {name}={_short(value)}")
+    return bool(value)
 
 
 def check_choice(value, name, choices):

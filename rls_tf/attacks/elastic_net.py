@@ -79,7 +79,7 @@ def ead(
     checks.check_non_negative(confidence, "confidence")
     checks.check_positive_int(binary_search_steps, "binary_search_steps")
     checks.check_choice(decision_rule, "decision_rule", DECISION_RULES)
-    checks.check_bool(abort_early, "abort_early")
+    checks.check_bool("abort_early", abort_early)
     if x.shape[0] == 0:
         return x
     _common.probe_model(model_fn, x, y)

@@ -51,7 +51,7 @@ def fgsm(model_fn, x, y, eps, clip_min=-1.0, clip_max=1.0, targeted=False):
     x = checks.check_x(x, clip_min, clip_max)
     y = checks.check_labels(y, x.shape[0])
     checks.check_non_negative(eps, "eps")
-    checks.check_bool(targeted, "targeted")
+    checks.check_bool("targeted", targeted)
     if x.shape[0] == 0:
         return x
     _common.probe_model(model_fn, x, y)

@@ -93,11 +93,11 @@ def pgd(
             f"Received: eps_iter={eps_iter!r}, eps={eps!r}"
         )
     checks.check_positive_int(nb_iter, "nb_iter")
-    checks.check_bool(rand_init, "rand_init")
+    checks.check_bool("rand_init", rand_init)
     if rand_minmax is None:
         rand_minmax = eps
     checks.check_non_negative(rand_minmax, "rand_minmax")
-    checks.check_bool(targeted, "targeted")
+    checks.check_bool("targeted", targeted)
     checks.check_seed(seed)
     checks.check_choice(loss, "loss", tuple(_common.LOSSES))
     if x.shape[0] == 0:

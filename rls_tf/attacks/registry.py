@@ -5,9 +5,16 @@ attack: its CLI/results name, the function, the title printed in tables, its
 kind (``"loss"``: maximises a loss within an eps-ball; ``"min_norm"``: looks
 for the smallest perturbation that fools), whether it takes a ``seed``
 (random starts), which preset fields it reads, and how its table rows
-(`AttackSetting`) are built from a preset under a threat model. Adding an
-attack is one entry in `REGISTRY`; the runner, the report, the CLI flags and
-the tests all read it.
+(`AttackSetting`) are built from a preset under a *budget* (`BUDGETS`:
+the preset's standard parameters, the stronger adaptive ones, or those of
+attacks crafted on a surrogate). Adding an attack is one entry in `REGISTRY`
+(or one `register` call); the runner, the report, the masking checks, the
+CLI flags and the tests all read it.
+
+This package knows nothing of threat models: a threat model
+(`rls_tf.evaluation.threat_models`) names the budget it runs attacks under,
+which attacks it admits (by their properties here) and the recipe it runs
+them with.
 
 A *preset* here is any object with the fields the spec names and a
 ``model_eps(eps)`` method (`rls_tf.evaluation.presets.Preset`); this module
@@ -35,17 +42,21 @@ from rls_tf.attacks.projected_gradient import pgd
 from rls_tf.attacks.spsa import spsa
 from rls_tf.attacks.square import square
 
-__all__ = ["AttackSetting", "AttackSpec", "ATTACK_NAMES", "KINDS", "REGISTRY", "RECIPES",
-           "get_attack"]
+__all__ = ["ACCESS", "AttackSetting", "AttackSpec", "ATTACK_NAMES", "BUDGETS", "KINDS",
+           "REGISTRY", "RECIPES", "attack_titles", "get_attack", "register", "unregister"]
 
 KINDS = ("loss", "min_norm")
-# Threat models that run only some attacks: apgd_rand is the APGD-CE +
-# APGD-DLR recipe, arc the ARC attack; transfer crafts on a surrogate with
-# the gradient attacks that transfer.
-EXCLUSIVE_ATTACKS = {"apgd_rand": ("apgd",), "arc": ("arc",),
-                     "transfer": ("fgsm", "pgd", "mifgsm")}
+# What an attack needs of the model: gradients of its ``model_fn``; only its
+# scores (queries); a set of fixed members, one at a time (ARC).
+ACCESS = ("gradient", "scores", "members")
+# The parameter sets a setting is built with: "standard" (the preset's own
+# fields, the paper protocol), "adaptive" (the stronger ``eot_*`` fields, for
+# an attacker that averages fresh draws), "transfer" (``transfer_*``: crafted
+# on a surrogate).
+BUDGETS = ("standard", "adaptive", "transfer")
 # How a setting is run on a batch: one call; the best of several random
-# restarts; APGD-CE then APGD-DLR on what CE did not fool.
+# restarts; the attack with each of its `AttackSpec.loss_stages` in turn, the
+# later ones on what the earlier did not fool (APGD: "ce+dlr").
 RECIPES = ("single", "restarts", "ce+dlr")
 
 
@@ -57,7 +68,7 @@ class AttackSetting:
         attack: registry name of the attack.
         param: the row label, e.g. ``"eps=0.05"``, ``"c=0.1, kappa=1"``.
         kwargs: keyword arguments of the attack function.
-        recipe: one of `RECIPES`.
+        recipe: one of `RECIPES` (a staged one: ``"+".join(loss_stages)``).
         restarts: number of candidates for "restarts".
         value: the parameter as given (eps in preset units, c, ...), for plots.
     """
@@ -87,22 +98,22 @@ def _fmt(value):
     return f"{value:g}"
 
 
-def _fgsm_settings(preset, threat_model):
-    del threat_model  # one step under every threat model
+def _fgsm_settings(preset, budget):
+    del budget  # one step under every budget
     return [AttackSetting("fgsm", f"eps={_fmt(eps)}", {"eps": preset.model_eps(eps)}, value=eps)
             for eps in preset.fgsm_eps]
 
 
-def _pgd_settings(preset, threat_model):
+def _pgd_settings(preset, budget):
     out = []
     for eps in preset.pgd_eps:
         meps = preset.model_eps(eps)
-        if threat_model == "transfer":
+        if budget == "transfer":
             steps = preset.transfer_steps
             kwargs = {"eps": meps, "eps_iter": min(meps, 2.5 * meps / steps), "nb_iter": steps,
                       "rand_init": True, "loss": preset.transfer_loss}
             out.append(AttackSetting("pgd", f"eps={_fmt(eps)}", kwargs, value=eps))
-        elif threat_model == "eot":
+        elif budget == "adaptive":
             steps = preset.eot_pgd_steps
             kwargs = {"eps": meps, "eps_iter": min(meps, 2.5 * meps / steps),
                       "nb_iter": steps, "rand_init": True}
@@ -115,8 +126,8 @@ def _pgd_settings(preset, threat_model):
     return out
 
 
-def _mifgsm_settings(preset, threat_model):
-    del threat_model  # transfer only
+def _mifgsm_settings(preset, budget):
+    del budget  # transfer only
     steps = preset.transfer_steps
     return [AttackSetting("mifgsm", f"eps={_fmt(eps)}",
                           {"eps": preset.model_eps(eps), "eps_iter": preset.model_eps(eps) / steps,
@@ -125,16 +136,16 @@ def _mifgsm_settings(preset, threat_model):
             for eps in preset.pgd_eps]
 
 
-def _square_settings(preset, threat_model):
-    del threat_model  # eot only
+def _square_settings(preset, budget):
+    del budget  # adaptive only
     return [AttackSetting("square", f"eps={_fmt(eps)}",
                           {"eps": preset.model_eps(eps), "n_queries": preset.square_queries,
                            "p_init": preset.square_p_init}, value=eps)
             for eps in preset.score_eps or preset.pgd_eps]
 
 
-def _spsa_settings(preset, threat_model):
-    del threat_model  # eot only
+def _spsa_settings(preset, budget):
+    del budget  # adaptive only
     return [AttackSetting("spsa", f"eps={_fmt(eps)}",
                           {"eps": preset.model_eps(eps), "nb_iter": preset.spsa_iters,
                            "nb_sample": preset.spsa_samples, "delta": preset.spsa_delta,
@@ -142,31 +153,26 @@ def _spsa_settings(preset, threat_model):
             for eps in preset.score_eps or preset.pgd_eps]
 
 
-def _arc_settings(preset, threat_model):
-    del threat_model  # arc only
+def _arc_settings(preset, budget):
+    del budget  # one budget
     return [AttackSetting("arc", f"eps={_fmt(eps)}",
                           {"eps": preset.model_eps(eps), "nb_iter": preset.arc_steps}, value=eps)
             for eps in preset.pgd_eps]
 
 
-def _apgd_settings(preset, threat_model):
-    out = []
-    for eps in preset.pgd_eps:
-        kwargs = {"eps": preset.model_eps(eps), "loss": "ce", "nb_iter": preset.apgd_steps}
-        if threat_model == "apgd_rand":
-            kwargs["n_restarts"] = 1
-            out.append(AttackSetting("apgd", f"eps={_fmt(eps)}", kwargs, recipe="ce+dlr",
-                                     value=eps))
-        else:
-            kwargs["n_restarts"] = preset.apgd_restarts
-            out.append(AttackSetting("apgd", f"eps={_fmt(eps)}", kwargs, value=eps))
-    return out
+def _apgd_settings(preset, budget):
+    del budget  # the same steps and restarts under every budget
+    return [AttackSetting("apgd", f"eps={_fmt(eps)}",
+                          {"eps": preset.model_eps(eps), "loss": "ce",
+                           "nb_iter": preset.apgd_steps, "n_restarts": preset.apgd_restarts},
+                          value=eps)
+            for eps in preset.pgd_eps]
 
 
-def _deepfool_settings(preset, threat_model):
+def _deepfool_settings(preset, budget):
     base = {"max_iter": preset.deepfool_max_iter, "candidates": preset.deepfool_candidates}
     overshoots = [preset.deepfool_overshoot]
-    if threat_model == "eot":
+    if budget == "adaptive":
         overshoots.append(preset.eot_deepfool_overshoot)
     return [AttackSetting("deepfool", f"overshoot={_fmt(ov)}", {**base, "overshoot": ov})
             for ov in overshoots]
@@ -175,14 +181,14 @@ def _deepfool_settings(preset, threat_model):
 def _optimised_min_norm_settings(name, prefix, extra):
     """Settings of C&W / EAD: one row per c (and per kappa under eot)."""
 
-    def build(preset, threat_model):
+    def build(preset, budget):
         out = []
         for c in getattr(preset, f"{prefix}_c"):
             base = {"c": float(c), "lr": getattr(preset, f"{prefix}_lr"),
                     "binary_search_steps": getattr(preset, f"{prefix}_binary_search_steps")}
             base.update({key: getattr(preset, field) for key, field in extra})
             confidence = getattr(preset, f"{prefix}_confidence")
-            if threat_model == "eot":
+            if budget == "adaptive":
                 base["steps"] = preset.eot_min_norm_steps
                 kappas = [confidence, preset.eot_kappa]
             else:
@@ -204,16 +210,20 @@ class AttackSpec:
     Attributes:
         name: registry / CLI / results name.
         function: ``fn(model_fn, x, y, **kwargs) -> x_adv``.
-        title: printed in tables and plots.
+        title: printed in tables, plots and the masking checks.
         kind: "loss" or "min_norm" (success rate and L2/L1 sizes reported).
         seeded: whether the function takes ``seed`` (random starts).
         preset_fields: the preset fields the settings read (also the CLI
             overrides of the attack).
-        settings: ``(preset, threat_model_name) -> [AttackSetting]``.
-        threat_models: the threat models it runs under (None: all but the
-            attack-specific ones, see `applicable`).
-        optional_under_eot: minimum-norm attacks run under eot only when the
-            preset's ``eot_min_norm`` is set.
+        settings: ``(preset, budget) -> [AttackSetting]``, `budget` one of
+            `BUDGETS`.
+        budgets: the budgets it has settings for (None: all of them).
+        access: one of `ACCESS`: what the attack needs of the model.
+        transfers: a gradient attack whose examples are worth carrying over
+            from a surrogate (the transfer check runs these).
+        optional_when_adaptive: under the "adaptive" budget it runs only when
+            the preset's ``eot_min_norm`` is set (the costly minimum-norm
+            attacks).
         subset: a preset field naming how many of the first images the
             attack runs on (the expensive score-based attacks), or None.
         reports_queries: the function takes ``return_info`` and reports
@@ -223,6 +233,12 @@ class AttackSpec:
             ``Attacker`` of the same name): ``tied_fn`` (common draws for the
             points a score-based attack compares, `_common.tied_logits`),
             ``member_fn`` (one member of ARC's set alone).
+        requires: those of `attacker_fns` it cannot run without.
+        loss_stages: the values of its ``loss`` argument a staged recipe
+            runs in turn (APGD: ``("ce", "dlr")``), the later ones on what
+            the earlier did not fool; empty: the attack has no staged recipe.
+        restarts_kwarg: the keyword argument of its own restarts (set to 1
+            in a staged recipe, whose stages are the restarts).
     """
 
     name: str
@@ -232,77 +248,103 @@ class AttackSpec:
     seeded: bool
     preset_fields: Tuple[str, ...]
     settings: Callable
-    threat_models: Optional[Tuple[str, ...]] = None
-    optional_under_eot: bool = False
+    budgets: Optional[Tuple[str, ...]] = None
+    access: str = "gradient"
+    transfers: bool = False
+    optional_when_adaptive: bool = False
     subset: Optional[str] = None
     reports_queries: bool = False
     attacker_fns: Tuple[str, ...] = ()
+    requires: Tuple[str, ...] = ()
+    loss_stages: Tuple[str, ...] = ()
+    restarts_kwarg: Optional[str] = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={self.kind!r}")
+        if self.access not in ACCESS:
+            raise ValueError(f"`access` must be one of {ACCESS}. Received: access={self.access!r}")
+        for budget in self.budgets or ():
+            if budget not in BUDGETS:
+                raise ValueError(f"`budgets` must be a subset of {BUDGETS}. "
+                                 f"Received: budgets={self.budgets!r}")
+        if not set(self.requires) <= set(self.attacker_fns):
+            raise ValueError("`requires` must be a subset of `attacker_fns`. "
+                             f"Received: requires={self.requires!r}")
 
     @property
     def min_norm(self):
         return self.kind == "min_norm"
 
-    def applicable(self, threat_model, preset):
-        """``(applicable, reason)`` of this attack under a threat model name."""
-        exclusive = EXCLUSIVE_ATTACKS.get(threat_model)
-        if exclusive is not None and self.name not in exclusive:
-            return False, f"{threat_model} runs {', '.join(exclusive)} only"
-        if self.threat_models is not None and threat_model not in self.threat_models:
-            return False, f"{self.name} runs under {', '.join(self.threat_models)} only"
-        if threat_model == "eot" and self.optional_under_eot and not preset.eot_min_norm:
-            return False, "minimum-norm attacks under eot are optional (--eot_min_norm)"
-        return True, ""
+    @property
+    def staged_recipe(self):
+        """The recipe name of its staged run (``"ce+dlr"``), or None."""
+        return "+".join(self.loss_stages) if self.loss_stages else None
 
-    def build_settings(self, preset, threat_model):
-        """The `AttackSetting`s of this attack under a threat model name."""
-        return self.settings(preset, threat_model)
+    def has_budget(self, budget):
+        return self.budgets is None or budget in self.budgets
+
+    def build_settings(self, preset, budget):
+        """The `AttackSetting`s of this attack under a budget (one of `BUDGETS`)."""
+        if budget not in BUDGETS:
+            raise ValueError(f"Unknown budget. Received: budget={budget!r}. "
+                             f"Expected one of {BUDGETS}.")
+        return self.settings(preset, budget)
+
+    def staged(self, setting):
+        """`setting` run as the staged recipe: one own restart, the loss stages in turn."""
+        if not self.loss_stages:
+            raise ValueError(f"{self.name} has no loss stages. Received: attack={self.name!r}")
+        kwargs = dict(setting.kwargs)
+        if self.restarts_kwarg is not None:
+            kwargs[self.restarts_kwarg] = 1
+        kwargs["loss"] = self.loss_stages[0]
+        return dataclasses.replace(setting, kwargs=kwargs, recipe=self.staged_recipe)
 
 
 _MIN_NORM_EOT = ("eot_min_norm", "eot_min_norm_steps", "eot_kappa")
 
 REGISTRY = {spec.name: spec for spec in (
-    AttackSpec("fgsm", fgsm, "FGSM", "loss", False, ("fgsm_eps",), _fgsm_settings),
+    AttackSpec("fgsm", fgsm, "FGSM", "loss", False, ("fgsm_eps",), _fgsm_settings,
+               transfers=True),
     AttackSpec("pgd", pgd, "PGD", "loss", True,
                ("pgd_eps", "pgd_steps", "pgd_step_ratio", "pgd_rand_init", "eot_pgd_steps",
-                "eot_pgd_restarts"), _pgd_settings),
+                "eot_pgd_restarts"), _pgd_settings, transfers=True),
     AttackSpec("apgd", apgd, "APGD", "loss", True, ("pgd_eps", "apgd_steps", "apgd_restarts"),
-               _apgd_settings),
+               _apgd_settings, loss_stages=("ce", "dlr"), restarts_kwarg="n_restarts"),
     AttackSpec("deepfool", deepfool, "DeepFool", "min_norm", False,
                ("deepfool_overshoot", "deepfool_max_iter", "deepfool_candidates",
                 "eot_deepfool_overshoot", "eot_min_norm"), _deepfool_settings,
-               optional_under_eot=True),
+               optional_when_adaptive=True),
     AttackSpec("cw", cw_l2, "C&W-L2", "min_norm", False,
                ("cw_c", "cw_steps", "cw_lr", "cw_confidence", "cw_binary_search_steps",
                 *_MIN_NORM_EOT),
-               _optimised_min_norm_settings("cw", "cw", ()), optional_under_eot=True),
+               _optimised_min_norm_settings("cw", "cw", ()), optional_when_adaptive=True),
     AttackSpec("ead", ead, "EAD", "min_norm", False,
                ("ead_c", "ead_steps", "ead_lr", "ead_confidence", "ead_binary_search_steps",
                 "ead_beta", "ead_decision_rule", *_MIN_NORM_EOT),
                _optimised_min_norm_settings("ead", "ead", (("beta", "ead_beta"),
                                                            ("decision_rule",
                                                             "ead_decision_rule"))),
-               optional_under_eot=True),
+               optional_when_adaptive=True),
     AttackSpec("mifgsm", mi_fgsm, "MI-FGSM", "loss", False,
                ("pgd_eps", "transfer_steps", "mifgsm_decay", "transfer_loss"), _mifgsm_settings,
-               threat_models=("transfer",)),
+               budgets=("transfer",), transfers=True),
     AttackSpec("square", square, "Square", "loss", True,
                ("pgd_eps", "score_eps", "square_queries", "square_p_init", "score_num_examples"),
-               _square_settings, threat_models=("eot",), subset="score_num_examples",
-               reports_queries=True, attacker_fns=("tied_fn",)),
+               _square_settings, budgets=("adaptive",), access="scores",
+               subset="score_num_examples", reports_queries=True, attacker_fns=("tied_fn",)),
     AttackSpec("spsa", spsa, "SPSA", "loss", True,
                ("pgd_eps", "score_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
                 "score_num_examples"),
-               _spsa_settings, threat_models=("eot",), subset="score_num_examples",
-               reports_queries=True, attacker_fns=("tied_fn",)),
+               _spsa_settings, budgets=("adaptive",), access="scores",
+               subset="score_num_examples", reports_queries=True, attacker_fns=("tied_fn",)),
     AttackSpec("arc", arc, "ARC", "loss", False, ("pgd_eps", "arc_steps", "arc_paths"),
-               _arc_settings, threat_models=("arc",), attacker_fns=("member_fn",)),
+               _arc_settings, access="members", attacker_fns=("member_fn",),
+               requires=("member_fn",)),
 )}
 
-# Table order.
+# Table order (registered attacks follow, in the order registered).
 ATTACK_NAMES = tuple(REGISTRY)
 
 
@@ -310,5 +352,30 @@ def get_attack(name):
     """The `AttackSpec` called `name`, or a ValueError naming the choices."""
     if name not in REGISTRY:
         raise ValueError(f"Unknown attack. Received: attack={name!r}. "
-                         f"Expected one of {ATTACK_NAMES}.")
+                         f"Expected one of {tuple(REGISTRY)}.")
     return REGISTRY[name]
+
+
+def attack_titles():
+    """``{name: title}`` of every registered attack, in table order."""
+    return {name: spec.title for name, spec in REGISTRY.items()}
+
+
+def register(spec):
+    """Adds an `AttackSpec` to `REGISTRY` (e.g. from a test or a plug-in); returns it.
+
+    The harness reads `REGISTRY` at call time, so a registered attack runs
+    like a built-in one. `ATTACK_NAMES` keeps the built-in table order.
+    """
+    if not isinstance(spec, AttackSpec):
+        raise ValueError(f"`spec` must be an AttackSpec. Received: spec={spec!r}")
+    if spec.name in REGISTRY:
+        raise ValueError(f"An attack of this name is registered. Received: name={spec.name!r}")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name):
+    """Removes a registered attack (the inverse of `register`)."""
+    get_attack(name)
+    del REGISTRY[name]

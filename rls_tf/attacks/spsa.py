@@ -270,9 +270,9 @@ def spsa(
     checks.check_positive(learning_rate, "learning_rate")
     checks.check_seed(seed)
     if early_stop is not None:
-        checks.check_bool(early_stop, "early_stop")
-    checks.check_bool(rand_init, "rand_init")
-    checks.check_bool(return_info, "return_info")
+        checks.check_bool("early_stop", early_stop)
+    checks.check_bool("rand_init", rand_init)
+    checks.check_bool("return_info", return_info)
     checks.check_tied_fn(tied_fn)
 
     batch = int(x.shape[0])

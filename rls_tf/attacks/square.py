@@ -418,7 +418,7 @@ def square(
     checks.check_fraction(p_init, "p_init")
     checks.check_choice(loss, "loss", LOSSES)
     checks.check_seed(seed)
-    checks.check_bool(return_info, "return_info")
+    checks.check_bool("return_info", return_info)
     checks.check_tied_fn(tied_fn)
     batch = int(x.shape[0])
     if batch == 0:

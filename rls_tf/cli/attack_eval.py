@@ -22,6 +22,7 @@ from rls_tf.cli import flags as shared
 from rls_tf.evaluation import api
 from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import threat_models as rls_threat_models
+from rls_tf.evaluation.commands import Command
 from rls_tf.evaluation.config import DEFAULT_SAMPLE_COUNTS
 
 __all__ = ["DEFAULTS", "command_line", "evaluate_from_flags", "main", "run"]
@@ -222,8 +223,8 @@ _COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_di
 
 
 def command_line():
-    """The command that reproduces this run (the flags that are set)."""
-    parts = ["python attack_eval.py"]
+    """The command that reproduces this run (the flags that are set), as text."""
+    flags = []
     for name in _COMMAND_FLAGS:
         if name in DEFAULTS:
             value = shared.value(name, DEFAULTS[name])
@@ -234,10 +235,8 @@ def command_line():
             continue
         if name in ("num_shards", "shard_index") and FLAGS.num_shards == 1:
             continue
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        parts.append(f"--{name}={value}")
-    return " ".join(parts)
+        flags.append((name, value))
+    return Command.from_flags(flags).to_text()
 
 
 def evaluate_from_flags():

@@ -28,9 +28,9 @@ shared by two parts was evaluated twice and counts twice).
 
 import json
 import os
-import re
 
 from rls_tf.evaluation import records
+from rls_tf.evaluation.commands import Command
 from rls_tf.evaluation.shards import FILE_PATTERN
 from rls_tf.evaluation.shards import LOCAL_MODEL_KEYS
 from rls_tf.evaluation.shards import comparable_data
@@ -260,23 +260,21 @@ def combine_results(parts):
     return results
 
 
-_MODEL_DIRS = re.compile(r" --model_dirs=\S+")
-_OUTPUT_DIR = re.compile(r" --output_dir=\S+")
-
-
 def one_run_command(results, output_dir):
     """The single attack_eval.py command computing the combined numbers, or None.
 
     The first part's command with every model in ``--model_dirs`` (as
     NAME=DIR, the directories each part recorded) and `output_dir`.
     """
-    command = results["combined"]["parts"][0]["command"]
+    text = results["combined"]["parts"][0]["command"]
     dirs = {key: info.get("dir") for key, info in results["models"].items()}
-    if not command or not _MODEL_DIRS.search(command) or not all(dirs.values()):
+    if not text or not all(dirs.values()):
         return None
-    command = _MODEL_DIRS.sub(
-        " --model_dirs=" + ",".join(f"{k}={d}" for k, d in dirs.items()), command, count=1)
-    return _OUTPUT_DIR.sub(f" --output_dir={output_dir}", command, count=1)
+    command = Command.parse(text)
+    if not command.has("model_dirs"):
+        return None
+    return command.replace(model_dirs=",".join(f"{k}={d}" for k, d in dirs.items()),
+                           output_dir=output_dir).to_text()
 
 
 def combine_directories(directories, output_dir):

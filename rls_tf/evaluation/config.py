@@ -75,12 +75,14 @@ class EvalConfig:
     def __post_init__(self):
         object.__setattr__(self, "attacks", tuple(self.attacks))
         object.__setattr__(self, "surrogates", tuple(str(s) for s in self.surrogates))
-        if "transfer" in self.threat_models and (
+        object.__setattr__(self, "threat_models", tuple(self.threat_models))
+        for name in self.threat_models:
+            tm_lib.get_threat_model(name)
+        if self.uses_surrogates and (
                 not self.surrogates or any(not part for spec in self.surrogates
                                            for part in spec.split("+"))):
             raise ValueError("The transfer threat model needs surrogates (model keys joined by "
                              f"'+', or 'copy'). Received: surrogates={self.surrogates!r}")
-        object.__setattr__(self, "threat_models", tuple(self.threat_models))
         object.__setattr__(self, "sample_counts", tuple(int(n) for n in self.sample_counts))
         if not self.attacks:
             raise ValueError("At least one attack is needed. Received: attacks=()")
@@ -88,12 +90,6 @@ class EvalConfig:
             get_attack(name)
         if not self.threat_models:
             raise ValueError("At least one threat model is needed. Received: threat_models=()")
-        for name in self.threat_models:
-            if name not in tm_lib.THREAT_MODELS:
-                raise ValueError(
-                    f"Unknown threat model. Received: threat_model={name!r}. "
-                    f"Expected one of {tm_lib.THREAT_MODELS}."
-                )
         if not isinstance(self.preset, Preset):
             raise ValueError(f"`preset` must be a Preset. Received: preset={self.preset!r}")
         for name in ("eval_samples", "repeats", "batch_size"):
@@ -103,6 +99,12 @@ class EvalConfig:
                 f"`sample_counts` must be ints >= 1. Received: sample_counts={self.sample_counts!r}"
             )
         check_seed("seed", self.seed, allow_none=False)
+
+    @property
+    def uses_surrogates(self):
+        """Whether a requested threat model crafts on surrogates (``transfer``)."""
+        return any(tm_lib.get_threat_model(name).crafted_on_surrogate
+                   for name in self.threat_models)
 
     def threat_model_grid(self):
         return tm_lib.threat_model_grid(
@@ -123,7 +125,7 @@ class EvalConfig:
             "sample_counts": list(self.sample_counts),
             "batch_size": self.batch_size,
             "seed": self.seed,
-            **({"surrogates": list(self.surrogates)} if "transfer" in self.threat_models else {}),
+            **({"surrogates": list(self.surrogates)} if self.uses_surrogates else {}),
             **({"convergence": True} if self.convergence else {}),
             **({"reference": self.reference} if self.reference else {}),
         }

@@ -1,12 +1,13 @@
 """Crafting: one attack setting run with an attacker's ``model_fn`` on a batch.
 
 `Crafter` runs an `AttackSetting` by its recipe (one call; the best of
-several random restarts; APGD-CE then APGD-DLR on what CE did not fool)
-and judges candidates by the margin of the attacker's own decision function
-(`MarginFn`), never by the defender's randomness. It keeps a memo of
-APGD-CE stages, so that the CE stage of ``apgd_rand`` reuses the ``eot``
-threat model's APGD-CE run (same E, steps, eps and seed) instead of
-recomputing it.
+several random restarts; the attack's `AttackSpec.loss_stages` in turn, e.g.
+APGD-CE then APGD-DLR on what CE did not fool) and judges candidates by the
+margin of the attacker's own decision function (`MarginFn`), never by the
+defender's randomness. It keeps a memo of first stages, so that the CE stage
+of ``apgd_rand`` reuses the ``eot`` threat model's APGD-CE run (same E,
+steps, eps and seed) instead of recomputing it. Which attacks stage is a
+property of their registry entry, not of their name.
 """
 
 import numpy as np
@@ -101,16 +102,20 @@ class Crafter:
                     lambda xs, ys, r=r: self._call(setting, xs, ys, derive_seed(seed, r)),
                 )
             return x_adv, margin, None
-        if setting.recipe == "ce+dlr":
+        spec = REGISTRY[setting.attack]
+        if spec.loss_stages and setting.recipe == spec.staged_recipe:
+            first, *later = spec.loss_stages
             if ce_stage is None:
-                ce_stage = self._call(setting, x, y, seed, loss="ce")
-            margin = self.margin(ce_stage, y)
-            x_adv, margin = self._improve(
-                ce_stage, margin, x, y,
-                lambda xs, ys: self._call(setting, xs, ys, derive_seed(seed, "dlr"), loss="dlr"),
-            )
+                ce_stage = self._call(setting, x, y, seed, loss=first)
+            x_adv, margin = ce_stage, self.margin(ce_stage, y)
+            for loss in later:
+                x_adv, margin = self._improve(
+                    x_adv, margin, x, y,
+                    lambda xs, ys, loss=loss: self._call(setting, xs, ys,
+                                                         derive_seed(seed, loss), loss=loss),
+                )
             return x_adv, margin, ce_stage
-        raise ValueError(f"Unknown recipe {setting.recipe!r}")
+        raise ValueError(f"Unknown recipe. Received: recipe={setting.recipe!r}")
 
     def craft_batch(self, setting, x, y, seed, memo=None, memo_key=None):
         """Crafts one batch, reusing (and filling) an APGD-CE memo entry.
@@ -128,13 +133,16 @@ class Crafter:
 
 
 def ce_memo_key(setting, threat_model, model_key, batch):
-    """The APGD-CE memo key of a batch, or None when nothing can be shared.
+    """The first-stage memo key of a batch, or None when nothing can be shared.
 
-    Under ``eot`` (single run, one restart) and ``apgd_rand`` (its CE stage)
-    APGD-CE has the same E, steps, eps and seed: one run serves both.
+    An attack with loss stages (APGD) under an EOT threat model, with one
+    own restart: its single run (``eot``) and the first stage of its staged
+    run (``apgd_rand``) have the same E, steps, eps and seed: one run serves
+    both.
     """
-    if (setting.attack != "apgd" or not threat_model.uses_eot
-            or setting.kwargs.get("n_restarts") != 1):
+    spec = REGISTRY[setting.attack]
+    if (not spec.loss_stages or not threat_model.uses_eot
+            or setting.kwargs.get(spec.restarts_kwarg) != 1):
         return None
     return (model_key, setting.param, threat_model.eot_samples, setting.kwargs["nb_iter"], batch)
 
@@ -142,9 +150,10 @@ def ce_memo_key(setting, threat_model, model_key, batch):
 def batch_seed(base_seed, run_id, batch, setting, threat_model):
     """The seed of one batch of one run (its global index seeds it).
 
-    APGD under the EOT threat models is seeded without the threat model's
-    label, so that the CE stages of ``eot`` and ``apgd_rand`` coincide.
+    An attack with loss stages (APGD) under the EOT threat models is seeded
+    without the threat model's label, so that the first stages of ``eot``
+    and ``apgd_rand`` coincide.
     """
-    if setting.attack == "apgd" and threat_model.uses_eot:
-        return derive_seed(base_seed, "apgd-eot", *run_id[2:], batch)
+    if REGISTRY[setting.attack].loss_stages and threat_model.uses_eot:
+        return derive_seed(base_seed, f"{setting.attack}-eot", *run_id[2:], batch)
     return derive_seed(base_seed, *run_id, batch)

@@ -24,7 +24,9 @@ Example:
 >>> print(render_masking_table(checks))
 >>> results["masking"] = summarize(checks)
 
-Pure Python + NumPy: this module imports nothing from TensorFlow or Keras.
+This module imports nothing from TensorFlow or Keras itself; attack titles
+and what a record's attack and threat model are (white-box, score-based,
+a challenger) come from the attack and threat-model registries.
 """
 
 import dataclasses
@@ -34,6 +36,12 @@ from typing import Any, Dict
 
 import numpy as np
 
+from rls_tf.attacks.registry import REGISTRY as _ATTACKS
+from rls_tf.attacks.registry import attack_titles
+from rls_tf.evaluation.formatting import clean_json
+from rls_tf.evaluation.formatting import rate
+from rls_tf.evaluation.threat_models import THREAT_MODEL_REGISTRY
+
 __all__ = ["BLACK_BOX_ATTACKS", "CHECKS", "CheckSpec", "MaskingCheck", "WHITE_BOX_ATTACKS",
            "WHITE_BOX_THREAT_MODELS", "masking_checks", "pinned_references",
            "render_masking_table", "resolve_reference", "summarize", "tolerance"]
@@ -41,15 +49,23 @@ __all__ = ["BLACK_BOX_ATTACKS", "CHECKS", "CheckSpec", "MaskingCheck", "WHITE_BO
 PASS, FAIL, NA = "pass", "fail", "n/a"
 STATUSES = (PASS, FAIL, NA)
 
-# A white-box adaptive record: gradients through E fresh draws per step.
-WHITE_BOX_THREAT_MODELS = ("eot", "apgd_rand")
-WHITE_BOX_ATTACKS = ("fgsm", "pgd", "apgd", "mifgsm")
+# Views of the registries (built-in entries). A white-box adaptive record:
+# a gradient loss attack through E fresh draws per step.
+WHITE_BOX_THREAT_MODELS = tuple(n for n, s in THREAT_MODEL_REGISTRY.items() if s.uses_eot)
+WHITE_BOX_ATTACKS = tuple(n for n, s in _ATTACKS.items()
+                          if s.access == "gradient" and s.kind == "loss")
 # Score-based attacks (run under "eot": E fresh draws per query).
-BLACK_BOX_ATTACKS = ("square", "spsa")
+BLACK_BOX_ATTACKS = tuple(n for n, s in _ATTACKS.items() if s.access == "scores")
 
-_ATTACK_TITLES = {"fgsm": "FGSM", "pgd": "PGD", "apgd": "APGD", "mifgsm": "MI-FGSM",
-                  "square": "Square", "spsa": "SPSA", "arc": "ARC", "deepfool": "DeepFool",
-                  "cw": "C&W", "ead": "EAD"}
+
+def _threat_model_spec(record):
+    """The record's `ThreatModelSpec`, or None (a name no longer registered)."""
+    return THREAT_MODEL_REGISTRY.get(record.get("threat_model_name"))
+
+
+def _attack_spec(record):
+    """The record's `AttackSpec`, or None (a name no longer registered)."""
+    return _ATTACKS.get(record.get("attack"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +132,7 @@ class MaskingCheck:
 
     def to_json(self):
         return {"check": self.check, "model": self.model, "status": self.status,
-                "reason": self.reason, "details": _jsonable(self.details)}
+                "reason": self.reason, "details": clean_json(self.details)}
 
     @classmethod
     def from_json(cls, data):
@@ -126,21 +142,6 @@ class MaskingCheck:
 
 # ---------------------------------------------------------------------------
 # Numbers.
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
 
 
 def _mean(summary):
@@ -187,8 +188,7 @@ def tolerance(a, b, n):
     return _std(a) + _std(b) + 1.0 / n
 
 
-def _pct(value):
-    return "—" if value is None else f"{100 * value:.1f}%"
+_pct = rate
 
 
 def _eps_text(values):
@@ -208,7 +208,7 @@ def _n(*records):
 
 
 def _attack_title(attack):
-    return _ATTACK_TITLES.get(attack, attack)
+    return attack_titles().get(attack, attack)
 
 
 def _describe(record):
@@ -303,14 +303,16 @@ def _robust(results, model):
 
 
 def _is_white_box(record):
-    return (record.get("threat_model_name") in WHITE_BOX_THREAT_MODELS
-            and record.get("attack") in WHITE_BOX_ATTACKS)
+    threat_model, attack = _threat_model_spec(record), _attack_spec(record)
+    return (threat_model is not None and threat_model.uses_eot and attack is not None
+            and attack.access == "gradient" and attack.kind == "loss")
 
 
 def _is_challenger(record):
     """A transfer, score-based black-box or ARC record."""
-    return (record.get("threat_model_name") in ("transfer", "arc")
-            or record.get("attack") in BLACK_BOX_ATTACKS or record.get("attack") == "arc")
+    threat_model, attack = _threat_model_spec(record), _attack_spec(record)
+    return ((threat_model is not None and threat_model.challenger)
+            or (attack is not None and attack.access != "gradient"))
 
 
 def _white_box_best(records):
@@ -557,7 +559,7 @@ def _check_fixed_randomness(results, model, ctx):
 
     def paper_pgd(key):
         return {_key(r["value"]): r for r in _robust(results, key)
-                if r.get("threat_model_name") == "paper" and r["attack"] == "pgd"}
+                if getattr(_threat_model_spec(r), "single_path", False) and r["attack"] == "pgd"}
 
     mine, ref = paper_pgd(model), paper_pgd(reference)
     eps_list = sorted(e for e in mine if e in ref and mine[e].get("attacker_accuracy") is not None)
@@ -625,7 +627,7 @@ def masking_checks(results, reference=None, num_classes=10):
     for model in stochastic:
         for spec in CHECKS:
             status, reason, details = _RULES[spec.id](results, model, ctx)
-            out.append(MaskingCheck(spec.id, model, status, reason, _jsonable(details)))
+            out.append(MaskingCheck(spec.id, model, status, reason, clean_json(details)))
     return out
 
 

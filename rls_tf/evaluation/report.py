@@ -17,71 +17,56 @@
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
 
-from rls_tf.evaluation import runner
+from rls_tf.attacks import registry as attack_registry
+from rls_tf.evaluation.formatting import DASH as _DASH
+from rls_tf.evaluation.formatting import clean_json
+from rls_tf.evaluation.formatting import number
+from rls_tf.evaluation.formatting import percent
+from rls_tf.evaluation.formatting import rate
+from rls_tf.models.defenses import get_defense
 
-__all__ = ["MODEL_TITLES", "clean_json", "percent", "markdown_report", "plot_convergence",
+__all__ = ["clean_json", "model_title", "percent", "markdown_report", "plot_convergence",
            "plot_robustness", "write_reports"]
 
-MODEL_TITLES = {"baseline": "Baseline", "rls": "RLS", "plain": "Plain", "ensemble": "Ensemble",
-                "adp": "ADP", "rse": "RSE", "sap": "SAP"}
-# The table order and titles are the runner's: one list of attacks.
-_ATTACK_ORDER = runner.ATTACKS
-_ATTACK_TITLES = runner.ATTACK_TITLES
-_DASH = "—"
+class _AttackTitles:
+    """``{name: title}`` read from the attack registry at every lookup."""
+
+    def __getitem__(self, name):
+        return attack_registry.attack_titles().get(name, name)
 
 
-def _title(key):
-    return MODEL_TITLES.get(key, key)
+# The table order and titles are the attack registry's.
+_ATTACK_TITLES = _AttackTitles()
 
 
-def _clean_json(value):
-    """Replaces NaN/inf by None and numpy scalars/arrays by Python values."""
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean_json(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+def _attack_order():
+    return tuple(attack_registry.REGISTRY)
 
 
-def clean_json(value):
-    """`value` made JSON-able: NaN/inf -> None, NumPy scalars/arrays -> Python."""
-    return _clean_json(value)
+def model_title(key):
+    """A results column's title: its defense's (`rls_tf.models.defenses`), else the key.
+
+    ``"baseline"`` (the undefended network of earlier runs) is "Baseline".
+    """
+    if key == "baseline":
+        return "Baseline"
+    try:
+        return get_defense(key).title
+    except ValueError:
+        return key
 
 
-def percent(summary, std=True):
-    """An accuracy summary as the tables print it: ``"55.3 ± 0.9"`` (%), or a dash."""
-    return _pct(summary, std)
+_title = model_title
 
 
-def _pct(summary, std=True):
-    if not summary or summary.get("mean") is None:
-        return _DASH
-    text = f"{100 * summary['mean']:.1f}"
-    if std and summary.get("repeats", 1) > 1:
-        text += f" ± {100 * (summary.get('std') or 0.0):.1f}"
-    return text
-
-
-def _rate(value):
-    return _DASH if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value, digits=3):
-    return _DASH if value is None else f"{value:.{digits}f}"
+_clean_json = clean_json
+_pct = percent
+_rate = rate
+_num = number
 
 
 def _threat_model_labels(results):
@@ -93,7 +78,7 @@ def _threat_model_labels(results):
 def _rows(results):
     """(attack, param) rows in table order."""
     rows = []
-    for attack in _ATTACK_ORDER:
+    for attack in _attack_order():
         for record in results["robust"]:
             row = (attack, record["param"])
             if record["attack"] == attack and row not in rows:
@@ -228,7 +213,7 @@ def _render_min_norm(ctx):
         out.append("|---|---|---|---|---|---|---|---|")
         for r in sorted(min_norm, key=lambda r: (labels.index(r["threat_model"])
                                                  if r["threat_model"] in labels else 99,
-                                                 _ATTACK_ORDER.index(r["attack"]))):
+                                                 _attack_order().index(r["attack"]))):
             out.append(
                 f"| {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | {r['param']} | "
                 f"{_title(r['model'])} | {_rate(r['success_rate'])} | "

@@ -76,15 +76,16 @@ from rls_tf.evaluation.records import defender_summary
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation.records import perturbation_sizes
 from rls_tf.evaluation.records import record_summary
+from rls_tf.evaluation.results import EvaluationResults
 from rls_tf.validation import check_int
 
 __all__ = [
-    "ATTACKS",
-    "ATTACK_TITLES",
+    "ATTACK_NAMES",
     "MIN_NORM_ATTACKS",
     "AttackSetting",
     "Defender",
     "EvalConfig",
+    "Evaluation",
     "attack_settings",
     "convergence_settings",
     "defender_summary",
@@ -95,25 +96,26 @@ __all__ = [
     "run_evaluation",
 ]
 
-# Views of the registry (its order is table order).
-ATTACKS = ATTACK_NAMES
+# Views of the registry's built-in attacks (its order is table order); the
+# attack functions by function name are `rls_tf.attacks.ATTACKS`.
 MIN_NORM_ATTACKS = tuple(name for name, spec in REGISTRY.items() if spec.min_norm)
-ATTACK_TITLES = {name: spec.title for name, spec in REGISTRY.items()}
 _Crafter = Crafter  # the name earlier versions used
 
 
-def _threat_model_name(threat_model):
-    return threat_model if isinstance(threat_model, str) else threat_model.name
+def _threat_model_spec(threat_model):
+    if isinstance(threat_model, str):
+        return tm_lib.get_threat_model(threat_model)
+    return threat_model.spec
 
 
 def is_applicable(attack, threat_model, preset):
-    """``(applicable, reason)`` of an attack under a threat model."""
-    return get_attack(attack).applicable(_threat_model_name(threat_model), preset)
+    """``(applicable, reason)`` of an attack under a threat model (or its name)."""
+    return _threat_model_spec(threat_model).applicable(get_attack(attack), preset)
 
 
 def attack_settings(attack, threat_model, preset):
-    """The `AttackSetting`s of one attack under one threat model."""
-    return get_attack(attack).build_settings(preset, _threat_model_name(threat_model))
+    """The `AttackSetting`s of one attack under one threat model (or its name)."""
+    return _threat_model_spec(threat_model).settings(get_attack(attack), preset)
 
 
 def _batches(num, batch_size):
@@ -147,7 +149,7 @@ def _surrogate_parts(spec, target, models, surrogate_models):
 
 
 def _check_surrogates(config, models, surrogate_models):
-    if "transfer" not in config.threat_models:
+    if not config.uses_surrogates:
         return
     for spec in config.surrogates:
         for key in models:
@@ -194,109 +196,8 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
         model x threat model x attack setting, each with its
         ``threat_model`` label), ``skipped`` and ``timings``.
     """
-    if not isinstance(config, EvalConfig):
-        raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
-    if not models:
-        raise ValueError("At least one model is needed. Received: models={}")
-    example_offset = check_int("example_offset", example_offset, minimum=0)
-    if example_offset % config.batch_size:
-        raise ValueError(
-            f"`example_offset` must be an int >= 0 and a multiple of batch_size="
-            f"{config.batch_size}. Received: example_offset={example_offset!r}"
-        )
-    batch_offset = example_offset // config.batch_size
-    surrogate_models = dict(surrogate_models or {})
-    _check_surrogates(config, models, surrogate_models)
-    x, y = check_data(x, y)
-    log = log or (lambda *_: None)
-    keras.utils.set_random_seed(config.seed)
-    started = time.time()
-    results = {
-        "format_version": FORMAT_VERSION,
-        "config": {**config.to_json(), "num_examples": int(len(x))},
-        "environment": environment_info(),
-        "models": {},
-        "clean": {},
-        "interrater": {},
-        "robust": [],
-        "skipped": [],
-        "timings": {},
-    }
-    if keep_examples:
-        results["examples"] = {"clean": {}}
-    defenders = {}
-    for key, model in models.items():
-        t0 = time.time()
-        defender = Defender(model, config.eval_samples, config.sample_counts, config.repeats,
-                            config.batch_size, derive_seed(config.seed, key))
-        defenders[key] = defender
-        clean = defender.evaluate(x, y)
-        results["models"][key] = {**model.describe(), "defender": defender.describe()}
-        results["clean"][key] = {k: v for k, v in clean.items()
-                                 if k not in ("correct", "interrater", "examples")}
-        if keep_examples:
-            results["examples"]["clean"][key] = clean["examples"]
-        results["interrater"][key] = clean["interrater"]
-        results["timings"][f"clean/{key}"] = time.time() - t0
-        acc = clean["accuracy"]
-        log(f"clean accuracy [{key}]: {acc['mean']:.4f} +- {acc['std']:.4f} "
-            f"(N={config.eval_samples}, R={defender.repeats})")
-
-    memo = {}  # APGD-CE stages shared by eot and apgd_rand (see crafting)
-    transfer_cache = {}  # a surrogate's examples serve every defense
-    fingerprints = {}
-    for threat_model in config.threat_model_grid():
-        crafters = {}
-        for attack in config.attacks:
-            ok, reason = is_applicable(attack, threat_model, config.preset)
-            if not ok:
-                results["skipped"].append(
-                    {"attack": attack, "threat_model": threat_model.label, "reason": reason}
-                )
-                continue
-            for setting in attack_settings(attack, threat_model, config.preset):
-                for key, model in models.items():
-                    crafter_key, seed_id = key, key
-                    if threat_model.name == "transfer":
-                        seed_id, surrogates, reason = _surrogate_parts(
-                            threat_model.surrogate, key, models, surrogate_models)
-                        if reason:
-                            results["skipped"].append(
-                                {"attack": attack, "threat_model": threat_model.label,
-                                 "model": key, "reason": reason})
-                            continue
-                        crafter_key = seed_id
-                    if crafter_key not in crafters:
-                        # One attacker (and traced functions) per model and
-                        # threat model; pinned draws are redrawn per run.
-                        attacker_seed = derive_seed(config.seed, "attacker", seed_id)
-                        if threat_model.name == "transfer":
-                            info = []
-                            for name, surrogate in zip(seed_id.split("+"), surrogates):
-                                if name not in fingerprints:
-                                    fingerprints[name] = model_fingerprint(surrogate)
-                                info.append({"name": name, "fingerprint": fingerprints[name],
-                                             **_describe(surrogate)})
-                            attacker = tm_lib.make_transfer_attacker(
-                                surrogates, threat_model, seed=attacker_seed, info=info)
-                        else:
-                            attacker = tm_lib.make_attacker(model, threat_model,
-                                                            seed=attacker_seed)
-                        crafters[crafter_key] = Crafter(attacker)
-                    crafter = crafters[crafter_key]
-                    run_id = (threat_model.label, attack, setting.param, seed_id)
-                    crafter.attacker.repin(derive_seed(config.seed, "attacker", *run_id))
-                    cache = transfer_cache if threat_model.name == "transfer" else None
-                    record = _run_one(crafter, setting, defenders[key], x, y, config,
-                                      run_id, memo, log, batch_offset, keep_examples,
-                                      model_key=key, example_offset=example_offset,
-                                      cache=cache)
-                    _add_record(results, "robust", record, f"{threat_model.label}/{attack}/{key}")
-    if config.convergence:
-        _run_convergence(models, defenders, x, y, config, memo, log, batch_offset,
-                         keep_examples, example_offset, results)
-    results["timings"]["total"] = time.time() - started
-    return results
+    return Evaluation(models, x, y, config, log=log, example_offset=example_offset,
+                      keep_examples=keep_examples, surrogate_models=surrogate_models).run()
 
 
 def _describe(model):
@@ -304,10 +205,263 @@ def _describe(model):
     return {k: info[k] for k in ("defense", "num_submodels", "stochastic") if k in info}
 
 
-def _add_record(results, section, record, part):
-    results.setdefault(section, []).append(record.to_json())
-    results["timings"][part] = results["timings"].get(part, 0.0) + (
-        record.seconds["attack"] + record.seconds["defender"])
+class Evaluation:
+    """One evaluation's state: its inputs, defenders, attackers' memos and results.
+
+    `run_evaluation` builds one and calls `run`; the arguments are its.
+    The state the runs share lives here instead of in parameter lists: the
+    defenders (one per model), the APGD-CE memo shared by ``eot`` and
+    ``apgd_rand`` (see `crafting`), the surrogate examples that serve every
+    defense under ``transfer``, the surrogates' weight fingerprints and the
+    results dict being filled.
+    """
+
+    def __init__(self, models, x, y, config, log=print, example_offset=0, keep_examples=False,
+                 surrogate_models=None):
+        if not isinstance(config, EvalConfig):
+            raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
+        if not models:
+            raise ValueError("At least one model is needed. Received: models={}")
+        example_offset = check_int("example_offset", example_offset, minimum=0)
+        if example_offset % config.batch_size:
+            raise ValueError(
+                f"`example_offset` must be an int >= 0 and a multiple of batch_size="
+                f"{config.batch_size}. Received: example_offset={example_offset!r}"
+            )
+        self.models = models
+        self.config = config
+        self.example_offset = example_offset
+        self.batch_offset = example_offset // config.batch_size
+        self.keep_examples = keep_examples
+        self.surrogate_models = dict(surrogate_models or {})
+        _check_surrogates(config, models, self.surrogate_models)
+        self.x, self.y = check_data(x, y)
+        self.log = log or (lambda *_: None)
+        self.defenders = {}
+        self.memo = {}  # APGD-CE stages shared by eot and apgd_rand (see crafting)
+        self.transfer_cache = {}  # a surrogate's examples serve every defense
+        self.fingerprints = {}
+        self.results = None
+
+    def run(self):
+        """Runs everything; returns the results dict (see `run_evaluation`)."""
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        started = time.time()
+        order = ("format_version", "config", "environment", "models", "clean", "interrater",
+                 "robust", "skipped", "timings", *(("examples",) if self.keep_examples else ()),
+                 *(("convergence",) if config.convergence else ()))
+        self.results = EvaluationResults(
+            config={**config.to_json(), "num_examples": int(len(self.x))},
+            models={}, clean={}, interrater={}, robust=[], skipped=[], timings={},
+            convergence=[] if config.convergence else None, format_version=FORMAT_VERSION,
+            environment=environment_info(),
+            extra={"examples": {"clean": {}}} if self.keep_examples else {}, order=order)
+        for key, model in self.models.items():
+            self._evaluate_clean(key, model)
+        for threat_model in config.threat_model_grid():
+            self._run_threat_model(threat_model)
+        if config.convergence:
+            self._run_convergence()
+        self.results.timings["total"] = time.time() - started
+        return self.results.to_json()
+
+    def _evaluate_clean(self, key, model):
+        config, results = self.config, self.results
+        t0 = time.time()
+        defender = Defender(model, config.eval_samples, config.sample_counts, config.repeats,
+                            config.batch_size, derive_seed(config.seed, key))
+        self.defenders[key] = defender
+        clean = defender.evaluate(self.x, self.y)
+        results.models[key] = {**model.describe(), "defender": defender.describe()}
+        results.clean[key] = {k: v for k, v in clean.items()
+                              if k not in ("correct", "interrater", "examples")}
+        if self.keep_examples:
+            results.extra["examples"]["clean"][key] = clean["examples"]
+        results.interrater[key] = clean["interrater"]
+        results.timings[f"clean/{key}"] = time.time() - t0
+        acc = clean["accuracy"]
+        self.log(f"clean accuracy [{key}]: {acc['mean']:.4f} +- {acc['std']:.4f} "
+                 f"(N={config.eval_samples}, R={defender.repeats})")
+
+    def _skip(self, attack, threat_model, reason, model=None):
+        entry = {"attack": attack, "threat_model": threat_model.label}
+        if model is not None:
+            entry["model"] = model
+        entry["reason"] = reason
+        self.results.skipped.append(entry)
+
+    def _run_threat_model(self, threat_model):
+        """Every applicable attack setting on every model under one threat model."""
+        crafters = {}  # one attacker (and traced functions) per attacker id
+        on_surrogate = threat_model.spec.crafted_on_surrogate
+        for attack in self.config.attacks:
+            ok, reason = is_applicable(attack, threat_model, self.config.preset)
+            if not ok:
+                self._skip(attack, threat_model, reason)
+                continue
+            for setting in attack_settings(attack, threat_model, self.config.preset):
+                for key, model in self.models.items():
+                    seed_id, surrogates = key, None
+                    if on_surrogate:
+                        seed_id, surrogates, reason = _surrogate_parts(
+                            threat_model.surrogate, key, self.models, self.surrogate_models)
+                        if reason:
+                            self._skip(attack, threat_model, reason, model=key)
+                            continue
+                    if seed_id not in crafters:
+                        crafters[seed_id] = Crafter(
+                            self._make_attacker(threat_model, model, seed_id, surrogates))
+                    crafter = crafters[seed_id]
+                    run_id = (threat_model.label, attack, setting.param, seed_id)
+                    # Pinned draws are redrawn per run.
+                    crafter.attacker.repin(derive_seed(self.config.seed, "attacker", *run_id))
+                    record = self._run_one(crafter, setting, run_id, key,
+                                           cache=self.transfer_cache if on_surrogate else None)
+                    self._add_record("robust", record, f"{threat_model.label}/{attack}/{key}")
+
+    def _make_attacker(self, threat_model, model, seed_id, surrogates):
+        attacker_seed = derive_seed(self.config.seed, "attacker", seed_id)
+        if surrogates is None:
+            return tm_lib.make_attacker(model, threat_model, seed=attacker_seed)
+        info = []
+        for name, surrogate in zip(seed_id.split("+"), surrogates):
+            if name not in self.fingerprints:
+                self.fingerprints[name] = model_fingerprint(surrogate)
+            info.append({"name": name, "fingerprint": self.fingerprints[name],
+                         **_describe(surrogate)})
+        return tm_lib.make_transfer_attacker(surrogates, threat_model, seed=attacker_seed,
+                                             info=info)
+
+    def _add_record(self, section, record, part):
+        getattr(self.results, section).append(record)
+        timings = self.results.timings
+        timings[part] = timings.get(part, 0.0) + (
+            record.seconds["attack"] + record.seconds["defender"])
+
+    def _run_convergence(self):
+        """EOT PGD against steps, draws and eps: ``results["convergence"]``."""
+        for key, model in self.models.items():
+            crafters = {}
+            for sweep, value, setting, num_draws in convergence_settings(self.config.preset,
+                                                                         model.is_stochastic):
+                threat_model = tm_lib.ThreatModel("eot", eot_samples=int(num_draws))
+                if num_draws not in crafters:
+                    crafters[num_draws] = Crafter(tm_lib.make_attacker(
+                        model, threat_model, seed=derive_seed(self.config.seed, "attacker", key)))
+                run_id = (f"convergence/{threat_model.label}", "pgd", setting.param, key)
+                record = self._run_one(crafters[num_draws], setting, run_id, key,
+                                       sweep={"sweep": sweep, "steps": setting.kwargs["nb_iter"],
+                                              "eot_samples": int(num_draws)}, value=value)
+                self._add_record("convergence", record, f"convergence/{sweep}/{key}")
+
+    def _craft(self, crafter, setting, run_id, x, y, cache):
+        """Crafts every batch of one run: ``(x_adv, margins, clean_margins, queries, reused)``."""
+        attacker, config = crafter.attacker, self.config
+        spec = REGISTRY[setting.attack]
+        batches = _batches(len(x), config.batch_size)
+        progbar = keras.utils.Progbar(len(batches), verbose=1 if config.verbose else 0,
+                                      unit_name="batch")
+        x_adv = np.empty_like(x)
+        queries = np.zeros(len(x), np.float64) if spec.reports_queries else None
+        margins = np.empty(len(x), np.float32)
+        clean_margins = np.empty(len(x), np.float32)
+        reused = False
+        for local_b, (start, stop) in enumerate(batches):
+            b = self.batch_offset + local_b  # the global batch index: it seeds the batch
+            xb, yb = x[start:stop], y[start:stop]
+            cache_key = (run_id, b)
+            if cache is not None and cache_key in cache:
+                x_adv[start:stop], margins[start:stop], clean_margins[start:stop] = (
+                    cache[cache_key])
+                progbar.update(local_b + 1)
+                continue
+            seed = batch_seed(config.seed, run_id, b, setting, attacker.threat_model)
+            # EOT draws restart from the batch's seed: a shard repeats them.
+            attacker.reseed(derive_seed(seed, "eot-draws"))
+            adv, margin, was_reused = crafter.craft_batch(
+                setting, xb, yb, seed, self.memo,
+                ce_memo_key(setting, attacker.threat_model, run_id[3], b))
+            reused = reused or was_reused
+            if queries is not None:
+                queries[start:stop] = crafter.last_queries
+            x_adv[start:stop] = adv
+            margins[start:stop] = crafter.margin(adv, yb) if margin is None else margin
+            clean_margins[start:stop] = crafter.margin(xb, yb)
+            if cache is not None:
+                cache[cache_key] = (x_adv[start:stop].copy(), margins[start:stop].copy(),
+                                    clean_margins[start:stop].copy())
+            progbar.update(local_b + 1)
+        return x_adv, margins, clean_margins, queries, reused
+
+    def _run_one(self, crafter, setting, run_id, model_key, cache=None, sweep=None, value=None):
+        """One attack setting on one model over all batches: its `RobustRecord`.
+
+        ``run_id`` (threat-model label, attack, param, attacker id) seeds the
+        batches; the attacker id is the model's key, or under ``transfer``
+        the surrogates', whose examples `cache` shares between the defenses.
+        """
+        attacker, config = crafter.attacker, self.config
+        threat_model = attacker.threat_model
+        defender = self.defenders[model_key]
+        spec = REGISTRY[setting.attack]
+        x, y = self.x, self.y
+        if spec.subset is not None:
+            # The first n images of the whole evaluation (of this shard: those
+            # with a global index below n).
+            limit = int(getattr(config.preset, spec.subset))
+            stop = max(0, min(len(x), limit - self.example_offset))
+            x, y = x[:stop], y[:stop]
+        if config.verbose:
+            on = (model_key if run_id[3] == model_key
+                  else f"{model_key} (crafted on {run_id[3]})")
+            self.log(f"[{run_id[0]}] {spec.title} {run_id[2]} on {on}")
+        t0 = time.time()
+        x_adv, margins, clean_margins, queries, reused = self._craft(
+            crafter, setting, run_id, x, y, cache)
+        attack_seconds = time.time() - t0
+
+        t0 = time.time()
+        evaluation = defender.evaluate(x_adv, y)
+        defender_seconds = time.time() - t0
+
+        changed, linf, l2, l1 = perturbation_sizes(x_adv, x)
+        examples = {
+            **evaluation["examples"],
+            "attacker_correct": margins <= 0,
+            "attacker_clean_correct": clean_margins <= 0,
+            "linf": linf,
+        }
+        if queries is not None:
+            examples["queries"] = queries
+        if spec.min_norm:
+            examples["success"] = (clean_margins <= 0) & changed & (margins > 0)
+            examples["l2"] = l2
+            examples["l1"] = l1
+        eps = None
+        if setting.value is not None and spec.kind == "loss":
+            model_eps = config.preset.model_eps(setting.value)
+            eps = (setting.value, model_eps, model_eps / 2.0)
+        identity = {
+            "model": model_key,
+            "threat_model": threat_model.label,
+            "threat_model_name": threat_model.name,
+            "attack": setting.attack,
+            "param": setting.param,
+            "value": setting.value if value is None else value,
+            "settings": setting.to_json(),
+            "attacker": attacker.describe(),
+        }
+        record = RobustRecord.from_examples(
+            examples, defender.eval_samples, identity,
+            {"attack": attack_seconds, "defender": defender_seconds}, spec.min_norm,
+            ce_stage_reused=reused, eps=eps, keep_examples=self.keep_examples, sweep=sweep)
+        acc = evaluation["accuracy"]
+        if config.verbose:
+            self.log(f"  robust accuracy {acc['mean']:.4f} +- {acc['std']:.4f}; attacker's "
+                     f"model {record.attacker_accuracy:.4f}; {attack_seconds:.1f}s attack, "
+                     f"{defender_seconds:.1f}s defender")
+        return record
 
 
 # -- convergence sweeps ---------------------------------------------------------------
@@ -339,122 +493,3 @@ def convergence_settings(preset, stochastic):
     out += [("eps", float(v), setting(v, preset.eot_pgd_steps, preset.eot_samples),
              preset.eot_samples) for v in preset.sweep_eps]
     return out
-
-
-def _run_convergence(models, defenders, x, y, config, memo, log, batch_offset, keep_examples,
-                     example_offset, results):
-    """EOT PGD against steps, draws and eps: ``results["convergence"]``."""
-    results.setdefault("convergence", [])
-    for key, model in models.items():
-        crafters = {}
-        for sweep, value, setting, num_draws in convergence_settings(config.preset,
-                                                                     model.is_stochastic):
-            threat_model = tm_lib.ThreatModel("eot", eot_samples=int(num_draws))
-            if num_draws not in crafters:
-                crafters[num_draws] = Crafter(tm_lib.make_attacker(
-                    model, threat_model, seed=derive_seed(config.seed, "attacker", key)))
-            run_id = (f"convergence/{threat_model.label}", "pgd", setting.param, key)
-            record = _run_one(crafters[num_draws], setting, defenders[key], x, y, config, run_id,
-                              memo, log, batch_offset, keep_examples, model_key=key,
-                              example_offset=example_offset,
-                              sweep={"sweep": sweep, "steps": setting.kwargs["nb_iter"],
-                                     "eot_samples": int(num_draws)}, value=value)
-            _add_record(results, "convergence", record, f"convergence/{sweep}/{key}")
-
-
-def _run_one(crafter, setting, defender, x, y, config, run_id, memo, log,
-             batch_offset, keep_examples, model_key, example_offset=0, cache=None, sweep=None,
-             value=None):
-    """One attack setting on one model over all batches: its `RobustRecord`.
-
-    ``run_id`` (threat-model label, attack, param, attacker id) seeds the
-    batches; the attacker id is the model's key, or under ``transfer`` the
-    surrogates', whose examples `cache` shares between the defenses.
-    """
-    attacker = crafter.attacker
-    threat_model = attacker.threat_model
-    spec = REGISTRY[setting.attack]
-    if spec.subset is not None:
-        # The first n images of the whole evaluation (of this shard: those
-        # with a global index below n).
-        limit = int(getattr(config.preset, spec.subset))
-        stop = max(0, min(len(x), limit - example_offset))
-        x, y = x[:stop], y[:stop]
-    batches = _batches(len(x), config.batch_size)
-    if config.verbose:
-        on = model_key if run_id[3] == model_key else f"{model_key} (crafted on {run_id[3]})"
-        log(f"[{run_id[0]}] {spec.title} {run_id[2]} on {on}")
-    progbar = keras.utils.Progbar(len(batches), verbose=1 if config.verbose else 0,
-                                  unit_name="batch")
-    t0 = time.time()
-    x_adv = np.empty_like(x)
-    queries = np.zeros(len(x), np.float64) if spec.reports_queries else None
-    margins = np.empty(len(x), np.float32)
-    clean_margins = np.empty(len(x), np.float32)
-    reused = False
-    for local_b, (start, stop) in enumerate(batches):
-        b = batch_offset + local_b  # the global batch index: it seeds the batch
-        xb, yb = x[start:stop], y[start:stop]
-        cache_key = (run_id, b)
-        if cache is not None and cache_key in cache:
-            x_adv[start:stop], margins[start:stop], clean_margins[start:stop] = cache[cache_key]
-            progbar.update(local_b + 1)
-            continue
-        seed = batch_seed(config.seed, run_id, b, setting, threat_model)
-        # EOT draws restart from the batch's seed: a shard repeats them.
-        attacker.reseed(derive_seed(seed, "eot-draws"))
-        adv, margin, was_reused = crafter.craft_batch(
-            setting, xb, yb, seed, memo, ce_memo_key(setting, threat_model, run_id[3], b))
-        reused = reused or was_reused
-        if queries is not None:
-            queries[start:stop] = crafter.last_queries
-        x_adv[start:stop] = adv
-        margins[start:stop] = crafter.margin(adv, yb) if margin is None else margin
-        clean_margins[start:stop] = crafter.margin(xb, yb)
-        if cache is not None:
-            cache[cache_key] = (x_adv[start:stop].copy(), margins[start:stop].copy(),
-                                clean_margins[start:stop].copy())
-        progbar.update(local_b + 1)
-    attack_seconds = time.time() - t0
-
-    t0 = time.time()
-    evaluation = defender.evaluate(x_adv, y)
-    defender_seconds = time.time() - t0
-
-    changed, linf, l2, l1 = perturbation_sizes(x_adv, x)
-    examples = {
-        **evaluation["examples"],
-        "attacker_correct": margins <= 0,
-        "attacker_clean_correct": clean_margins <= 0,
-        "linf": linf,
-    }
-    if queries is not None:
-        examples["queries"] = queries
-    if spec.min_norm:
-        examples["success"] = (clean_margins <= 0) & changed & (margins > 0)
-        examples["l2"] = l2
-        examples["l1"] = l1
-    eps = None
-    if setting.value is not None and spec.kind == "loss":
-        model_eps = config.preset.model_eps(setting.value)
-        eps = (setting.value, model_eps, model_eps / 2.0)
-    identity = {
-        "model": model_key,
-        "threat_model": threat_model.label,
-        "threat_model_name": threat_model.name,
-        "attack": setting.attack,
-        "param": setting.param,
-        "value": setting.value if value is None else value,
-        "settings": setting.to_json(),
-        "attacker": attacker.describe(),
-    }
-    record = RobustRecord.from_examples(
-        examples, defender.eval_samples, identity,
-        {"attack": attack_seconds, "defender": defender_seconds}, spec.min_norm,
-        ce_stage_reused=reused, eps=eps, keep_examples=keep_examples, sweep=sweep)
-    acc = evaluation["accuracy"]
-    if config.verbose:
-        log(f"  robust accuracy {acc['mean']:.4f} +- {acc['std']:.4f}; attacker's model "
-            f"{record.attacker_accuracy:.4f}; {attack_seconds:.1f}s attack, "
-            f"{defender_seconds:.1f}s defender")
-    return record

@@ -42,6 +42,8 @@ import numpy as np
 
 from rls_tf.attacks.registry import REGISTRY
 from rls_tf.evaluation import records
+from rls_tf.evaluation.commands import Command
+from rls_tf.evaluation.formatting import clean_json
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation import runner
 from rls_tf.validation import check_int
@@ -247,13 +249,11 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
 def write_shard(payload, output_dir):
     """Writes a shard's payload to ``<output_dir>/shard-<i>-of-<S>.json`` atomically."""
     from rls_tf import callbacks  # pylint: disable=import-outside-toplevel
-    from rls_tf.evaluation import report  # pylint: disable=import-outside-toplevel
-
     path = os.path.join(output_dir, shard_file_name(payload["shard"]["index"],
                                                     payload["shard"]["count"]))
     # Not write_json_atomic: it sorts keys, and key order is table order here
     # (models, N values, timings).
-    text = json.dumps(report.clean_json(payload), indent=1, allow_nan=False)
+    text = json.dumps(clean_json(payload), indent=1, allow_nan=False)
     callbacks.write_bytes_atomic(path, text.encode("utf-8"))
     return path
 
@@ -495,9 +495,6 @@ def _merge_record(record, parts, eval_samples):
     return merged.to_json()
 
 
-_SHARD_FLAGS = re.compile(r" --(shard_index|num_shards)=\d+")
-
-
 def merge_directory(directory, output_dir=None):
     """Merges the shard files of `directory` and writes the reports.
 
@@ -515,7 +512,7 @@ def merge_directory(directory, output_dir=None):
     command = results["merged"]["shards"][0]["command"]
     if command:
         # The unsharded command that computes the same numbers in one run.
-        command = _SHARD_FLAGS.sub("", command)
+        command = Command.parse(command).without("shard_index", "num_shards").to_text()
     results["merged"]["command"] = f"python attack_eval.py --merge={directory}"
     paths = report.write_reports(results, output_dir or directory, command=command)
     return results, paths

@@ -1,8 +1,11 @@
 """Threat models: what the attacker sees of a randomised classifier.
 
-Everything here speaks only `rls_tf.defense.StochasticClassifier` (draws
-and outputs of given draws), so it applies to any defense; the text below
-says "sampled model" for one draw, as for RLS.
+Every threat model is one `ThreatModelSpec` in `THREAT_MODEL_REGISTRY`: its
+label and JSON form, how its attacker is built (from `attackers`, which
+speaks only `rls_tf.defense.StochasticClassifier`), the attack budget it
+runs attacks under, which attacks it admits and with which recipe. Nothing
+else in the harness tests a threat model's name. The text below says
+"sampled model" for one draw, as for RLS.
 
 Every robust accuracy the harness reports carries the label of the threat
 model that produced it. The *defender* is the same in all of them: the
@@ -43,28 +46,45 @@ For a deterministic model (``is_stochastic`` False, M=1) every threat model's
 ``model_fn`` is the plain white-box one: ``log`` of the network's softmax,
 ``[B, K]`` (an EOT of E identical draws would only cost E times more).
 
-Model outputs are probabilities (the networks end in a softmax); attacks
-need logits, so every ``model_fn`` returns ``log(p + TINY)``: valid logits
-(their softmax is p up to TINY) with finite gradients where p underflows.
+Adding a threat model is one entry in `THREAT_MODEL_REGISTRY` (or one
+`register_threat_model` call).
 """
 
+
 import dataclasses
-from typing import Any, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
 
-from rls_tf.defense import SeedStream
+from rls_tf.attacks import registry as attack_registry
+from rls_tf.evaluation.attackers import TINY  # noqa: F401 (re-exported)
+from rls_tf.evaluation.attackers import Attacker  # noqa: F401
+from rls_tf.evaluation.attackers import EotDraws  # noqa: F401
+from rls_tf.evaluation.attackers import defender_outputs  # noqa: F401
+from rls_tf.evaluation.attackers import eot_model_fn  # noqa: F401
+from rls_tf.evaluation.attackers import eot_tied_fn  # noqa: F401
+from rls_tf.evaluation.attackers import log_probabilities  # noqa: F401
+from rls_tf.evaluation.attackers import make_arc_attacker
+from rls_tf.evaluation.attackers import make_sampled_attacker
+from rls_tf.evaluation.attackers import make_transfer_attacker  # noqa: F401
+from rls_tf.evaluation.attackers import member_model_fn  # noqa: F401
+from rls_tf.evaluation.attackers import members_model_fn  # noqa: F401
+from rls_tf.evaluation.attackers import pinned_model_fn  # noqa: F401
+from rls_tf.evaluation.attackers import plain_model_fn  # noqa: F401
+from rls_tf.evaluation.attackers import surrogate_model_fn  # noqa: F401
 
 __all__ = [
     "THREAT_MODELS",
+    "THREAT_MODEL_REGISTRY",
     "TINY",
     "Attacker",
     "ThreatModel",
+    "ThreatModelSpec",
     "defender_outputs",
     "EotDraws",
     "eot_model_fn",
     "eot_tied_fn",
+    "get_threat_model",
     "log_probabilities",
     "make_arc_attacker",
     "make_attacker",
@@ -73,146 +93,182 @@ __all__ = [
     "members_model_fn",
     "pinned_model_fn",
     "plain_model_fn",
+    "register_threat_model",
     "threat_model_grid",
+    "unregister_threat_model",
 ]
 
-THREAT_MODELS = ("paper", "multi_sample", "eot", "apgd_rand", "transfer", "arc")
-TINY = 1e-12
-
-# Threat models whose attacker uses fresh draws (EOT) rather than pinned paths.
-_EOT_THREAT_MODELS = ("eot", "apgd_rand")
+# The size fields of a `ThreatModel`, in JSON order.
+_SIZE_FIELDS = ("num_paths", "surrogate", "eot_samples")
 
 
-def log_probabilities(probs):
-    """``log(probs + TINY)``: logits whose softmax is ``probs``."""
-    return tf.math.log(tf.convert_to_tensor(probs) + TINY)
+@dataclasses.dataclass(frozen=True)
+class ThreatModelSpec:
+    """Everything the harness knows about one threat model.
 
-
-def plain_model_fn(model):
-    """White-box ``model_fn`` of a deterministic classifier: ``[B, K]`` log-probs.
-
-    The log of its inference (``model.defend``: a plain network's softmax,
-    the mean of an ensemble's members). For a stochastic classifier this
-    would be a fresh N-draw mean per call; the threat models never use it on
-    one.
+    Attributes:
+        name: registry / CLI / results name (``threat_model_name``).
+        budget: the attack budget its settings are built with (one of
+            `rls_tf.attacks.registry.BUDGETS`).
+        build: ``(model, threat_model, seed) -> Attacker``; None when the
+            attacker is built from surrogates (`crafted_on_surrogate`).
+        size: the `ThreatModel` field printed in the label, or None.
+        size_symbol: its symbol in the label (``"S"`` in
+            ``multi_sample[S=5]``; empty: the value alone).
+        uses_eot: the attacker averages E fresh draws per call (its
+            ``eot_samples`` is recorded).
+        single_path: the attacker pins exactly one path (``num_paths`` 1).
+        admits: ``AttackSpec -> bool``: the only attacks it runs (None: all
+            those with settings under `budget` and what they require).
+        staged: runs the attacks with `AttackSpec.loss_stages` as their
+            staged recipe (APGD-CE then APGD-DLR).
+        provides: the attacker functions (`AttackSpec.attacker_fns`) its
+            `Attacker` carries.
+        crafted_on_surrogate: the examples are crafted on surrogates, not on
+            the evaluated model (needs ``EvalConfig.surrogates``).
+        challenger: a masking check's challenger (``transfer``, ``arc``):
+            its records only test the white-box numbers.
+        expand: ``options -> [dict of ThreatModel fields]``: the threat
+            models one name stands for (see `threat_model_grid`).
     """
 
-    def model_fn(x):
-        return log_probabilities(model.defend(x))
+    name: str
+    budget: str
+    build: Optional[Callable]
+    size: Optional[str] = None
+    size_symbol: str = ""
+    uses_eot: bool = False
+    single_path: bool = False
+    admits: Optional[Callable] = None
+    staged: bool = False
+    provides: Tuple[str, ...] = ()
+    crafted_on_surrogate: bool = False
+    challenger: bool = False
+    expand: Callable = lambda options: [{}]
 
-    return model_fn
+    def __post_init__(self):
+        if self.budget not in attack_registry.BUDGETS:
+            raise ValueError(f"`budget` must be one of {attack_registry.BUDGETS}. "
+                             f"Received: budget={self.budget!r}")
+        if self.size is not None and self.size not in _SIZE_FIELDS:
+            raise ValueError(f"`size` must be one of {_SIZE_FIELDS}. Received: size={self.size!r}")
 
+    def label(self, threat_model):
+        """The label printed next to every number `threat_model` produced."""
+        if self.size is None:
+            return self.name
+        value = getattr(threat_model, self.size)
+        return (f"{self.name}[{self.size_symbol}={value}]" if self.size_symbol
+                else f"{self.name}[{value}]")
 
-def pinned_model_fn(model, paths):
-    """``model_fn`` of the ensemble of S pinned draws (sampled models).
+    def json_fields(self):
+        """The size fields of its JSON form."""
+        return tuple(f for f in _SIZE_FIELDS
+                     if f == self.size or (f == "eot_samples" and self.uses_eot))
 
-    Args:
-        model: a `StochasticClassifier`.
-        paths: int ``tf.Variable`` (or array) ``[S, *draw_shape]``, one draw
-            per row (see ``model.draw``). A variable is read at every call,
-            so a traced attack picks up newly assigned draws without
-            retracing.
+    def _runs(self, attack):
+        """Whether `attack` has settings here and gets what it requires."""
+        return (attack.has_budget(self.budget)
+                and set(attack.requires) <= set(self.provides)
+                and (not self.staged or bool(attack.loss_stages)))
 
-    Returns:
-        ``x -> log(mean_s model.outputs(x, paths)[s])``, ``[B, K]``. For S=1
-        this is the log-softmax of the one pinned sampled model.
-    """
+    def _admits(self, attack):
+        return self.admits is None or self.admits(attack)
 
-    def model_fn(x):
-        probs = model.outputs(x, tf.convert_to_tensor(paths))
-        return log_probabilities(tf.reduce_mean(probs, axis=0))
+    def applicable(self, attack, preset):
+        """``(applicable, reason)`` of an `AttackSpec` (or its name) here."""
+        attack = _attack_spec(attack)
+        if not self._admits(attack):
+            names = [a.name for a in attack_registry.REGISTRY.values() if self._admits(a)]
+            return False, f"{self.name} runs {', '.join(names)} only"
+        if not self._runs(attack):
+            under = [t.name for t in THREAT_MODEL_REGISTRY.values()
+                     if t._runs(attack) and t._admits(attack)]
+            return False, f"{attack.name} runs under {', '.join(under)} only"
+        if (self.budget == "adaptive" and attack.optional_when_adaptive
+                and not preset.eot_min_norm):
+            return False, (f"minimum-norm attacks under {self.name} are optional "
+                           "(--eot_min_norm)")
+        return True, ""
 
-    return model_fn
-
-
-class EotDraws(SeedStream):
-    """Seeded, per-example draws for the E draws of every EOT call.
-
-    Every call of an EOT ``model_fn`` draws one draw per example and per E
-    from a stateless key keyed on (seed, number of the call): the draws are
-    fresh at every call, as a stochastic classifier's are, yet a run with
-    the same seed repeats them exactly, and so does a shard of a run
-    (`reseed` at every batch, from the batch's global index).
-
-    Args:
-        model: unused (kept for the signature of earlier versions).
-        seed: initial seed (int).
-    """
-
-    def __init__(self, model=None, seed=0):  # pylint: disable=unused-argument
-        super().__init__(seed)
-
-
-def eot_model_fn(model, num_draws, draws=None):
-    """``model_fn`` returning E fresh draws of the stochastic model, ``[E, B, K]``.
-
-    ``model.sample``: one call in which every example has its own E draws,
-    so the E draws of an example are independent, and so are the draws of
-    different examples. The draws come from `draws` (seeded, see
-    `EotDraws`), or, with ``draws=None``, from fresh entropy.
-
-    Args:
-        model: a `StochasticClassifier`.
-        num_draws: E >= 1.
-        draws: optional `EotDraws`.
-
-    Returns:
-        ``x -> [E, B, K]`` log-probabilities of the E draws.
-    """
-    num_draws = int(num_draws)
-    if num_draws < 1:
-        raise ValueError(f"`num_draws` must be >= 1. Received: num_draws={num_draws}")
-
-    def model_fn(x):
-        key = None if draws is None else draws.next_key()
-        return log_probabilities(model.sample(x, num_draws, seed=key))
-
-    return model_fn
+    def settings(self, attack, preset):
+        """The `AttackSetting`s of an `AttackSpec` (or its name) here."""
+        attack = _attack_spec(attack)
+        out = attack.build_settings(preset, self.budget)
+        if self.staged and attack.loss_stages:
+            out = [attack.staged(s) for s in out]
+        return out
 
 
-def eot_tied_fn(model, num_draws, draws=None):
-    """The EOT attacker's common-draws ``tied_fn(x, copies)`` (score-based attacks).
-
-    ``x`` is ``copies`` blocks of n examples stacked on the batch axis;
-    example i of every block gets the same E fresh per-example draws, so the
-    points a score-based attack compares (Square's current point and
-    candidate, SPSA's ``x +- delta v``) differ by the perturbation only, not
-    by the draws (see `rls_tf.attacks._common.tied_logits`). The attacker of
-    the ``eot`` threat model fixes its own draws (as EOT's attacker does);
-    the defender still draws fresh ones.
-
-    Returns:
-        ``(x, copies) -> [E, copies * n, K]`` log-probabilities.
-    """
-    num_draws = int(num_draws)
-    if num_draws < 1:
-        raise ValueError(f"`num_draws` must be >= 1. Received: num_draws={num_draws}")
-    draw_shape = [int(d) for d in model.draw_shape]
-
-    def tied_fn(x, copies):
-        x = tf.convert_to_tensor(x)
-        n = tf.shape(x)[0] // int(copies)
-        key = None if draws is None else draws.next_key()
-        block = tf.reshape(model.draw(num_draws * n, seed=key),
-                           tf.concat([[num_draws, n], tf.constant(draw_shape, tf.int32)], 0))
-        tiled = tf.tile(block, [1, int(copies)] + [1] * len(draw_shape))
-        return log_probabilities(model.outputs(x, tiled))
-
-    return tied_fn
+def _attack_spec(attack):
+    return attack if isinstance(attack, attack_registry.AttackSpec) else (
+        attack_registry.get_attack(attack))
 
 
-def defender_outputs(model, x, num_samples):
-    """The defender's view: ``[N, B, K]`` probabilities of N fresh draws.
+def _transfers(attack):
+    return attack.transfers
 
-    The model's own inference mode (``model.defend(x)`` is their mean), i.e.
-    the paper's: one fresh draw per sampled model for the whole batch unless
-    the model draws per example. A deterministic model gives ``[1, B, K]``
-    (its N samples would be identical).
-    """
-    n = int(num_samples) if model.is_stochastic else 1
-    if model.draws_per_example:
-        return model.sample(x, n)
-    return model.outputs(x, model.draw(n))
+
+def _needs_members(attack):
+    return "member_fn" in attack.requires
+
+
+def _has_loss_stages(attack):
+    return bool(attack.loss_stages)
+
+
+def _eot_grid(options):
+    return [{"eot_samples": int(options["eot_samples"])}]
+
+
+THREAT_MODEL_REGISTRY = {spec.name: spec for spec in (
+    ThreatModelSpec("paper", "standard", make_sampled_attacker, single_path=True),
+    ThreatModelSpec("multi_sample", "standard", make_sampled_attacker, size="num_paths",
+                    size_symbol="S",
+                    expand=lambda o: [{"num_paths": int(s)} for s in o["multi_sample_paths"]]),
+    ThreatModelSpec("eot", "adaptive", make_sampled_attacker, size="eot_samples",
+                    size_symbol="E", uses_eot=True, provides=("tied_fn",), expand=_eot_grid),
+    ThreatModelSpec("apgd_rand", "adaptive", make_sampled_attacker, size="eot_samples",
+                    size_symbol="E", uses_eot=True, admits=_has_loss_stages, staged=True,
+                    provides=("tied_fn",), expand=_eot_grid),
+    ThreatModelSpec("transfer", "transfer", None, size="surrogate", admits=_transfers,
+                    crafted_on_surrogate=True, challenger=True,
+                    expand=lambda o: [{"eot_samples": int(o["eot_samples"]),
+                                       "surrogate": str(s)} for s in o["surrogates"]]),
+    ThreatModelSpec("arc", "standard", make_arc_attacker, size="num_paths", size_symbol="P",
+                    admits=_needs_members, provides=("member_fn",), challenger=True,
+                    expand=lambda o: [{"num_paths": int(o["arc_paths"])}]),
+)}
+
+# The built-in threat models (CLI order).
+THREAT_MODELS = tuple(THREAT_MODEL_REGISTRY)
+
+
+def get_threat_model(name):
+    """The `ThreatModelSpec` called `name`, or a ValueError naming the choices."""
+    if name not in THREAT_MODEL_REGISTRY:
+        raise ValueError(
+            f"Unknown threat model. Received: threat_model={name!r}. "
+            f"Expected one of {tuple(THREAT_MODEL_REGISTRY)}."
+        )
+    return THREAT_MODEL_REGISTRY[name]
+
+
+def register_threat_model(spec):
+    """Adds a `ThreatModelSpec` to `THREAT_MODEL_REGISTRY`; returns it."""
+    if not isinstance(spec, ThreatModelSpec):
+        raise ValueError(f"`spec` must be a ThreatModelSpec. Received: spec={spec!r}")
+    if spec.name in THREAT_MODEL_REGISTRY:
+        raise ValueError(f"A threat model of this name is registered. "
+                         f"Received: name={spec.name!r}")
+    THREAT_MODEL_REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_threat_model(name):
+    """Removes a registered threat model (the inverse of `register_threat_model`)."""
+    get_threat_model(name)
+    del THREAT_MODEL_REGISTRY[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,9 +276,9 @@ class ThreatModel:
     """A threat model and its size parameter.
 
     Attributes:
-        name: one of `THREAT_MODELS`.
+        name: a `THREAT_MODEL_REGISTRY` name.
         num_paths: S, pinned sampled models attacked together
-            (``multi_sample``; 1 for ``paper``).
+            (``multi_sample``; 1 for ``paper``; P members under ``arc``).
         eot_samples: E, draws per gradient (``eot``, ``apgd_rand``; a
             stochastic surrogate's under ``transfer``).
         surrogate: the surrogate names of ``transfer``, joined by ``+``
@@ -235,116 +291,51 @@ class ThreatModel:
     surrogate: Optional[str] = None
 
     def __post_init__(self):
-        if self.name not in THREAT_MODELS:
-            raise ValueError(
-                f"Unknown threat model. Received: threat_model={self.name!r}. "
-                f"Expected one of {THREAT_MODELS}."
-            )
+        spec = get_threat_model(self.name)
         for field in ("num_paths", "eot_samples"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{field}` must be an int >= 1. Received: {field}={value!r}")
-        if self.name == "transfer" and not self.surrogate:
-            raise ValueError("The `transfer` threat model needs a surrogate. "
+        if spec.size == "surrogate" and not self.surrogate:
+            raise ValueError(f"The `{self.name}` threat model needs a surrogate. "
                              f"Received: surrogate={self.surrogate!r}")
-        if self.name == "paper" and self.num_paths != 1:
+        if spec.single_path and self.num_paths != 1:
             raise ValueError(
-                "The `paper` threat model attacks one sampled model "
+                f"The `{self.name}` threat model attacks one sampled model "
                 f"(num_paths=1). Received: num_paths={self.num_paths}"
             )
 
     @property
+    def spec(self):
+        """Its `ThreatModelSpec`."""
+        return get_threat_model(self.name)
+
+    @property
     def uses_eot(self):
-        return self.name in _EOT_THREAT_MODELS
+        return self.spec.uses_eot
 
     @property
     def label(self):
         """The label printed next to every number it produced."""
-        if self.name == "multi_sample":
-            return f"multi_sample[S={self.num_paths}]"
-        if self.name == "transfer":
-            return f"transfer[{self.surrogate}]"
-        if self.name == "arc":
-            return f"arc[P={self.num_paths}]"
-        if self.uses_eot:
-            return f"{self.name}[E={self.eot_samples}]"
-        return self.name
+        return self.spec.label(self)
 
     def to_json(self):
         out = {"name": self.name, "label": self.label}
-        if self.name in ("multi_sample", "arc"):
-            out["num_paths"] = self.num_paths
-        if self.name == "transfer":
-            out["surrogate"] = self.surrogate
-        if self.uses_eot:
-            out["eot_samples"] = self.eot_samples
+        out.update({field: getattr(self, field) for field in self.spec.json_fields()})
         return out
 
+    @classmethod
+    def from_json(cls, data):
+        """The `ThreatModel` of its `to_json` form (the label is derived)."""
+        return cls(**{k: v for k, v in data.items() if k in ("name", *_SIZE_FIELDS)})
 
-@dataclasses.dataclass
-class Attacker:
-    """What the attack gets: its ``model_fn`` and how it was made.
+    def applicable(self, attack, preset):
+        """``(applicable, reason)`` of an attack (spec or name) under this threat model."""
+        return self.spec.applicable(attack, preset)
 
-    Attributes:
-        threat_model: the `ThreatModel`.
-        model_fn: ``x -> logits`` ``[B, K]`` or ``[E, B, K]``.
-        white_box: True when the model is deterministic and ``model_fn`` is
-            the plain white-box one (whatever the threat model).
-        paths: the pinned paths ``[S, L]`` (pinned threat models on a
-            stochastic model), else None.
-        model: the attacked model (pinned attackers, for `repin`).
-        paths_variable: the variable the pinned ``model_fn`` reads.
-        draws: the `EotDraws` of an EOT attacker on a stochastic model.
-        extra: more JSON-able facts for `describe`.
-        tied_fn: the EOT attacker's common-draws function (`eot_tied_fn`),
-            handed to the attacks that compare nearby points (Square, SPSA).
-        member_fn: the ARC attacker's one-member function (`member_model_fn`).
-    """
-
-    threat_model: ThreatModel
-    model_fn: object
-    white_box: bool
-    paths: Optional[np.ndarray] = None
-    model: Any = None
-    paths_variable: Optional[tf.Variable] = None
-    draws: Optional[EotDraws] = None
-    extra: Optional[dict] = None
-    tied_fn: Any = None
-    member_fn: Any = None
-
-    def reseed(self, seed):
-        """Restarts an EOT attacker's seeded draws (a no-op for others)."""
-        if self.draws is not None:
-            self.draws.reseed(seed)
-
-    def repin(self, seed):
-        """Draws new pinned paths (same S) for the next attack; returns them.
-
-        The traced ``model_fn`` reads them from a variable: no retracing.
-        A no-op (returns None) for unpinned attackers.
-        """
-        if self.paths_variable is None:
-            return None
-        paths = np.asarray(self.model.draw(self.threat_model.num_paths, seed=seed))
-        self.paths_variable.assign(paths)
-        self.paths = paths
-        return paths
-
-    def describe(self):
-        """JSON-able description of the attacker (paths included)."""
-        out = {"white_box": self.white_box}
-        if self.paths is not None:
-            out["paths"] = np.asarray(self.paths).tolist()
-        if self.threat_model.uses_eot and not self.white_box:
-            out["eot_samples"] = self.threat_model.eot_samples
-            out["sampling"] = ("per-example, fresh draws at every call, seeded per batch "
-                               "(seed, global batch index, call number)")
-        if self.tied_fn is not None:
-            out["common_draws"] = ("score-based attacks (Square, SPSA) judge the points they "
-                                   "compare with the same E draws per example")
-        if self.extra:
-            out.update(self.extra)
-        return out
+    def settings(self, attack, preset):
+        """The `AttackSetting`s of an attack (spec or name) under this threat model."""
+        return self.spec.settings(attack, preset)
 
 
 def make_attacker(model, threat_model, seed=None):
@@ -353,176 +344,35 @@ def make_attacker(model, threat_model, seed=None):
     Args:
         model: a `StochasticClassifier` (deterministic ones included).
         threat_model: a `ThreatModel` (or its name, with default sizes).
-        seed: seed of the pinned paths (``paper``, ``multi_sample``) or of
-            the first EOT draws (``eot``, ``apgd_rand``; see `Attacker.reseed`).
+        seed: seed of the pinned paths (``paper``, ``multi_sample``, ``arc``)
+            or of the first EOT draws (``eot``, ``apgd_rand``; see
+            `Attacker.reseed`).
 
     Returns:
         An `Attacker`.
     """
     if isinstance(threat_model, str):
         threat_model = ThreatModel(threat_model)
-    if threat_model.name == "transfer":
-        raise ValueError("The transfer attacker is built from its surrogates: use "
+    if threat_model.spec.build is None:
+        raise ValueError(f"The {threat_model.name} attacker is built from its surrogates: use "
                          "make_transfer_attacker.")
-    if threat_model.name == "arc":
-        return make_arc_attacker(model, threat_model, seed=seed)
-    if not model.is_stochastic and not (model.pinnable and not threat_model.uses_eot):
-        # Deterministic: white box, unless the threat model pins sub-models
-        # (paper, multi_sample) of an ensemble whose draws name its members.
-        return Attacker(threat_model, plain_model_fn(model), white_box=True)
-    if threat_model.uses_eot:
-        draws = EotDraws(model, 0 if seed is None else seed)
-        return Attacker(
-            threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
-            white_box=False, draws=draws,
-            tied_fn=eot_tied_fn(model, threat_model.eot_samples, draws),
-        )
-    paths = np.asarray(model.draw(threat_model.num_paths, seed=seed))
-    variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="pinned_paths")
-    attacker = Attacker(
-        threat_model,
-        pinned_model_fn(model, variable),
-        white_box=False,
-        paths=paths,
-        model=model,
-        paths_variable=variable,
-    )
-    return attacker
-
-
-def members_model_fn(model, draws):
-    """``model_fn`` of P fixed members: ``[P, B, K]`` per-member log-probabilities.
-
-    Unlike `pinned_model_fn` the members are not averaged: row p is draw p's
-    sampled model (an ensemble member, an RLS path), as ARC needs.
-    """
-
-    def model_fn(x):
-        return log_probabilities(model.outputs(x, tf.convert_to_tensor(draws)))
-
-    return model_fn
-
-
-def member_model_fn(model, draws):
-    """``(x, m) -> [B, K]``: member m of `members_model_fn`'s set alone.
-
-    Equal to ``members_model_fn(model, draws)(x)[m]`` at the cost of one
-    member (ARC's gradient steps need one member at a time).
-    """
-
-    def member_fn(x, m):
-        one = tf.gather(tf.convert_to_tensor(draws), tf.reshape(m, [1]))
-        return log_probabilities(model.outputs(x, one))[0]
-
-    return member_fn
-
-
-def surrogate_model_fn(surrogates, eot_samples, draws=None):
-    """``model_fn`` of the transfer attacker: the surrogates' mean decision.
-
-    One deterministic surrogate: its log-softmax ``[B, K]`` (white box on
-    it). One stochastic surrogate: its EOT ``model_fn`` (``[E, B, K]``).
-    Several: ``log`` of the mean of their probabilities (a stochastic one
-    contributes the mean of E fresh draws), ``[B, K]``.
-    """
-    surrogates = list(surrogates)
-    if not surrogates:
-        raise ValueError("At least one surrogate is needed. Received: surrogates=[]")
-    if len(surrogates) == 1:
-        only = surrogates[0]
-        if only.is_stochastic:
-            return eot_model_fn(only, eot_samples, draws)
-        return plain_model_fn(only)
-
-    def model_fn(x):
-        probs = []
-        for surrogate in surrogates:
-            if surrogate.is_stochastic:
-                key = None if draws is None else draws.next_key()
-                probs.append(tf.reduce_mean(surrogate.sample(x, eot_samples, seed=key), axis=0))
-            else:
-                probs.append(surrogate.defend(x))
-        return log_probabilities(tf.add_n(probs) / float(len(probs)))
-
-    return model_fn
-
-
-def make_transfer_attacker(surrogates, threat_model, seed=None, info=None):
-    """The ``transfer`` attacker: crafts on `surrogates`, not on the defense.
-
-    Args:
-        surrogates: list of `StochasticClassifier` (the surrogate ensemble).
-        threat_model: a ``transfer`` `ThreatModel`.
-        seed: seed of a stochastic surrogate's EOT draws.
-        info: JSON-able description of the surrogates (names, directories,
-            weight fingerprints), recorded with every result.
-    """
-    if threat_model.name != "transfer":
-        raise ValueError(f"Expected a transfer threat model. Received: {threat_model.label}")
-    stochastic = any(s.is_stochastic for s in surrogates)
-    draws = EotDraws(None, 0 if seed is None else seed) if stochastic else None
-    attacker = Attacker(threat_model, surrogate_model_fn(surrogates, threat_model.eot_samples,
-                                                         draws),
-                        white_box=False, draws=draws)
-    attacker.extra = {"surrogates": info or [], "crafted_on": "surrogate"}
-    return attacker
-
-
-def make_arc_attacker(model, threat_model, seed=None):
-    """The ``arc`` attacker: P fixed members of `model`, ``[P, B, K]``.
-
-    An ensemble whose draws name its members (``defender_draws``) gives all
-    of them; a stochastic classifier P pinned draws (seeded, redrawn per run
-    by `Attacker.repin`); a deterministic one itself (P = 1).
-    """
-    if threat_model.name != "arc":
-        raise ValueError(f"Expected an arc threat model. Received: {threat_model.label}")
-    fixed = model.defender_draws()
-    if fixed is not None:
-        paths = np.asarray(fixed)
-    elif model.is_stochastic:
-        paths = np.asarray(model.draw(threat_model.num_paths, seed=seed))
-    else:
-        paths = np.asarray(model.draw(1, seed=0))
-    variable = tf.Variable(paths, dtype=tf.int32, trainable=False, name="arc_members")
-    repinnable = fixed is None and model.is_stochastic
-    attacker = Attacker(threat_model, members_model_fn(model, variable), white_box=False,
-                        paths=paths, model=model if repinnable else None,
-                        paths_variable=variable if repinnable else None,
-                        member_fn=member_model_fn(model, variable))
-    attacker.extra = {"members": int(len(paths)),
-                      "member_source": ("the ensemble's members" if fixed is not None else
-                                        "pinned draws" if model.is_stochastic else
-                                        "the deterministic model itself")}
-    return attacker
+    return threat_model.spec.build(model, threat_model, seed=seed)
 
 
 def threat_model_grid(names, multi_sample_paths=(1, 5, 10, 15), eot_samples=20,
                       surrogates=("plain",), arc_paths=10):
     """Expands threat-model names into `ThreatModel`s.
 
-    One per S for multi_sample, one per surrogate spec for transfer.
+    One per S for multi_sample, one per surrogate spec for transfer (each
+    spec's ``expand``).
 
     Returns:
         tuple of `ThreatModel`.
     """
+    options = {"multi_sample_paths": multi_sample_paths, "eot_samples": eot_samples,
+               "surrogates": surrogates, "arc_paths": arc_paths}
     out = []
     for name in names:
-        if name not in THREAT_MODELS:
-            raise ValueError(
-                f"Unknown threat model. Received: threat_model={name!r}. "
-                f"Expected one of {THREAT_MODELS}."
-            )
-        if name == "multi_sample":
-            out.extend(ThreatModel(name, num_paths=int(s)) for s in multi_sample_paths)
-        elif name in _EOT_THREAT_MODELS:
-            out.append(ThreatModel(name, eot_samples=int(eot_samples)))
-        elif name == "transfer":
-            out.extend(ThreatModel(name, eot_samples=int(eot_samples), surrogate=str(spec))
-                       for spec in surrogates)
-        elif name == "arc":
-            out.append(ThreatModel(name, num_paths=int(arc_paths)))
-        else:
-            out.append(ThreatModel(name))
+        spec = get_threat_model(name)
+        out.extend(ThreatModel(name, **fields) for fields in spec.expand(options))
     return tuple(out)
-

@@ -26,11 +26,11 @@ def test_entries_are_complete_and_build_settings(name):
     fields = {f for f in preset.to_json()}
     assert set(spec.preset_fields) <= fields, set(spec.preset_fields) - fields
     for threat_model in tm.THREAT_MODELS:
-        ok, reason = spec.applicable(threat_model, preset)
+        ok, reason = tm.get_threat_model(threat_model).applicable(spec, preset)
         if not ok:
             assert reason
             continue
-        settings = spec.build_settings(preset, threat_model)
+        settings = tm.get_threat_model(threat_model).settings(spec, preset)
         assert settings and all(s.attack == name for s in settings)
         # A registry entry's settings call its function with known arguments only.
         for setting in settings:
@@ -40,26 +40,31 @@ def test_entries_are_complete_and_build_settings(name):
 
 def test_min_norm_attacks_are_optional_under_eot():
     preset = presets.get_preset("paper_mnist")
+    eot = tm.get_threat_model("eot")
     for spec in REGISTRY.values():
-        ok, _ = spec.applicable("eot", preset)
-        if spec.threat_models is not None:  # attack-specific threat models
-            assert ok == ("eot" in spec.threat_models)
+        ok, _ = eot.applicable(spec, preset)
+        if spec.budgets is not None or spec.requires:  # attack-specific threat models
+            assert ok == (spec.has_budget(eot.budget) and set(spec.requires) <= set(eot.provides))
             continue
         assert ok == (not spec.min_norm)
 
 
 def test_masking_attacks_run_where_they_belong():
     preset = presets.get_preset("paper_mnist")
-    assert REGISTRY["mifgsm"].applicable("transfer", preset)[0]
-    assert not REGISTRY["mifgsm"].applicable("paper", preset)[0]
-    assert not REGISTRY["apgd"].applicable("transfer", preset)[0]
-    assert REGISTRY["arc"].applicable("arc", preset)[0]
-    assert not REGISTRY["pgd"].applicable("arc", preset)[0]
+
+    def applicable(attack, threat_model, preset):
+        return tm.get_threat_model(threat_model).applicable(REGISTRY[attack], preset)
+
+    assert applicable("mifgsm", "transfer", preset)[0]
+    assert not applicable("mifgsm", "paper", preset)[0]
+    assert not applicable("apgd", "transfer", preset)[0]
+    assert applicable("arc", "arc", preset)[0]
+    assert not applicable("pgd", "arc", preset)[0]
     for name in ("square", "spsa"):
-        assert REGISTRY[name].applicable("eot", preset)[0]
-        assert not REGISTRY[name].applicable("paper", preset)[0]
+        assert applicable(name, "eot", preset)[0]
+        assert not applicable(name, "paper", preset)[0]
         assert REGISTRY[name].subset == "score_num_examples" and REGISTRY[name].reports_queries
-    transfer = REGISTRY["pgd"].build_settings(preset, "transfer")
+    transfer = tm.get_threat_model("transfer").settings("pgd", preset)
     assert all(s.kwargs["loss"] == "margin" and s.kwargs["nb_iter"] == preset.transfer_steps
                for s in transfer)
 
@@ -71,10 +76,10 @@ def test_unknown_attack_is_refused_with_the_choices():
 
 def test_score_based_attacks_take_their_own_eps():
     preset = presets.get_preset("paper_mnist")
-    assert [s.value for s in REGISTRY["square"].build_settings(preset, "eot")] == list(
+    assert [s.value for s in tm.get_threat_model("eot").settings("square", preset)] == list(
         preset.pgd_eps)
     narrowed = preset.replace(score_eps=[0.3])
     for name in ("square", "spsa"):
-        assert [s.value for s in REGISTRY[name].build_settings(narrowed, "eot")] == [0.3]
+        assert [s.value for s in tm.get_threat_model("eot").settings(name, narrowed)] == [0.3]
     with pytest.raises(ValueError, match="score_eps"):
         preset.replace(score_eps=[-1.0])

@@ -108,7 +108,7 @@ def tiny_results(micro_models, toy_test_data):
 
     preset = presets.get_preset("paper_mnist").replace(**TINY_PRESET_CHANGES)
     config = runner.EvalConfig(
-        attacks=runner.ATTACKS, threat_models=("paper", "multi_sample", "eot", "apgd_rand"),
+        attacks=runner.ATTACK_NAMES, threat_models=("paper", "multi_sample", "eot", "apgd_rand"),
         preset=preset, eval_samples=3, repeats=2, sample_counts=(1, 3, 5), batch_size=8,
         seed=5, verbose=0,
     )

@@ -53,7 +53,7 @@ def _config(seed=7, **changes):
         pgd_rand_init=True, cw_steps=3, ead_steps=3, deepfool_max_iter=2, apgd_steps=3,
         apgd_restarts=2, multi_sample_paths=(2,), transfer_steps=2, arc_steps=2, arc_paths=2,
     )
-    kwargs = dict(attacks=runner.ATTACKS,
+    kwargs = dict(attacks=runner.ATTACK_NAMES,
                   threat_models=("paper", "multi_sample", "transfer", "arc"),
                   surrogates=("baseline",),
                   preset=preset, eval_samples=3, repeats=2, sample_counts=(1, 3, 5),
@@ -107,7 +107,7 @@ def test_merged_shards_equal_one_run(sharded):
         assert set(a["seconds"]) == {"attack", "defender"}
     # Seeded random starts, min-norm attacks and R x N defender draws included.
     # (Square and SPSA run under eot only: their shards in test_masking_runs.)
-    assert {r["attack"] for r in merged["robust"]} == set(runner.ATTACKS) - {"square", "spsa"}
+    assert {r["attack"] for r in merged["robust"]} == set(runner.ATTACK_NAMES) - {"square", "spsa"}
     assert any(r.get("success_rate") for r in merged["robust"])
     assert merged["merged"]["num_shards"] == 3
     assert [s["start"] for s in merged["merged"]["shards"]] == [0, 3, 6]

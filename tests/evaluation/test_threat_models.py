@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rls_tf.evaluation import attackers
+from rls_tf.evaluation import presets
+from rls_tf.evaluation import runner
 from rls_tf.evaluation import threat_models as tm
 from rls_tf.evaluation.runner import Defender
 
@@ -247,3 +250,32 @@ def dataclasses_replace(spec, **changes):
     import dataclasses
 
     return dataclasses.replace(spec, **changes)
+
+
+def test_a_threat_model_registered_from_a_test_runs_in_the_runner(micro_models):
+    # One spec is all a threat model needs: label, JSON, attacker, admitted
+    # attacks and budget come from it (no library file is touched).
+    spec = tm.register_threat_model(tm.ThreatModelSpec(
+        "pgd_pair", "standard", attackers.make_sampled_attacker,
+        size="num_paths", size_symbol="S", admits=lambda attack: attack.name == "pgd",
+        expand=lambda options: [{"num_paths": 2}]))
+    try:
+        preset = presets.get_preset("paper_mnist").replace(pgd_eps=(0.2,), pgd_steps=2)
+        assert spec.applicable("fgsm", preset) == (False, "pgd_pair runs pgd only")
+        assert tm.ThreatModel("pgd_pair", num_paths=2).to_json() == {
+            "name": "pgd_pair", "label": "pgd_pair[S=2]", "num_paths": 2}
+        config = runner.EvalConfig(attacks=("fgsm", "pgd"), threat_models=("pgd_pair",),
+                                   preset=preset, eval_samples=3, repeats=1,
+                                   sample_counts=(1,), batch_size=4, seed=0, verbose=0)
+        x, y = toy_images(4, size=8, seed=5)
+        results = runner.run_evaluation(micro_models, x, y, config, log=None)
+        assert [(r["threat_model"], r["attack"], r["model"]) for r in results["robust"]] == [
+            ("pgd_pair[S=2]", "pgd", "baseline"), ("pgd_pair[S=2]", "pgd", "rls")]
+        rls = results["robust"][1]
+        assert len(rls["attacker"]["paths"]) == 2  # two pinned draws
+        assert results["skipped"] == [{"attack": "fgsm", "threat_model": "pgd_pair[S=2]",
+                                       "reason": "pgd_pair runs pgd only"}]
+    finally:
+        tm.unregister_threat_model("pgd_pair")
+    with pytest.raises(ValueError, match="Unknown threat model"):
+        tm.ThreatModel("pgd_pair")
