@@ -1,8 +1,10 @@
-"""The L-inf PGD update, one definition for adversarial training and the attacks.
+"""The L-inf PGD update of adversarial training, written once.
 
-Madry et al. 2018's step, as `rls_tf.attacks.projected_gradient.pgd` takes
-it through CleverHans (``fast_gradient_method`` then ``clip_eta``) and
-`rls_tf.adversarial.pgd_examples` takes it in a training step's graph:
+Madry et al. 2018's step, the same update `rls_tf.attacks.projected_gradient.pgd`
+takes through CleverHans (``fast_gradient_method`` then ``clip_eta``; the
+attacks package imports nothing of ``rls_tf``, so it does not call this
+module), here as `rls_tf.adversarial.pgd_examples` takes it in a training
+step's graph:
 
 * `linf_step`: ``x_adv + step_size * sign(grad)`` (non-finite gradient
   entries count as 0);

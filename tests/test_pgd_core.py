@@ -1,4 +1,4 @@
-"""`rls_tf.pgd_core`: the L-inf PGD update shared by adversarial training and the attacks."""
+"""`rls_tf.pgd_core`: the L-inf PGD update of adversarial training (the attacks take the same update through CleverHans)."""
 
 import numpy as np
 import tensorflow as tf

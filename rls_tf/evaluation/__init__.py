@@ -10,7 +10,7 @@ The harness behind ``attack_eval.py``; `evaluate_dirs` is its entry point
   ``arc``); every number is labelled with one. `attackers` builds the
   attacker's ``model_fn``s.
 * `runner`: attacks x parameters x threat models on any number of models
-  (defenses seen as `rls_tf.defense.StochasticClassifier`); robust accuracy
+  (defenses seen as `rls_tf.interface.StochasticClassifier`); robust accuracy
   as mean +- std over R repeats of the defender's draw. `config`,
   `defender`, `crafting` and `records` are its parts; the attacks come from
   `rls_tf.attacks.registry`.

@@ -5,7 +5,7 @@ which says which view each threat model gets): the white-box ``model_fn``,
 S pinned draws, E fresh (EOT) draws, the unaveraged members, a surrogate
 ensemble; the `Attacker` that carries a ``model_fn`` with its draws; and the
 defender's outputs. Everything speaks only
-`rls_tf.defense.StochasticClassifier`.
+`rls_tf.interface.StochasticClassifier`.
 
 Model outputs are probabilities (the networks end in a softmax); attacks
 need logits, so every ``model_fn`` returns ``log(p + TINY)``: valid logits
@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from rls_tf.defense import SeedStream
+from rls_tf.randomness import SeedStream
 
 __all__ = [
     "TINY",

@@ -6,7 +6,7 @@ r), used on every batch and for every attack, so all numbers of one repeat
 are measured against the same N-draw ensemble and attacks are compared on
 paired draws. A classifier whose inference draws per example gets fresh
 per-example draws instead; a deterministic one is evaluated once. Speaks
-only `rls_tf.defense.StochasticClassifier`.
+only `rls_tf.interface.StochasticClassifier`.
 """
 
 import numpy as np

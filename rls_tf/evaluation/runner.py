@@ -6,7 +6,7 @@ the configuration and seeds (`config`), the defender (`defender`), the
 crafting with its APGD-CE memo (`crafting`), the typed records and the one
 summary function (`records`); the attacks come from the registry
 (`rls_tf.attacks.REGISTRY`). Every model is seen through
-`rls_tf.defense.StochasticClassifier` only. For every model
+`rls_tf.interface.StochasticClassifier` only. For every model
 (usually ``"baseline"``, the undefended M=1 network, and ``"rls"``) it
 measures
 

@@ -2,7 +2,7 @@
 
 Every threat model is one `ThreatModelSpec` in `THREAT_MODEL_REGISTRY`: its
 label and JSON form, how its attacker is built (from `attackers`, which
-speaks only `rls_tf.defense.StochasticClassifier`), the attack budget it
+speaks only `rls_tf.interface.StochasticClassifier`), the attack budget it
 runs attacks under, which attacks it admits and with which recipe. Nothing
 else in the harness tests a threat model's name. The text below says
 "sampled model" for one draw, as for RLS.

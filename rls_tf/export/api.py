@@ -10,7 +10,7 @@ from where and with which sampling settings), `FORMATS` and
 
 import os
 
-from rls_tf.callbacks import write_json_atomic
+from rls_tf.atomic import write_json_atomic
 from rls_tf.export.saved_model import SIGNATURE_KEY
 from rls_tf.export.saved_model import UINT8_SIGNATURE_KEY
 from rls_tf.export.saved_model import export_saved_model

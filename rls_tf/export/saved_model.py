@@ -8,7 +8,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from rls_tf.callbacks import current_umask
+from rls_tf.atomic import current_umask
 from rls_tf.export import serving
 from rls_tf.validation import check_int
 

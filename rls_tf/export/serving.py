@@ -1,7 +1,7 @@
 """The serving computation: N fresh draws of a defense, inside the graph.
 
 Both export formats run the same function, written against
-`rls_tf.defense.StochasticClassifier` only: every call draws N new draws
+`rls_tf.interface.StochasticClassifier` only: every call draws N new draws
 with the classifier's ``draw`` (for RLS: copy indices from a ``Multinomial``
 op, a TFLite builtin, ``MULTINOMIAL``) and runs ``outputs`` on them, so the
 randomness is a graph op of the exported artifact, not something decided
@@ -22,7 +22,7 @@ Why the exporter draws itself instead of letting each layer draw:
 
 import tensorflow as tf
 
-from rls_tf.defense import StochasticClassifier
+from rls_tf.interface import StochasticClassifier
 from rls_tf.layers.sampling import sampling_scope
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_int
@@ -45,7 +45,7 @@ def check_export_args(model, eval_samples, per_example_sampling, seed):
     """
     if not isinstance(model, StochasticClassifier):
         raise ValueError(
-            "`model` must be an rls_tf classifier (rls_tf.defense.StochasticClassifier, "
+            "`model` must be an rls_tf classifier (rls_tf.interface.StochasticClassifier, "
             f"e.g. an RLSModel). Received: model of type {type(model).__name__}"
         )
     if eval_samples is None:

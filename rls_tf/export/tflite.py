@@ -6,7 +6,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from rls_tf.callbacks import write_bytes_atomic
+from rls_tf.atomic import write_bytes_atomic
 from rls_tf.export import serving
 from rls_tf.export.saved_model import SIGNATURE_KEY
 
