@@ -5,6 +5,10 @@ import os
 # The layers are written against TensorFlow ops (graph-level random draws,
 # dynamic partition/stitch, SavedModel/TFLite export); Keras must run on TF.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's C++ INFO lines (the oneDNN notice, the CPU-feature banner) are
+# noise in every command's output; its warnings and errors stay visible. A
+# value the user set wins. It must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 import keras  # noqa: E402
 
