@@ -135,14 +135,15 @@ def run_variant(name, fields, runs_dir, data_dir, verbose):
 def render(results, machine):
     """The results.md table (one row a variant)."""
     lines = [
-        "| variant | backbone | width | epochs | train images | schedule | lr | LS | aug | "
-        "test acc | train time |",
-        "|---|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
+        "| variant | defense | loss | backbone | width | epochs | train images | schedule | lr | "
+        "LS | aug | test acc | train time |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|---|---:|---:|",
     ]
     for r in results:
         c = r["config"]
         lines.append(
-            f"| {r['variant']} | {c['backbone']} | {c['backbone_width'] or '-'} | "
+            f"| {r['variant']} | {c['defense']} | {c.get('loss', 'crossentropy')} | "
+            f"{c['backbone']} | {c['backbone_width'] or '-'} | "
             f"{r['epochs']} | {c['max_train_examples'] or 'all'} | {c['lr_schedule']} | "
             f"{c['learning_rate']:g} | {c['label_smoothing']:g} | "
             f"{'yes' if c['augment'] else 'no'} | {100 * r['test_accuracy']:.1f}% | "

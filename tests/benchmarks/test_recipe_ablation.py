@@ -24,7 +24,7 @@ def test_tiny_grid_trains_records_and_resumes(tmp_path, capsys):
     fast, step = payload["results"]
     assert fast["config"]["lr_schedule"] == "onecycle" and step["config"]["lr_schedule"] == "step"
     table = (tmp_path / "out" / "results.md").read_text()
-    assert "| r9w4_fast | resnet9 | 4 | 1 | 256 | onecycle |" in table
+    assert "| r9w4_fast | plain | crossentropy | resnet9 | 4 | 1 | 256 | onecycle |" in table
     # A second run reads the finished variants back instead of training again.
     capsys.readouterr()
     recipe_ablation.main(args)

@@ -11,8 +11,8 @@ from rls_tf.reproduction import runner
 from rls_tf.reproduction import suites
 
 
-def _three_run_suite():
-    """Train a, b, c (c warm-starts from b); evaluate e1 on a and b, e2 on c."""
+def _three_run_data():
+    """Train a, b, c (c warm-starts from b); evaluate e1 on a and b, e2 on c (as JSON)."""
     data = copy.deepcopy(suites.SUITES["smoke"])
     plain, rls = data["train"]
     data["train"] = [dict(plain, name="a"), dict(rls, name="b"),
@@ -20,7 +20,11 @@ def _three_run_suite():
     first = data["evaluate"][0]
     data["evaluate"] = [dict(first, name="e1", models={"plain": "a", "rls": "b"}),
                         dict(first, name="e2", models={"rls": "c"})]
-    return suites.Suite.from_json(data)
+    return data
+
+
+def _three_run_suite():
+    return suites.Suite.from_json(_three_run_data())
 
 
 def _record(out, key):
@@ -162,13 +166,7 @@ def _stage(suite, kind, name):
 
 
 def _edited(edit):
-    data = copy.deepcopy(suites.SUITES["smoke"])
-    plain, rls = data["train"]
-    data["train"] = [dict(plain, name="a"), dict(rls, name="b"),
-                     dict(rls, name="c", init_from="b")]
-    first = data["evaluate"][0]
-    data["evaluate"] = [dict(first, name="e1", models={"plain": "a", "rls": "b"}),
-                        dict(first, name="e2", models={"rls": "c"})]
+    data = _three_run_data()
     edit(data)
     return suites.Suite.from_json(data)
 
