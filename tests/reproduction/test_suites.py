@@ -54,9 +54,17 @@ def test_cpu_cifar10_runs_share_one_recipe_on_resnet9():
         if stage.defense == "sap":
             assert stage.base == "cifar10_plain" and "epochs" not in stage.options
             continue
-        # Every trained run has the recipe; only the MSE run may change one value.
+        # Every trained run has the recipe; RLS runs train for the RLS length
+        # (twice the epochs) and only the MSE run may also change the smoothing.
         changed = {k for k, v in recipe.items() if stage.options[k] != v}
-        assert changed <= ({"label_smoothing"} if name == "cifar10_rls_mse" else set()), name
+        allowed = set()
+        if stage.defense == "rls":
+            allowed |= {"epochs", "lr_warmup_epochs"}
+            rls_length = suites._CIFAR_RLS_LENGTH  # pylint: disable=protected-access
+            assert {k: stage.options[k] for k in rls_length} == rls_length, name
+        if name == "cifar10_rls_mse":
+            allowed.add("label_smoothing")
+        assert changed <= allowed, name
     mse = runs["cifar10_rls_mse"].options
     assert mse["loss"] == "mse" and mse["label_smoothing"] == 0
     assert runs["cifar10_rls_ce"].options["loss"] == "crossentropy"
