@@ -301,8 +301,9 @@ def _train(config, strategy, model_dir, write_dir, chief):
     )
     if recipe is not None:
         method = {"pgd": "PGD", "fgsm_rs": "FGSM-RS"}[recipe.method]
+        steps = f"{recipe.steps} step{'s' if recipe.steps != 1 else ''}"
         print(f"Adversarially trained: {method}, eps {recipe.eps:g} ([-1, 1] pixels), "
-              f"{recipe.steps} step{'s' if recipe.steps != 1 else ''} of {recipe.step_size:g}, ratio {recipe.ratio:g}, "
+              f"{steps} of {recipe.step_size:g}, ratio {recipe.ratio:g}, "
               f"crafted on {recipe.craft_on!r}"
               + (f", eps ramped over {recipe.ramp_epochs} epochs" if recipe.ramp_epochs else "")
               + ".")
