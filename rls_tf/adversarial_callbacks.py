@@ -4,16 +4,27 @@
 from there.
 """
 
+import io
+import json
+import os
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rls_tf.adversarial_recipe import MAX_EPS
 from rls_tf.adversarial_recipe import _ATTRIBUTE
 from rls_tf.adversarial_recipe import pgd_examples
+from rls_tf.atomic import write_bytes_atomic
+from rls_tf.atomic import write_json_atomic
 from rls_tf.validation import check_float
 from rls_tf.validation import check_int
 
-__all__ = ["EpsRamp", "OverfitGuard"]
+__all__ = ["EpsRamp", "GUARD_STATE_NAME", "GUARD_WEIGHTS_NAME", "OverfitGuard"]
+
+# The guard's files in its `state_dir` (a run's checkpoints/ directory).
+GUARD_STATE_NAME = "guard_state.json"
+GUARD_WEIGHTS_NAME = "guard_best_weights.npz"
 
 
 class EpsRamp(keras.callbacks.Callback):
@@ -76,11 +87,17 @@ class OverfitGuard(keras.callbacks.Callback):
             8/255).
         max_drop: the drop from the best accuracy that counts as a collapse
             (Wong et al.: 0.2).
+        state_dir: None, or a directory (a run's ``checkpoints/``) where the
+            guard keeps its state after every epoch (``guard_state.json``:
+            history, best epoch and accuracy, collapse; and the best
+            epoch's weights, ``guard_best_weights.npz``), so that a resumed
+            run continues it (`restore`).
 
     Attributes:
         history: ``[(epoch, accuracy), ...]`` (0-based epochs).
         best_epoch: the epoch with the highest accuracy so far.
-        collapsed_epoch: the epoch of the collapse, or None.
+        collapsed_epoch: the epoch of the collapse, or None (a run whose
+            restored guard has one stopped there and trains no further).
 
     Example:
 
@@ -89,7 +106,7 @@ class OverfitGuard(keras.callbacks.Callback):
     >>> # guard.to_json()["collapsed_epoch"]  # None unless it collapsed
     """
 
-    def __init__(self, x, y, eps, steps=5, step_size=None, max_drop=0.2):
+    def __init__(self, x, y, eps, steps=5, step_size=None, max_drop=0.2, state_dir=None):
         super().__init__()
         self.x = tf.convert_to_tensor(x, tf.float32)
         self.y = tf.cast(tf.reshape(tf.convert_to_tensor(y), [-1]), tf.int32)
@@ -109,6 +126,56 @@ class OverfitGuard(keras.callbacks.Callback):
         self._best = None
         self._best_weights = None
         self._attack = None
+        self.state_dir = state_dir
+
+    def restore(self, epochs_done, directory=None):
+        """Continues the guard of a resumed run from its saved state.
+
+        Args:
+            epochs_done: the epochs of the checkpoint the run resumes from;
+                records of later epochs (written just before a crash that
+                lost their checkpoint) are dropped.
+            directory: where the state is (None: `state_dir`; a worker that
+                writes elsewhere reads the chief's).
+
+        Returns:
+            True when a saved state was found.
+        """
+        directory = self.state_dir if directory is None else directory
+        if directory is None:
+            return False
+        path = os.path.join(directory, GUARD_STATE_NAME)
+        if not os.path.exists(path):
+            return False
+        with open(path) as f:
+            state = json.load(f)
+        self.history = [(int(e), float(a)) for e, a in state["history"] if e < epochs_done]
+        collapsed = state.get("collapsed_epoch")
+        self.collapsed_epoch = collapsed if collapsed is not None and collapsed < epochs_done else None
+        best_epoch = state.get("best_epoch")
+        if best_epoch is not None and best_epoch < epochs_done:
+            with np.load(os.path.join(directory, GUARD_WEIGHTS_NAME)) as weights:
+                self._best_weights = [weights[f"w{i}"] for i in range(len(weights.files))]
+            self._best, self.best_epoch = float(state["best_accuracy"]), int(best_epoch)
+        else:
+            # The best epoch's checkpoint was lost with it: the guard's best
+            # starts over at the next epoch (its history stays).
+            self._best = self.best_epoch = self._best_weights = None
+        return True
+
+    def _save(self, new_best):
+        if self.state_dir is None:
+            return
+        if new_best:
+            buffer = io.BytesIO()
+            np.savez(buffer, **{f"w{i}": w for i, w in enumerate(self._best_weights)})
+            write_bytes_atomic(os.path.join(self.state_dir, GUARD_WEIGHTS_NAME),
+                               buffer.getvalue())
+        # Written after the weights: a state never names a best epoch whose
+        # weights are not on disk.
+        write_json_atomic(os.path.join(self.state_dir, GUARD_STATE_NAME), {
+            "history": [[e, a] for e, a in self.history], "best_epoch": self.best_epoch,
+            "best_accuracy": self._best, "collapsed_epoch": self.collapsed_epoch})
 
     def robust_accuracy(self):
         """PGD accuracy of the model on the fixed batch now."""
@@ -136,7 +203,8 @@ class OverfitGuard(keras.callbacks.Callback):
         self.history.append((int(epoch), accuracy))
         if logs is not None:
             logs["guard_pgd_accuracy"] = accuracy
-        if self._best is None or accuracy > self._best:
+        new_best = self._best is None or accuracy > self._best
+        if new_best:
             self._best, self.best_epoch = accuracy, int(epoch)
             self._best_weights = self.model.get_weights()
         elif self._best - accuracy > self.max_drop:
@@ -147,6 +215,7 @@ class OverfitGuard(keras.callbacks.Callback):
                   "and stopping.")
             self.model.set_weights(self._best_weights)
             self.model.stop_training = True
+        self._save(new_best)
 
     def to_json(self):
         """The guard's record for metrics.json."""
