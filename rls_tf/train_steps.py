@@ -16,7 +16,13 @@ import tensorflow as tf
 # way; it has no public name (the one private import of the train steps).
 from keras.src.losses.loss import unscale_loss_for_distribution
 
-__all__ = ["optimizer_step", "tile_batch", "track_loss"]
+__all__ = ["TRAIN_FORWARDS", "optimizer_step", "tile_batch", "track_loss"]
+
+# How a step runs its K forwards (`rls_tf.models.RLSModel`'s train_forward):
+# K network calls, or one call on the batch tiled K times (`tile_batch`).
+# Here rather than beside RLSModel so that the defense registry, which sits
+# below `rls_tf.models`, can offer it as a choice.
+TRAIN_FORWARDS = ("tiled", "loop")
 
 
 def tile_batch(x, times):

@@ -73,13 +73,18 @@ def _compiled_loss(config):
     return "sparse_categorical_crossentropy"
 
 
-def _overfit_guard(config, recipe):
-    """The run's `OverfitGuard` on its first training images, or None."""
+def _overfit_guard(config, recipe, state_dir):
+    """The run's `OverfitGuard` on its first training images, or None.
+
+    It keeps its state in `state_dir` (the run's checkpoints/) after every
+    epoch, so that a resumed run continues it (`OverfitGuard.restore`).
+    """
     examples = config.guard_examples()
     if recipe is None or examples == 0:
         return None
     x, y = rls_data.load_numpy(config.dataset, "train", config.data_dir, examples)
-    return adversarial.OverfitGuard(rls_data.to_model_range(x), y, eps=recipe.eps)
+    return adversarial.OverfitGuard(rls_data.to_model_range(x), y, eps=recipe.eps,
+                                    state_dir=state_dir)
 
 
 def _check_resume(config, model_dir):
@@ -241,9 +246,11 @@ def _train(config, strategy, model_dir, write_dir, chief):
         # A training-time option, not saved with the model: set again on resume.
         recipe = config.adversarial_training()
         adversarial_callbacks = [] if recipe is None else adversarial.enable(model, recipe)
-        guard = _overfit_guard(config, recipe)
+        guard = _overfit_guard(config, recipe, os.path.join(write_dir, "checkpoints"))
         if guard is not None:
             adversarial_callbacks.insert(0, guard)
+            if resumed is not None:
+                guard.restore(initial_epoch, directory=checkpoint_dir)
     # N can be changed at evaluation time without touching the checkpoint.
     model.eval_samples = config.eval_samples
     if hasattr(model, "label_smoothing"):
@@ -251,7 +258,12 @@ def _train(config, strategy, model_dir, write_dir, chief):
         model.label_smoothing = config.label_smoothing
 
     started = time.time()
-    if initial_epoch < epochs:
+    if guard is not None and guard.collapsed_epoch is not None:
+        # The run stopped on a collapse with its best epoch restored (that
+        # is the checkpoint resumed): it does not train on.
+        print(f"The overfitting guard stopped this run at epoch {guard.collapsed_epoch + 1} "
+              f"(best epoch {guard.best_epoch + 1}); not training further.")
+    elif initial_epoch < epochs:
         checkpointer = AtomicCheckpoint(os.path.join(write_dir, "checkpoints"), history=history,
                                         resumed=resumed if chief else None)
         model.fit(

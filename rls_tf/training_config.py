@@ -1,14 +1,16 @@
 """The settings of a training run: `TrainConfig` = common fields + the defense's parameters.
 
-The common fields (data, backbone, optimisation, RLS sampling, adversarial
-training, output) are declared here; every registered defense's parameters
-(`rls_tf.defenses.specs.Param`: ensemble_size, adp_alpha, ...) are
+The common fields (data, backbone, optimisation, N, adversarial training,
+output) are declared here; every registered defense's parameters
+(`rls_tf.defenses.specs.Param`: RLS's num_submodels, num_samples, mu,
+per_example_sampling and train_forward, ensemble_size, adp_alpha, ...) are
 generated from the registry (`rls_tf.defenses.registry`), so a config
 takes them as keywords (``TrainConfig(defense="adp", adp_alpha=1.0)``),
 validates the chosen defense's and writes them to ``config.json`` beside
-the common ones. Run directories written before (every parameter of every
-defense in ``config.json``) still resume: a key a run does not use reads
-as its default.
+the common ones, at the top level. Run directories written before (every
+parameter of every defense, and RLS's settings, in ``config.json``) still
+resume: a key a run does not use is not compared, and one a run uses but
+its ``config.json`` lacks reads as its default.
 
 Example:
 
@@ -27,7 +29,6 @@ from rls_tf import distribute as rls_distribute
 from rls_tf.defenses import registry
 from rls_tf.models.backbones import BACKBONES
 from rls_tf.models.backbones import check_backbone_options
-from rls_tf.models.rls_model import TRAIN_FORWARDS
 from rls_tf.schedules import LR_SCHEDULES
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
@@ -46,10 +47,10 @@ GUARD_EXAMPLES = 128
 # Common fields that define the model or its optimisation: a resumed run
 # must match (with the chosen defense's parameters, `resume_keys`).
 _RESUME_KEYS = (
-    "defense", "dataset", "backbone", "num_submodels", "num_samples", "mu", "batch_size",
+    "defense", "dataset", "backbone", "batch_size",
     "learning_rate", "lr_decay_epochs", "lr_decay_factor", "lr_schedule", "lr_warmup_epochs",
     "weight_decay", "momentum", "nesterov", "label_smoothing", "backbone_width",
-    "per_example_sampling", "max_train_examples", "loss", "train_forward", "augment",
+    "max_train_examples", "loss", "augment",
     "adv_train", "adv_eps", "adv_steps", "adv_step_size", "adv_ratio", "adv_random_start",
     "adv_craft_on", "adv_ramp_epochs", "init_from",
 )
@@ -70,17 +71,18 @@ class TrainConfig:
         defense: one of `rls_tf.defenses.DEFENSES` ("rls", "plain",
             "ensemble", "adp", "rse", "sap", or one registered since).
         **parameters: the defense's own settings, as keywords and
-            attributes: those of `get_defense(defense).params` (e.g.
-            ``ensemble_size``, ``adp_alpha``, ``adp_beta``, ``rse_init_std``,
-            ``rse_inner_std``, ``sap_frac``, ``base_model_dir``); their
-            defaults, checks and help live in the registry entry.
+            attributes: those of `get_defense(defense).params`, e.g. RLS's
+            ``num_submodels`` (M; plain's is always 1), ``num_samples``
+            (K, sampled models per training step), ``mu`` (sampling
+            probabilities of the M copies, None: uniform),
+            ``per_example_sampling`` and ``train_forward`` ("loop" or
+            "tiled", see `RLSModel`), and ``ensemble_size``, ``adp_alpha``,
+            ``adp_beta``, ``rse_init_std``, ``rse_inner_std``, ``sap_frac``,
+            ``base_model_dir``; their defaults, checks and help live in the
+            registry entry.
         dataset: one of `rls_tf.data.DATASETS`.
         backbone: one of `rls_tf.models.BACKBONES`.
-        num_submodels: M of rls (1 trains the plain, undefended network;
-            defense "plain" sets it to 1).
-        num_samples: K, sampled models per training step.
         eval_samples: N, sampled models averaged at test time.
-        mu: sampling probabilities of the M copies (None: uniform).
         epochs: None for the paper's (50 MNIST-like, 150 otherwise).
         batch_size: examples per step.
         learning_rate: initial (``step``) or peak (``onecycle``) SGD
@@ -105,13 +107,11 @@ class TrainConfig:
             TF / NumPy seeds; the saved model itself stays unseeded).
         data_dir: TFDS data directory or directory of original files.
         model_dir: output directory (checkpoints, model, logs, JSON).
-        per_example_sampling: every example draws its own path.
         max_train_examples: keep only the first N training examples.
         max_test_examples: evaluate on the first N test examples only.
         augment: light augmentation (crop, and flip for CIFAR-10).
         loss: "crossentropy" (of the mean of the K softmax outputs) or "mse"
             (the paper's eq. 7).
-        train_forward: "loop" or "tiled" (see `RLSModel`).
         verbose: Keras verbosity (1: progress bar).
         strategy: tf.distribute strategy, one of
             `rls_tf.distribute.STRATEGIES` ("default", "mirrored",
@@ -149,10 +149,7 @@ class TrainConfig:
     dataset: str = "mnist"
     backbone: str = "resnet50"
     defense: str = "rls"
-    num_submodels: int = 2
-    num_samples: int = 3
     eval_samples: int = 10
-    mu: Optional[Sequence[float]] = None
     epochs: Optional[int] = None
     batch_size: int = 128
     learning_rate: float = 0.01
@@ -168,12 +165,10 @@ class TrainConfig:
     seed: Optional[int] = None
     data_dir: Optional[str] = None
     model_dir: str = "runs/rls"
-    per_example_sampling: bool = False
     max_train_examples: Optional[int] = None
     max_test_examples: Optional[int] = None
     augment: bool = False
     loss: str = "crossentropy"
-    train_forward: str = "loop"
     verbose: int = 1
     strategy: str = "default"
     tpu: Optional[str] = None
@@ -230,9 +225,18 @@ class TrainConfig:
         return registry.get_defense(self.defense)
 
     def defense_parameters(self):
-        """Key -> value of the chosen defense's parameters."""
+        """Key -> value of the chosen defense's parameters and of the settings it fixes.
+
+        A fixed setting (`DefenseSpec.fixed`, e.g. plain's num_submodels 1)
+        is recorded with its forced value, so that ``config.json`` says
+        what was built.
+        """
         spec = registry.DEFENSES.get(self.defense)
-        return {} if spec is None else {p.key: getattr(self, p.key) for p in spec.params}
+        if spec is None:
+            return {}
+        values = {p.key: getattr(self, p.key) for p in spec.params}
+        values.update(spec.fixed)
+        return values
 
     def validate(self):
         """Raises ValueError naming the first bad field and its value."""
@@ -243,7 +247,7 @@ class TrainConfig:
                 f"Unknown backbone: Received: backbone={self.backbone!r}. "
                 f"Expected one of {BACKBONES}."
             )
-        for name in ("num_submodels", "num_samples", "eval_samples", "batch_size"):
+        for name in ("eval_samples", "batch_size"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("epochs", "max_train_examples", "max_test_examples"):
             check_int(name, getattr(self, name), minimum=1, allow_none=True)
@@ -280,10 +284,9 @@ class TrainConfig:
                 raise ValueError(
                     f"backbone {self.backbone!r} has no width option. Received: "
                     f"backbone_width={self.backbone_width!r}") from None
-        for name in ("per_example_sampling", "augment", "nesterov"):
+        for name in ("augment", "nesterov"):
             check_bool(name, getattr(self, name))
         check_choice("loss", self.loss, LOSSES)
-        check_choice("train_forward", self.train_forward, TRAIN_FORWARDS)
         if not self.model_dir:
             raise ValueError(f"`model_dir` must be set. Received: model_dir={self.model_dir!r}")
         check_choice("strategy", self.strategy, rls_distribute.STRATEGIES)
@@ -293,7 +296,9 @@ class TrainConfig:
                 f"Received: tpu={self.tpu!r}, strategy={self.strategy!r}"
             )
         self._validate_adversarial()
-        # mu is checked against num_submodels by the layers; fail before any work.
+        # mu is checked against num_submodels by the layers; fail before any
+        # work. Every defense, as when both were common fields: a mu the
+        # chosen defense ignores is still checked against the default M.
         from rls_tf.layers.base import _check_mu
         _check_mu(self.mu, self.num_submodels)
         return self
@@ -378,8 +383,9 @@ class TrainConfig:
 
     def to_json(self):
         payload = {f.name: getattr(self, f.name) for f in _COMMON_FIELDS}
-        payload.update(self.defense_parameters())
-        payload["mu"] = None if self.mu is None else [float(v) for v in self.mu]
+        params = registry.all_params()
+        payload.update({k: params[k].to_json(v) if k in params else v
+                        for k, v in self.defense_parameters().items()})
         payload["epochs"] = self.resolved_epochs()
         recipe = self.adversarial_training()
         # Resolved, so that runs saved before the default depended on the
@@ -404,7 +410,8 @@ def _sync_fields():
     params = registry.all_params()
     generated = dataclasses.make_dataclass(
         "DefenseParameters",
-        [(p.key, Optional[p.kind], dataclasses.field(default=p.default)) for p in params.values()])
+        [(p.key, Optional[Sequence[p.kind] if p.multiple else p.kind],
+          dataclasses.field(default=p.default)) for p in params.values()])
     fields = {f.name: f for f in _COMMON_FIELDS}
     fields.update(generated.__dataclass_fields__)
     TrainConfig.__dataclass_fields__ = fields

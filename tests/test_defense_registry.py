@@ -131,11 +131,14 @@ def test_an_earlier_run_directory_resumes(data_dir, tmp_path):
                       epochs=2))
     metrics = train(_config(data_dir, model_dir, defense="adp", ensemble_size=2, epochs=2))
     assert len(metrics["history"]["loss"]) == 2
-    # The current code writes the same keys for the settings it uses.
+    # The current code writes the same keys for the settings it uses (not
+    # the other defenses' parameters, RLS's sampling settings among them).
     written = json.loads((model_dir / "config.json").read_text())
     assert {k: v for k, v in written.items() if k != "epochs"} == {
         k: v for k, v in earlier.items()
-        if k not in ("epochs", "base_model_dir", "rse_init_std", "rse_inner_std", "sap_frac")}
+        if k not in ("epochs", "base_model_dir", "rse_init_std", "rse_inner_std", "sap_frac",
+                     "num_submodels", "num_samples", "mu", "per_example_sampling",
+                     "train_forward")}
 
 
 def test_former_import_paths_still_work():

@@ -150,3 +150,49 @@ def test_train_runs_fgsm_rs_with_the_guard(tmp_path, capsys):
         TrainConfig(adv_guard_examples=10).validate()
     with pytest.raises(ValueError, match="Received: adv_steps=5"):
         TrainConfig(adv_train="fgsm_rs", adv_eps=0.1, adv_steps=5).validate()
+
+
+def test_guard_state_survives_a_restart(tmp_path):
+    """A guard restored from its state_dir continues: its best epoch's weights come back."""
+    model = micro(num_submodels=2)
+    snapshots = _Snapshots()
+    first = _Scripted([0.30, 0.45], state_dir=str(tmp_path))
+    model.fit(X, Y, batch_size=32, epochs=2, verbose=0, callbacks=[snapshots, first])
+    second = _Scripted([0.40, 0.05], state_dir=str(tmp_path))
+    assert second.restore(2)
+    assert second.best_epoch == 1 and second.history == first.history
+    history = model.fit(X, Y, batch_size=32, epochs=5, initial_epoch=2, verbose=0,
+                        callbacks=[second]).history
+    assert len(history["loss"]) == 2 and second.collapsed_epoch == 3
+    for now, best in zip(model.get_weights(), snapshots.weights[1], strict=True):
+        np.testing.assert_array_equal(now, best)
+    # Records of epochs past the resumed checkpoint are dropped.
+    third = _Scripted([], state_dir=str(tmp_path))
+    assert third.restore(1)
+    assert third.history == [(0, 0.30)] and third.best_epoch is None
+    assert third.collapsed_epoch is None
+    assert not _Scripted([], state_dir=str(tmp_path / "none")).restore(3)
+
+
+def test_a_resumed_run_continues_the_guard_and_a_collapsed_run_stays_stopped(
+        tmp_path, capsys, monkeypatch):
+    (tmp_path / "data").mkdir()
+    data_dir = write_quadrant_mnist(tmp_path / "data", n_train=64, n_test=16)
+    script = [0.5]
+    monkeypatch.setattr(OverfitGuard, "robust_accuracy", lambda self: script.pop(0))
+    settings = dict(dataset="mnist", backbone="small_cnn", defense="plain", data_dir=data_dir,
+                    model_dir=str(tmp_path / "run"), batch_size=32, verbose=0, seed=0,
+                    adv_train="fgsm_rs", adv_eps=0.3, adv_guard_examples=8)
+    run_training(TrainConfig(epochs=1, **settings))
+    # Epoch 3 falls 0.22 below epoch 1's 0.5 (only 0.17 below epoch 2's):
+    # a collapse only for a guard that remembers epoch 1.
+    script[:] = [0.45, 0.28]
+    metrics = run_training(TrainConfig(epochs=4, **settings))
+    assert metrics["overfit_guard"]["best_epoch"] == 1
+    assert metrics["overfit_guard"]["collapsed_epoch"] == 3
+    assert len(metrics["history"]["loss"]) == 3
+    assert "Catastrophic overfitting at epoch 3" in capsys.readouterr().out
+    # Rerun: it does not train on.
+    metrics = run_training(TrainConfig(epochs=4, **settings))
+    assert len(metrics["history"]["loss"]) == 3 and script == []
+    assert "not training further" in capsys.readouterr().out

@@ -34,7 +34,6 @@ from rls_tf.defenses.registry import all_params
 from rls_tf.defenses.registry import defenses_of
 from rls_tf.defenses.registry import get_defense
 from rls_tf.models import BACKBONES
-from rls_tf.models import TRAIN_FORWARDS
 from rls_tf.adversarial import CRAFT_ON
 from rls_tf.training import ADV_TRAIN
 from rls_tf.training import LOSSES
@@ -55,7 +54,6 @@ DEFAULTS = {
     "seed": None,
     "eval_samples": 10,
     "verbose": 1,
-    "per_example_sampling": False,
 }
 HELP = {
     "data_dir": "TFDS data dir, or a directory of the original dataset files.",
@@ -69,16 +67,43 @@ _prog = "rls-train"  # how error lines name the command (run() sets it)
 
 
 def _define_parameter_flags():
-    """One flag per defense parameter of the registry (`rls_tf.defenses.specs.Param`)."""
+    """One flag per defense parameter of the registry (`rls_tf.defenses.specs.Param`).
+
+    A parameter whose name is a flag other commands share
+    (`rls_tf.cli.flags.SHARED_FLAGS`: ``per_example_sampling``) is defined
+    there, once per process; this command's default and help for it come
+    from the parameter (`DEFAULTS`, `HELP`).
+    """
     define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool,
               str: flags.DEFINE_string}
     for param in all_params().values():
         users = ", ".join(defenses_of(param.key))
-        if param.kind is str and param.choices:
+        if param.key in shared.SHARED_FLAGS:
+            shared.define(param.key)
+            DEFAULTS[param.key] = param.default
+            HELP[param.key] = f"{users}: {param.help}"
+        elif param.multiple:
+            flags.DEFINE_list(param.key, param.default, f"{users}: {param.help}")
+        elif param.kind is str and param.choices:
             flags.DEFINE_enum(param.key, param.default, list(param.choices),
                               f"{users}: {param.help}")
         else:
             define[param.kind](param.key, param.default, f"{users}: {param.help}")
+
+
+def _parameter_value(param):
+    """The flag value of `param`, a list flag's items as `param.kind`."""
+    if param.key in shared.SHARED_FLAGS:
+        return shared.value(param.key, DEFAULTS[param.key])
+    value = FLAGS[param.key].value
+    if not param.multiple or value is None:
+        return value
+    try:
+        return [param.kind(v) for v in value]
+    except ValueError:
+        what = "numbers" if param.kind in (int, float) else f"{param.kind.__name__} values"
+        raise ValueError(f"`{param.key}` must be {what}. Received: "
+                         f"{param.key}={','.join(value)!r}") from None
 
 
 def _defense_parameters():
@@ -88,7 +113,7 @@ def _defense_parameters():
     for key, param in all_params().items():
         if key not in FLAGS:  # registered after the flags were defined
             continue
-        value = FLAGS[key].value
+        value = _parameter_value(param)
         if key in chosen or value != param.default:
             values[key] = value
     return values
@@ -98,10 +123,7 @@ shared.define(*DEFAULTS)
 flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture.")
 flags.DEFINE_enum("defense", "rls", list(DEFENSES), "Defense to train: " + "; ".join(
     f"{name}: {spec.title} ({spec.source})" for name, spec in DEFENSES.items()) + ".")
-flags.DEFINE_integer("num_submodels", 2, "rls: M, weight copies of every layer (1 = plain network).")
 _define_parameter_flags()
-flags.DEFINE_integer("num_samples", 3, "K: sampled models per training step.")
-flags.DEFINE_list("mu", None, "Sampling probabilities of the M copies, e.g. 0.5,0.5 (default uniform).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: the paper's, 50 on MNIST/Fashion-MNIST, 150 otherwise).")
 flags.DEFINE_float("learning_rate", 0.01, "Initial SGD learning rate.")
 flags.DEFINE_integer("lr_decay_epochs", 50, "Divide the learning rate by 10 every this many epochs (0: never).")
@@ -123,7 +145,6 @@ flags.DEFINE_integer("max_train_examples", None, "Use only the first N training 
 flags.DEFINE_integer("max_test_examples", None, "Evaluate on the first N test examples only.")
 flags.DEFINE_bool("augment", False, "Light augmentation (random crop; flip on CIFAR-10).")
 flags.DEFINE_enum("loss", "crossentropy", list(LOSSES), "Group loss on the mean prediction.")
-flags.DEFINE_enum("train_forward", "loop", list(TRAIN_FORWARDS), "How the K forwards run.")
 flags.DEFINE_enum("strategy", "default", list(rls_distribute.STRATEGIES),
                   "tf.distribute strategy: default (one device), mirrored (local GPUs), "
                   "multi_worker (cluster from TF_CONFIG), tpu. --batch_size is the global batch.")
@@ -159,6 +180,8 @@ flags.DEFINE_string("init_from", None, "Warm start: a finished run directory (it
                     "same defense and architecture) whose weights initialise this run, e.g. "
                     "a clean run to fine-tune with --adv_train=pgd.")
 
+# Refused at parse time, as before these were generated (other parameters'
+# bounds are checked by `TrainConfig.validate`).
 for _name in ("num_submodels", "num_samples"):
     flags.register_validator(
         _name, lambda v: v is not None and v >= 1, message=f"--{_name} must be >= 1."
@@ -173,15 +196,6 @@ for _name in ("epochs", "max_train_examples", "max_test_examples"):
     )
 
 
-def _parse_mu(values):
-    if values is None:
-        return None
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        raise ValueError(f"`mu` must be numbers. Received: mu={','.join(values)!r}") from None
-
-
 def config_from_flags():
     """Builds a `TrainConfig` from the parsed flags.
 
@@ -194,10 +208,7 @@ def config_from_flags():
         dataset=shared.value("dataset", DEFAULTS["dataset"]),
         backbone=FLAGS.backbone,
         defense=FLAGS.defense,
-        num_submodels=FLAGS.num_submodels,
-        num_samples=FLAGS.num_samples,
         eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
-        mu=_parse_mu(FLAGS.mu),
         epochs=FLAGS.epochs,
         batch_size=shared.value("batch_size", DEFAULTS["batch_size"]),
         learning_rate=FLAGS.learning_rate,
@@ -213,13 +224,10 @@ def config_from_flags():
         seed=shared.value("seed", DEFAULTS["seed"]),
         data_dir=shared.value("data_dir", DEFAULTS["data_dir"]),
         model_dir=shared.value("model_dir", DEFAULTS["model_dir"]),
-        per_example_sampling=bool(shared.value("per_example_sampling",
-                                               DEFAULTS["per_example_sampling"])),
         max_train_examples=FLAGS.max_train_examples,
         max_test_examples=FLAGS.max_test_examples,
         augment=FLAGS.augment,
         loss=FLAGS.loss,
-        train_forward=FLAGS.train_forward,
         verbose=shared.value("verbose", DEFAULTS["verbose"]),
         strategy=FLAGS.strategy,
         tpu=FLAGS.tpu,

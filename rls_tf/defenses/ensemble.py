@@ -39,25 +39,20 @@ from rls_tf.validation import check_int
 
 __all__ = ["EnsembleModel", "check_ensemble_size", "member_cross_entropy"]
 
-# Keras' clipping of probabilities in cross-entropy (as in ADP's Keras 2 code).
-_EPSILON = 1e-7
-
-
 def member_cross_entropy(y, probs, label_smoothing=0.0):
     """``[M, B]`` cross-entropy of every member's softmax ``probs [M, B, K]``.
 
-    With ``label_smoothing`` s the target is ``(1 - s) * one_hot(y) + s / K``,
-    as in `keras.losses.CategoricalCrossentropy(label_smoothing=s)`.
+    `keras.losses.categorical_crossentropy` of every member (probabilities
+    renormalised and clipped to Keras' epsilon, as in ADP's Keras 2 code);
+    with ``label_smoothing`` s the target is ``(1 - s) * one_hot(y) + s / K``.
     """
-    probs = probs / tf.reduce_sum(probs, axis=-1, keepdims=True)
-    probs = tf.clip_by_value(probs, _EPSILON, 1.0 - _EPSILON)
+    probs = tf.convert_to_tensor(probs)
     y = tf.cast(tf.reshape(y, [-1]), tf.int32)
-    num_classes = tf.shape(probs)[-1]
-    target = tf.one_hot(y, num_classes, dtype=probs.dtype)[None]
-    if label_smoothing:
-        target = target * (1.0 - label_smoothing) + label_smoothing / tf.cast(
-            num_classes, probs.dtype)
-    return -tf.reduce_sum(target * tf.math.log(probs), axis=-1)
+    target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
+    # Keras wants the target in the shape of the output: one per member.
+    target = tf.broadcast_to(target[None], tf.shape(probs))
+    return keras.losses.categorical_crossentropy(target, probs,
+                                                 label_smoothing=label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="rls_tf")

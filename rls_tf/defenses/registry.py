@@ -26,15 +26,15 @@ Example:
 from rls_tf.defenses import adp as adp_module
 from rls_tf.defenses.specs import DefenseSpec
 from rls_tf.defenses.specs import Param
+from rls_tf.train_steps import TRAIN_FORWARDS
 from rls_tf.validation import SEED_LIMIT
 
 __all__ = ["COMMON_OPTIONS", "DEFENSES", "DefenseSpec", "Param", "all_params", "build_defense",
            "get_defense", "register_defense", "unregister_defense"]
 
 # The common settings a builder may read (`DefenseSpec.uses`) and their
-# defaults outside a training run (RLS's sampling settings, N).
-COMMON_OPTIONS = dict(num_submodels=2, num_samples=3, eval_samples=None, mu=None,
-                      per_example_sampling=False, train_forward="loop")
+# defaults outside a training run: N (None: the defense's `eval_samples`).
+COMMON_OPTIONS = dict(eval_samples=None)
 
 # Name -> DefenseSpec, in registration order.
 DEFENSES = {}
@@ -112,12 +112,12 @@ def build_defense(name, backbone="small_cnn", *, num_classes=10, input_shape=(32
         num_classes, input_shape, seed, weight_decay: see `build_network`.
         backbone_options: further keyword arguments of the backbone's
             builder, e.g. ``{"width": 16}`` (None: its defaults).
-        **options: the common settings (`COMMON_OPTIONS`: num_submodels,
-            num_samples, eval_samples (None: the defense's default), mu,
-            per_example_sampling, train_forward) and the parameters of any
+        **options: the common settings (`COMMON_OPTIONS`: eval_samples,
+            None for the defense's default) and the parameters of any
             registered defense by builder keyword (`Param.option_name`, e.g.
-            ensemble_size, adp_alpha, rse_init_std, sap_frac, base_model);
-            each defense reads its own.
+            num_submodels, num_samples, mu, per_example_sampling,
+            train_forward, ensemble_size, adp_alpha, rse_init_std, sap_frac,
+            base_model); each defense reads its own.
 
     Returns:
         A model implementing `rls_tf.interface.StochasticClassifier`.
@@ -226,12 +226,25 @@ def _members_summary(config, model):  # pylint: disable=unused-argument
 
 ENSEMBLE_SIZE = Param("ensemble_size", 3, int, "number of members (>= 2).", title="members",
                       minimum=2)
-_RLS_USES = ("num_submodels", "num_samples", "eval_samples", "mu", "per_example_sampling",
-             "train_forward")
+# RLS's own settings (the paper's defaults). plain fixes M at 1
+# (`DefenseSpec.fixed`), which its config.json records.
+_RLS_PARAMS = (
+    Param("num_submodels", 2, int, "M, weight copies of every layer (1 = plain network).",
+          title="M", minimum=1),
+    Param("num_samples", 3, int, "K, sampled models per training step.", title="K",
+          minimum=1),
+    Param("mu", None, float, "sampling probabilities of the M copies, e.g. 0.5,0.5 "
+          "(default uniform).", title="mu", multiple=True),
+    Param("per_example_sampling", False, bool, "every example draws its own path.",
+          title="per-example"),
+    Param("train_forward", "loop", str, "how the K forwards run (one network call each, "
+          "or one call on the batch tiled K times).", title="forward",
+          choices=TRAIN_FORWARDS),
+)
 
 for _spec in (
     DefenseSpec("rls", "RLS", "Lee et al. 2020, arXiv 2005.10757 (this library)", _rls,
-                uses=_RLS_USES, architecture=("num_submodels",), summary=_rls_summary),
+                params=_RLS_PARAMS, architecture=("num_submodels",), summary=_rls_summary),
     DefenseSpec("plain", "Plain", "the undefended network (RLS layers with M=1)", _plain,
                 fixed=(("num_submodels", 1),), architecture=("num_submodels",),
                 summary=_rls_summary),

@@ -35,7 +35,8 @@ class Param:
         key: the `TrainConfig` field, ``config.json`` key and flag name
             (prefixed by the defense where it is its own, e.g. ``adp_alpha``).
         default: the value when unset (None: optional, see `allow_none`).
-        kind: ``int``, ``float``, ``bool`` or ``str``.
+        kind: ``int``, ``float``, ``bool`` or ``str`` (of every item, with
+            `multiple`).
         help: the flag's help, without the defense names (added).
         title: a short name for tables (default: `key`).
         minimum, maximum, min_open: bounds of numbers (see
@@ -48,6 +49,10 @@ class Param:
         load: turns the configured value into the builder's value (e.g. a
             run directory into its loaded model); None: passed as is.
         resume: a resumed run must have the same value.
+        multiple: the value is a list of `kind` items (a comma-separated
+            flag, e.g. RLS's ``mu``); `check` only asks for a sequence,
+            the defense's own rules check the items (their count may depend
+            on another setting).
     """
 
     key: str
@@ -65,6 +70,7 @@ class Param:
     option: Optional[str] = None
     load: Optional[Callable[[Any], Any]] = None
     resume: bool = True
+    multiple: bool = False
 
     def __post_init__(self):
         if self.kind not in _KINDS:
@@ -81,6 +87,11 @@ class Param:
         """Returns `value` checked (and normalised), or raises a "Received:" ValueError."""
         if value is None and (self.allow_none or self.default is None):
             return None
+        if self.multiple:
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+                raise ValueError(f"`{self.key}` must be a sequence of {self.kind.__name__} "
+                                 f"values. Received: {self.key}={value!r}")
+            return list(value)
         if self.kind is bool:
             return check_bool(self.key, value)
         if self.kind is int:
@@ -94,6 +105,12 @@ class Param:
         if not isinstance(value, str) or not value:
             raise ValueError(f"`{self.key}` must be a non-empty string. "
                              f"Received: {self.key}={value!r}")
+        return value
+
+    def to_json(self, value):
+        """`value` as ``config.json`` holds it (a `multiple` one as a list of `kind`)."""
+        if self.multiple and value is not None:
+            return [self.kind(v) for v in value]
         return value
 
 
@@ -111,15 +128,16 @@ class DefenseSpec:
             `uses` and of `params` (by `Param.option_name`).
         params: the defense's own settings (`Param`); a key may be shared
             by several defenses only as the same `Param` object.
-        uses: the common `TrainConfig` fields its builder reads
-            (e.g. ``eval_samples``, RLS's sampling settings).
+        uses: the common `TrainConfig` fields its builder reads (of
+            `rls_tf.defenses.registry.COMMON_OPTIONS`: ``eval_samples``).
         trains: False when it wraps a trained model instead (``sap``).
         eval_samples: its default N (the authors' evaluation: RSE 50, SAP
             100; RLS 10, the paper's).
         own_loss: the model trains on its own loss (ensembles); compiled
             without one.
-        fixed: common settings this defense forces, e.g. plain's
-            ``{"num_submodels": 1}``.
+        fixed: settings this defense forces whatever was asked, e.g.
+            plain's ``(("num_submodels", 1),)``; ``config.json`` records
+            them beside its parameters.
         architecture: settings a warm start (``init_from``) must share.
         summary: ``(config, model) -> str`` naming what was tested in the
             run's last line, e.g. "adp of 3 members (deterministic"; None:

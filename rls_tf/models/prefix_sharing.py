@@ -78,17 +78,22 @@ class PrefixSharing:
                 other = tf.stack([self._drawn[a, j] for a in ancestors]
                                  + [self._drawn[key, j]])
                 first = tf.where(tf.reduce_all(tf.equal(path, other)), j, first)
-            earlier = [self._outputs[key, j] for j in range(s)]
-
-            def reuse(j=0):
-                if j == s - 1:
-                    return tf.identity(earlier[j])
-                return tf.cond(tf.equal(first, j),
-                               lambda: tf.identity(earlier[j]),
-                               lambda: reuse(j + 1))
-
+            # The earlier output to reuse, chosen by selects outside the cond.
+            # (A chain of nested conds inside its reuse branch, as before,
+            # made TensorFlow's gradient of the cond pair the branches'
+            # intermediates by position, the inner conds' bool predicates
+            # against the computing branch's float tensors, and its type
+            # inference print "Type inference failed ... invalid graph" at
+            # the first traced step; tensorflow/tensorflow#57052.) The
+            # selects give exactly earlier[first] and pass the gradient to it
+            # alone (zeros to the others), so the numerics are unchanged; they
+            # cost s - 1 elementwise selects per shared layer, not a forward.
+            reused = self._outputs[key, s - 1]
+            for j in reversed(range(s - 1)):
+                reused = tf.where(tf.equal(first, j), self._outputs[key, j], reused)
             outputs = tf.cond(tf.equal(first, s),
-                              lambda: fn(inputs, index, **kwargs), reuse)
+                              lambda: fn(inputs, index, **kwargs),
+                              lambda: tf.identity(reused))
         self._outputs[key, s] = outputs
         return outputs
 

@@ -61,7 +61,7 @@ def test_defender_repeats_and_sample_counts(tiny_models):
     # Paired, fixed draws: evaluating again gives the same numbers.
     assert defender.evaluate(x, y)["accuracy"] == out["accuracy"]
     # By hand, repeat 0: the mean of its first 3 pinned sampled models.
-    probs = tiny_models["rls"].sample_outputs(x, 5, paths=defender.paths[0]).numpy()
+    probs = tiny_models["rls"].outputs(x, defender.paths[0]).numpy()
     expected = np.mean(np.argmax(probs[:3].mean(axis=0), -1) == y)
     assert out["accuracy"]["values"][0] == pytest.approx(expected)
     plain = runner.Defender(tiny_models["baseline"], 3, (1, 5), repeats=4, batch_size=6, seed=0)

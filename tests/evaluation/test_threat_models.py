@@ -22,7 +22,7 @@ def test_paper_attacker_uses_its_pinned_path(tiny_models):
     x, _ = toy_images(6, seed=3)
     attacker = tm.make_attacker(model, "paper", seed=0)
     assert not attacker.white_box and attacker.paths.shape == (1, len(model.rls_layers))
-    pinned = model.sample_outputs(x, 1, paths=attacker.paths)[0]
+    pinned = model.outputs(x, attacker.paths)[0]
     out = attacker.model_fn(x).numpy()
     np.testing.assert_allclose(out, _log(pinned), rtol=1e-5, atol=1e-5)
     # Pinned: the same sampled model at every call (also inside tf.function).
@@ -33,7 +33,7 @@ def test_paper_attacker_uses_its_pinned_path(tiny_models):
     other[0, 0] = 1 - other[0, 0]
     attacker.paths_variable.assign(other)
     np.testing.assert_allclose(
-        traced(x).numpy(), _log(model.sample_outputs(x, 1, paths=other)[0]),
+        traced(x).numpy(), _log(model.outputs(x, other)[0]),
         rtol=1e-5, atol=1e-5,
     )
     assert not np.allclose(traced(x).numpy(), out, atol=1e-4)  # the pin matters
@@ -67,7 +67,7 @@ def test_multi_sample_is_mean_of_pinned_outputs(tiny_models):
         threat = tm.ThreatModel("multi_sample", num_paths=num_paths)
         attacker = tm.make_attacker(model, threat, seed=num_paths)
         assert attacker.paths.shape == (num_paths, len(model.rls_layers))
-        singles = [model.sample_outputs(x, 1, paths=attacker.paths[i: i + 1])[0].numpy()
+        singles = [model.outputs(x, attacker.paths[i: i + 1])[0].numpy()
                    for i in range(num_paths)]
         expected = _log(np.mean(singles, axis=0))
         np.testing.assert_allclose(attacker.model_fn(x).numpy(), expected, rtol=1e-5, atol=1e-5)
@@ -96,7 +96,7 @@ def test_eot_gradient_approaches_exact_expectation(one_layer_model):
     y = np.array([0, 1, 2, 0, 1, 2])
     # Exact: the two sampled models have probability 1/2 each.
     paths = np.array([[0], [1]], np.int32)
-    g = [_grad(lambda v, p=p: tm.log_probabilities(model.sample_outputs(v, 1, paths=p[None])[0]),
+    g = [_grad(lambda v, p=p: tm.log_probabilities(model.outputs(v, p[None])[0]),
                x, y) for p in paths]
     exact = 0.5 * (g[0] + g[1])
     spread = np.abs(g[0] - g[1]).max()
@@ -113,7 +113,7 @@ def test_eot_gradient_approaches_exact_expectation(one_layer_model):
 
     # Every draw is one of the two sampled models, drawn per example.
     probs = np.exp(logits.numpy())
-    pinned = model.sample_outputs(x, 2, paths=paths).numpy()
+    pinned = model.outputs(x, paths).numpy()
     is_0 = np.all(np.isclose(probs, pinned[0][None], atol=1e-5), axis=-1)
     is_1 = np.all(np.isclose(probs, pinned[1][None], atol=1e-5), axis=-1)
     assert np.all(is_0 | is_1)
@@ -127,7 +127,7 @@ def test_eot_single_draw_is_one_path(one_layer_model):
     model = one_layer_model
     x = np.random.default_rng(1).uniform(-1, 1, size=(3, 4, 4, 1)).astype("float32")
     out = np.exp(tm.eot_model_fn(model, 1)(x).numpy())
-    pinned = model.sample_outputs(x, 2, paths=[[0], [1]]).numpy()
+    pinned = model.outputs(x, [[0], [1]]).numpy()
     for b in range(3):
         assert np.allclose(out[0, b], pinned[0, b], atol=1e-5) or np.allclose(
             out[0, b], pinned[1, b], atol=1e-5)
@@ -180,7 +180,7 @@ def test_seeded_eot_draws_are_fresh_per_call_and_repeat_after_reseed(one_layer_m
     draws.reseed(6)
     assert not np.allclose(model_fn(x).numpy(), first)
     # Each row is one of the two sampled models, about half each (mu uniform).
-    pinned = model.sample_outputs(x, 2, paths=[[0], [1]]).numpy()
+    pinned = model.outputs(x, [[0], [1]]).numpy()
     is_0 = np.all(np.isclose(np.exp(first), pinned[0][None], atol=1e-5), axis=-1)
     is_1 = np.all(np.isclose(np.exp(first), pinned[1][None], atol=1e-5), axis=-1)
     assert np.all(is_0 | is_1)

@@ -92,7 +92,7 @@ def all_path_outputs(model, x):
 
     counts = [layer.num_submodels for layer in model.rls_layers]
     paths = np.array(list(itertools.product(*[range(m) for m in counts])), np.int32)
-    return np.asarray(model.sample_outputs(x, len(paths), paths=paths, forward="loop"))
+    return np.asarray(model.outputs(x, paths, forward="loop"))
 
 
 def assert_samples_are_sampled_models(samples, reference, atol=1e-4):
