@@ -83,23 +83,30 @@ class Param:
         """The builder keyword this parameter fills."""
         return self.option or self.key
 
-    def check(self, value):
-        """Returns `value` checked (and normalised), or raises a "Received:" ValueError."""
+    def check(self, value, name=None):
+        """Returns `value` checked (and normalised), or raises a "Received:" ValueError.
+
+        Args:
+            value: the value to check.
+            name: what the error calls it (default: `key`), e.g. the
+                ``backbone_width`` setting that fills a backbone's ``width``.
+        """
+        name = name or self.key
         if value is None and (self.allow_none or self.default is None):
             return None
         if self.kind is bool:
-            return check_bool(self.key, value)
+            return check_bool(name, value)
         if self.kind is int:
-            return check_int(self.key, value, maximum=self.maximum,
+            return check_int(name, value, maximum=self.maximum,
                              minimum=-2**63 if self.minimum is None else self.minimum)
         if self.kind is float:
-            return check_float(self.key, value, minimum=self.minimum, maximum=self.maximum,
+            return check_float(name, value, minimum=self.minimum, maximum=self.maximum,
                                min_open=self.min_open)
         if self.choices is not None:
-            return check_choice(self.key, value, self.choices)
+            return check_choice(name, value, self.choices)
         if not isinstance(value, str) or not value:
-            raise ValueError(f"`{self.key}` must be a non-empty string. "
-                             f"Received: {self.key}={value!r}")
+            raise ValueError(f"`{name}` must be a non-empty string. "
+                             f"Received: {name}={value!r}")
         return value
 
 
