@@ -28,7 +28,7 @@ from rls_tf import data as rls_data
 from rls_tf import distribute as rls_distribute
 from rls_tf.defenses import registry
 from rls_tf.models.backbones import BACKBONES
-from rls_tf.models.backbones import check_backbone_options
+from rls_tf.models.backbones import get_backbone_spec
 from rls_tf.schedules import LR_SCHEDULES
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_choice
@@ -57,8 +57,10 @@ _RESUME_KEYS = (
 
 
 def paper_epochs(dataset):
-    """Training length of the paper: 50 epochs on MNIST, 150 otherwise."""
-    return 50 if dataset in ("mnist", "fashion_mnist") else 150
+    """Training length of the paper: 50 epochs on MNIST, 150 otherwise (the entry's `paper_epochs`)."""
+    spec = rls_data.DATASET_SPECS.get(dataset)
+    # An unknown name is `validate`'s to report; its length is the common one.
+    return 150 if spec is None else spec.paper_epochs
 
 
 
@@ -101,8 +103,9 @@ class TrainConfig:
         label_smoothing: cross-entropy target ``(1 - s) one_hot + s / K``
             (rls/plain/rse: of the mean prediction; ensemble/adp: of every
             member); 0 for none. Not with loss="mse".
-        backbone_width: the backbone's ``width`` option (small_cnn,
-            resnet9); None for its default.
+        backbone_width: the backbone's ``width`` option, for backbones whose
+            entry has one (`rls_tf.models.backbones.backbones_with_option`);
+            None for its default.
         seed: None, or an int that makes the run reproducible (global Keras /
             TF / NumPy seeds; the saved model itself stays unseeded).
         data_dir: TFDS data directory or directory of original files.
@@ -276,14 +279,14 @@ class TrainConfig:
                 "`label_smoothing` smooths the cross-entropy target; the paper's MSE "
                 "(loss='mse') takes none. Received: "
                 f"loss={self.loss!r}, label_smoothing={self.label_smoothing!r}")
-        check_int("backbone_width", self.backbone_width, minimum=1, allow_none=True)
         if self.backbone_width is not None:
-            try:
-                check_backbone_options(self.backbone, self.backbone_options())
-            except ValueError:
+            # Which backbones take a width, and its check, are their entries'.
+            width = get_backbone_spec(self.backbone).param("width")
+            if width is None:
                 raise ValueError(
                     f"backbone {self.backbone!r} has no width option. Received: "
-                    f"backbone_width={self.backbone_width!r}") from None
+                    f"backbone_width={self.backbone_width!r}")
+            width.check(self.backbone_width, name="backbone_width")
         for name in ("augment", "nesterov"):
             check_bool(name, getattr(self, name))
         check_choice("loss", self.loss, LOSSES)

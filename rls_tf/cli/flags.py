@@ -126,10 +126,15 @@ def _define(kind, name, help_text, check=None, **kwargs):
 
 def define_dataset_flags():
     """Defines ``--dataset`` and ``--data_dir``."""
-    _define("enum", "dataset", "Dataset.", enum_values=list(rls_data.DATASETS))
+    # Choices and help come from the dataset registry (`rls_tf.data.registry`).
+    specs = rls_data.DATASET_SPECS.values()
+    _define("enum", "dataset", "Dataset: " + ", ".join(
+        f"{spec.name} ({spec.title})" for spec in specs) + ".",
+            enum_values=list(rls_data.DATASETS))
     _define("string", "data_dir",
-            "Directory of the dataset files (npz, MNIST IDX, CIFAR-10 python batches, "
-            "SVHN .mat) or a TFDS data dir.")
+            "Directory of the dataset files (" + ", ".join(["npz"] + list(dict.fromkeys(
+                spec.files.format.title for spec in specs if spec.files is not None)))
+            + ") or a TFDS data dir.")
 
 
 def define_model_dir_flag():

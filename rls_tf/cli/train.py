@@ -34,6 +34,8 @@ from rls_tf.defenses.registry import all_params
 from rls_tf.defenses.registry import defenses_of
 from rls_tf.defenses.registry import get_defense
 from rls_tf.models import BACKBONES
+from rls_tf.models.backbones import BACKBONE_SPECS
+from rls_tf.models.backbones import backbones_with_option
 from rls_tf.adversarial import CRAFT_ON
 from rls_tf.training import ADV_TRAIN
 from rls_tf.training import LOSSES
@@ -120,7 +122,8 @@ def _defense_parameters():
 
 
 shared.define(*DEFAULTS)
-flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture.")
+flags.DEFINE_enum("backbone", "resnet50", list(BACKBONES), "Network architecture: " + ", ".join(
+    f"{name} ({spec.title})" for name, spec in BACKBONE_SPECS.items()) + ".")
 flags.DEFINE_enum("defense", "rls", list(DEFENSES), "Defense to train: " + "; ".join(
     f"{name}: {spec.title} ({spec.source})" for name, spec in DEFENSES.items()) + ".")
 _define_parameter_flags()
@@ -139,8 +142,9 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_bool("nesterov", False, "Nesterov momentum.")
 flags.DEFINE_float("label_smoothing", 0.0, "Cross-entropy label smoothing s in [0, 1): target "
                    "(1 - s) one_hot + s / classes (not with --loss=mse).")
-flags.DEFINE_integer("backbone_width", None, "The backbone's width option (small_cnn, resnet9; "
-                     "default: the backbone's).")
+flags.DEFINE_integer("backbone_width", None, "The backbone's width option: " + "; ".join(
+    f"{name}: {param.help.rstrip('.')} (default {param.default})"
+    for name, param in backbones_with_option("width").items()) + ".")
 flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples.")
 flags.DEFINE_integer("max_test_examples", None, "Evaluate on the first N test examples only.")
 flags.DEFINE_bool("augment", False, "Light augmentation (random crop; flip on CIFAR-10).")

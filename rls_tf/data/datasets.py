@@ -1,28 +1,33 @@
-"""Image classification datasets used in the paper, as numpy arrays or tf.data.
+"""The registered datasets (`rls_tf.data.registry`) as numpy arrays or tf.data.
 
 Data comes from, in order of preference:
 
-1. Files in `data_dir` (or a dataset-named subdirectory of it), detected from
+1. Files in `data_dir` (or one of the entry's `subdirs` in it), detected from
    their names: `{name}_{split}.npz`, `{name}_{split}_*.npz` or `{split}.npz`
-   holding arrays `x` (uint8 NHWC) and `y`; MNIST/Fashion-MNIST IDX files;
-   CIFAR-10 python batches; SVHN `.mat` files. See `rls_tf.data.offline`.
+   holding arrays `x` (uint8 NHWC) and `y`, then the entry's original files
+   (MNIST/Fashion-MNIST IDX files, CIFAR-10 python batches, SVHN `.mat`
+   files). See `rls_tf.data.offline`.
 2. Otherwise TFDS, with `data_dir` as its data directory (TFDS's default when
-   None). When `data_dir` is None, Fashion-MNIST is first looked for where
-   Debian's `dataset-fashion-mnist` package installs it.
+   None). When `data_dir` is None, the entry's `default_dirs` are searched
+   first (Fashion-MNIST: where Debian's `dataset-fashion-mnist` package
+   installs it).
 
 Images are kept as raw uint8 pixels until `to_model_range` scales them to
 [-1, 1], the convention of the paper.
 """
 
-import dataclasses
 import os
-from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from rls_tf.data import offline
 from rls_tf.data.offline import DataFileError
+from rls_tf.data.registry import DATASETS
+from rls_tf.data.registry import SPLITS
+from rls_tf.data.registry import DatasetSpec
+from rls_tf.data.registry import dataset_spec
+from rls_tf.data.registry import get_dataset_spec
 from rls_tf.validation import check_bool
 from rls_tf.validation import check_int
 from rls_tf.validation import check_seed
@@ -30,85 +35,14 @@ from rls_tf.validation import check_seed
 __all__ = ["DATASETS", "SPLITS", "DataFileError", "DatasetSpec", "DatasetUnavailableError",
            "dataset_spec", "load_numpy", "make_dataset", "to_model_range"]
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn")
-SPLITS = ("train", "test")
+_PROBE_TIMEOUT_S = 5.0
 
 
 class DatasetUnavailableError(RuntimeError):
     """The dataset is neither on disk nor downloadable (e.g. no network)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Static facts about a supported dataset.
-
-    Attributes:
-        name: Name used by this library (one of `DATASETS`).
-        tfds_name: TFDS builder name.
-        input_shape: Image shape `(H, W, C)`.
-        num_classes: Number of classes; labels are `0..num_classes - 1`.
-        num_train: Size of the full training split.
-        num_test: Size of the full test split.
-    """
-
-    name: str
-    tfds_name: str
-    input_shape: Tuple[int, int, int]
-    num_classes: int
-    num_train: int
-    num_test: int
-
-
-_SPECS = {
-    "mnist": DatasetSpec("mnist", "mnist", (28, 28, 1), 10, 60000, 10000),
-    "fashion_mnist": DatasetSpec(
-        "fashion_mnist", "fashion_mnist", (28, 28, 1), 10, 60000, 10000
-    ),
-    "cifar10": DatasetSpec("cifar10", "cifar10", (32, 32, 3), 10, 50000, 10000),
-    "svhn": DatasetSpec("svhn", "svhn_cropped", (32, 32, 3), 10, 73257, 26032),
-}
-
-# Subdirectories of `data_dir` also searched for files, by dataset.
-_SUBDIRS = {
-    "mnist": ("mnist",),
-    "fashion_mnist": ("fashion_mnist", "fashion-mnist"),
-    "cifar10": ("cifar10", "cifar-10-batches-py"),
-    "svhn": ("svhn",),
-}
-
-# Searched before TFDS when data_dir is None, so that an offline machine with
-# the Debian package works without any flag.
-_DEFAULT_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
-
-# Where TFDS downloads each dataset from. Only used to check reachability in a
-# few seconds: offline, TFDS's own downloader retries for minutes.
-_DOWNLOAD_URLS = {
-    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-    "svhn": "http://ufldl.stanford.edu/housenumbers/",
-}
-_PROBE_TIMEOUT_S = 5.0
-
-# Light augmentation: (zero padding in pixels, random horizontal flip).
-# No flip for digits (a mirrored digit is not the same class).
-_AUGMENT = {
-    "mnist": (2, False),
-    "fashion_mnist": (2, False),
-    "cifar10": (4, True),
-    "svhn": (2, False),
-}
-
-
 # --- Argument validation ---------------------------------------------------
-
-
-def _check_name(name):
-    if name not in _SPECS:
-        raise ValueError(
-            f"Unknown dataset: Received: dataset={name!r}. "
-            f"Expected one of {DATASETS}."
-        )
 
 
 def _check_split(split):
@@ -155,26 +89,6 @@ def _check_arrays(x, y, spec, source):
 # --- Public API ------------------------------------------------------------
 
 
-def dataset_spec(name):
-    """Returns the `DatasetSpec` of a supported dataset.
-
-    Args:
-        name: One of `DATASETS`.
-
-    Returns:
-        The dataset's `DatasetSpec`.
-
-    Raises:
-        ValueError: For an unknown name.
-
-    Example:
-        >>> dataset_spec("cifar10").input_shape
-        (32, 32, 3)
-    """
-    _check_name(name)
-    return _SPECS[name]
-
-
 def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
     """Loads a dataset split as numpy arrays of raw pixels.
 
@@ -206,14 +120,13 @@ def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
         >>> x.shape, y.dtype
         ((100, 28, 28, 1), dtype('int64'))
     """
-    _check_name(name)
+    spec = get_dataset_spec(name)
     _check_split(split)
     max_examples = check_int("max_examples", max_examples, minimum=1, allow_none=True)
     download = check_bool("download", download)
     path = _check_data_dir(data_dir)
-    spec = _SPECS[name]
 
-    source = _find_offline_source(name, split, path)
+    source = _find_offline_source(spec, split, path)
     if source is not None:
         x, y = source.load()
         origin = source.description
@@ -269,8 +182,9 @@ def make_dataset(
         training: Shuffle (reshuffled every epoch) and allow augmentation.
             Defaults to `split == "train"`.
         augment: When training, apply light augmentation: random translation
-            by zero-padding then cropping back (4 pixels for CIFAR-10, 2
-            otherwise), plus a random horizontal flip for CIFAR-10 only.
+            by zero-padding then cropping back (the entry's `augment_pad`: 4
+            pixels for CIFAR-10, 2 otherwise), plus a random horizontal flip
+            where its `augment_flip` says so (CIFAR-10 only).
         max_examples: See `load_numpy`.
         seed: None (random), or an int in ``[0, 2**31)`` that makes
             shuffling and augmentation reproducible.
@@ -288,7 +202,7 @@ def make_dataset(
         ...                   augment=True, seed=0)
         >>> images, labels = next(iter(ds))
     """
-    _check_name(name)
+    spec = get_dataset_spec(name)
     _check_split(split)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     seed = check_seed("seed", seed)
@@ -306,7 +220,7 @@ def make_dataset(
     indices = indices.batch(batch_size, drop_remainder=drop_remainder)
 
     if training and augment:
-        pad, flip = _AUGMENT[name]
+        pad, flip = spec.augment_pad, spec.augment_flip
         # One stateless seed per batch; the stream is reproducible from `seed`
         # yet differs between epochs.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -355,13 +269,13 @@ def _augment_batch(batch, seed, pad, flip):
     return batch
 
 
-def _find_offline_source(name, split, data_dir):
-    roots = (data_dir,) if data_dir is not None else _DEFAULT_DIRS.get(name, ())
+def _find_offline_source(spec, split, data_dir):
+    roots = (data_dir,) if data_dir is not None else spec.default_dirs
     for root in roots:
-        candidates = [root] + [os.path.join(root, sub) for sub in _SUBDIRS[name]]
+        candidates = [root] + [os.path.join(root, sub) for sub in spec.subdirs]
         for directory in candidates:
             if os.path.isdir(directory):
-                source = offline.find_source(name, split, directory)
+                source = offline.find_source(spec.name, split, directory, spec.files)
                 if source is not None:
                     return source
     return None
@@ -371,6 +285,8 @@ def _load_tfds(spec, split, data_dir, download, max_examples):
     # Imported here: TFDS is slow to import and unneeded for local files.
     import tensorflow_datasets as tfds
 
+    if spec.tfds_name is None:
+        raise DatasetUnavailableError(_unavailable_message(spec, data_dir, None, download))
     kwargs = dict(split=split, data_dir=data_dir, as_supervised=True)
     try:
         ds = tfds.load(spec.tfds_name, download=False, **kwargs)
@@ -402,7 +318,9 @@ def _check_download_reachable(spec, data_dir):
     """Fails fast when TFDS's download host cannot be reached."""
     import requests  # A TFDS dependency; honours the same proxy settings.
 
-    url = _DOWNLOAD_URLS[spec.name]
+    url = spec.download_url
+    if url is None:
+        return
     try:
         # Any HTTP answer, even an error status, proves the network works.
         requests.head(url, timeout=_PROBE_TIMEOUT_S, allow_redirects=False)
@@ -414,44 +332,22 @@ def _check_download_reachable(spec, data_dir):
 
 def _unavailable_message(spec, data_dir, error, download):
     where = repr(data_dir) if data_dir else "TFDS's default data directory"
-    reason = (
-        f"downloading it failed ({type(error).__name__}: {error})"
-        if download
-        else f"download=False and it is not prepared there ({error})"
-    )
+    if spec.tfds_name is None:
+        reason = "TFDS does not provide it"
+    elif download:
+        reason = f"downloading it failed ({type(error).__name__}: {error})"
+    else:
+        reason = f"download=False and it is not prepared there ({error})"
     h, w, c = spec.input_shape
     npz = (
         f"save numpy arrays x (uint8 [N, {h}, {w}, {c}], raw pixels) and y "
         f"(integer labels [N]) with numpy.savez as DIR/{spec.name}_train.npz "
         f"and DIR/{spec.name}_test.npz"
     )
-    how = {
-        "mnist": (
-            "put the original IDX files train-images-idx3-ubyte.gz, "
-            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-            "t10k-labels-idx1-ubyte.gz (gzipped or not) in DIR, or " + npz
-        ),
-        "fashion_mnist": (
-            "run `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; it "
-            "installs the IDX files in /usr/share/datasets/fashion-mnist, "
-            "which is used automatically when no data_dir is given), or put "
-            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-            "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in DIR, "
-            "or " + npz
-        ),
-        "cifar10": (
-            "extract cifar-10-python.tar.gz (from "
-            "https://www.cs.toronto.edu/~kriz/cifar.html) so that DIR/"
-            "cifar-10-batches-py/ holds data_batch_1 ... data_batch_5 and "
-            "test_batch, or " + npz
-        ),
-        "svhn": (
-            "put train_32x32.mat and test_32x32.mat (from "
-            "http://ufldl.stanford.edu/housenumbers/) in DIR, or " + npz
-        ),
-    }[spec.name]
+    how = npz if spec.files is None else f"{spec.files.help}, or {npz}"
+    tfds = "" if spec.tfds_name is None else f" (TFDS {spec.tfds_name!r})"
     return (
-        f"Dataset {spec.name!r} (TFDS {spec.tfds_name!r}) is unavailable: "
+        f"Dataset {spec.name!r}{tfds} is unavailable: "
         f"it is not in {where} and {reason}. To use it offline, {how}; then "
         "pass --data_dir=DIR (data_dir=DIR in Python)."
     )

@@ -1,32 +1,32 @@
-"""Readers for datasets stored in their original (non-TFDS) file formats.
+"""Finding a dataset split's files on disk: npz files and the original file formats.
 
-Machines without network access cannot let TFDS download anything, and some
-offline copies cannot go through TFDS at all (Debian re-compresses the
-Fashion-MNIST files, so TFDS's checksums reject them). These readers parse the
-original files directly with numpy/scipy.
+A dataset's entry (`rls_tf.data.registry.DatasetSpec`) points to its
+original files as an `OriginalFiles`: their `FileFormat` (`IDX`,
+`CIFAR10_PYTHON`, `SVHN_MAT`: how to find a split's files in a directory
+and which reader of `rls_tf.data.formats` reads them), their names per
+split and where to get a damaged one again. `{name}_{split}.npz` files
+work for every dataset, with or without original files.
 
-Every loader returns raw arrays `(x, y)`: `x` uint8 `[N, H, W, C]` and `y`
-int64 `[N]`. Checking them against a dataset's shape and number of classes is
-the caller's job (`rls_tf.data.datasets`), so that all sources, TFDS included,
-go through the same checks.
-
-A file that exists but cannot be read as its format (truncated by an
-interrupted download or copy, damaged, or not the file its name says) raises
-`DataFileError`: it names the file and says how to replace it, instead of the
-raw `EOFError` / `BadZipFile` / `UnpicklingError` of the underlying reader.
+The readers and `DataFileError` live in `rls_tf.data.formats` and stay
+importable from here.
 """
 
 import dataclasses
-import gzip
 import os
-import pickle
-import zipfile
-import zlib
-from typing import Callable, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 
-import numpy as np
+# The readers' former home was this module: keep them importable from here.
+from rls_tf.data.formats import Arrays
+from rls_tf.data.formats import DataFileError
+from rls_tf.data.formats import load_cifar10_batches
+from rls_tf.data.formats import load_idx
+from rls_tf.data.formats import load_npz
+from rls_tf.data.formats import load_svhn_mat
+from rls_tf.data.formats import read_idx
 
-Arrays = Tuple[np.ndarray, np.ndarray]
+__all__ = ["CIFAR10_FILES", "CIFAR10_PYTHON", "DataFileError", "FileFormat", "IDX", "IDX_FILES",
+           "OfflineSource", "OriginalFiles", "SVHN_FILES", "SVHN_MAT", "find_source",
+           "load_cifar10_batches", "load_idx", "load_npz", "load_svhn_mat", "read_idx"]
 
 # Standard names of the MNIST-family IDX files (images, labels) per split.
 IDX_FILES = {
@@ -38,77 +38,6 @@ CIFAR10_FILES = {
     "test": ("test_batch",),
 }
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-
-# Original-format file families, by dataset name.
-_FORMATS = {
-    "mnist": "idx",
-    "fashion_mnist": "idx",
-    "cifar10": "cifar10",
-    "svhn": "svhn",
-}
-
-_IDX_UBYTE = 0x08  # IDX type code for unsigned bytes; MNIST files use nothing else.
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
-
-# Where a damaged original file can be fetched again, by dataset.
-ORIGINS = {
-    "mnist": "download it again from https://storage.googleapis.com/cvdf-datasets/mnist/ "
-             "(same name, gzipped or not)",
-    "fashion_mnist": "reinstall it (`apt-get install --reinstall dataset-fashion-mnist` for "
-                     "/usr/share/datasets/fashion-mnist) or download it again from "
-                     "https://github.com/zalandoresearch/fashion-mnist (same name, gzipped "
-                     "or not)",
-    "cifar10": "extract it again from cifar-10-python.tar.gz "
-               "(https://www.cs.toronto.edu/~kriz/cifar.html)",
-    "svhn": "download it again from http://ufldl.stanford.edu/housenumbers/",
-}
-_GENERIC_REMEDY = "Delete it and put a complete copy in its place (download it again)."
-_NPZ_REMEDY = ("Delete it and write it again (numpy.savez with arrays x and y), or remove "
-               "it to use the dataset's original files or TFDS instead.")
-
-
-class DataFileError(ValueError):
-    """A dataset file exists but cannot be read: truncated, damaged, or of another format.
-
-    A `ValueError`, so every caller that reports bad data cleanly (`train.py`,
-    `attack_eval.py`) reports this too. The message names the file, its size,
-    what is wrong, and how to replace it.
-
-    Attributes:
-        path: the damaged file.
-        problem: what is wrong with it (without the remedy).
-        remedy: how to replace it.
-    """
-
-    def __init__(self, path, problem, remedy=None):
-        self.path = path
-        self.problem = problem
-        self.remedy = remedy or _GENERIC_REMEDY
-        super().__init__(f"{problem} {self.remedy}")
-
-    def with_remedy(self, remedy):
-        """The same error with another remedy (e.g. the dataset's download page)."""
-        error = DataFileError(self.path, self.problem, remedy)
-        error.__cause__ = self.__cause__
-        return error
-
-
-def _size(path):
-    try:
-        return f"{os.path.getsize(path)} bytes"
-    except OSError:
-        return "size unknown"
-
-
-def _damaged(path, what, error=None, detail=None):
-    """A `DataFileError` for `path`: `what` it is, the reader's `error` or a `detail`."""
-    reason = detail if error is None else f"{type(error).__name__}: {error}"
-    return DataFileError(
-        path,
-        f"Truncated or damaged {what} {path} ({reason}). "
-        f"Received: {path} ({_size(path)}).",
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,226 +53,62 @@ class OfflineSource:
     load: Callable[[], Arrays]
 
 
-def _open_maybe_gzip(path):
-    # Sniff the gzip magic rather than trust the suffix: people gunzip files
-    # and keep the name, or name compressed files without `.gz`.
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """A family of original files: how to find one split's files in a directory.
 
-
-def read_idx(path, expected_ndim):
-    """Reads an IDX file (the MNIST format), gzip-compressed or not.
-
-    Args:
-        path: Path of the file.
-        expected_ndim: 3 for an image file, 1 for a label file.
-
-    Returns:
-        A uint8 numpy array with the dimensions stored in the header.
-
-    Raises:
-        DataFileError: (a ValueError) On a truncated or damaged gzip stream, a
-            bad magic number, a wrong number of dimensions, or a payload whose
-            size does not match the header.
-
-    Example:
-        >>> labels = read_idx("t10k-labels-idx1-ubyte.gz", expected_ndim=1)
+    Attributes:
+        name: Short name, e.g. ``"idx"``.
+        title: The files, for help texts, e.g. ``"MNIST IDX"``.
+        find: ``find(names, split, directory) -> OfflineSource or None``:
+            `names` maps each split to the dataset's file names in this
+            format; None when the directory holds none of them. Raises
+            FileNotFoundError when it holds only part of them.
     """
-    try:
-        with _open_maybe_gzip(path) as f:
-            data = f.read()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise _damaged(path, "gzip-compressed IDX file", e) from e
-    kind = "image" if expected_ndim == 3 else "label"
-    if len(data) < 4:
-        raise _damaged(path, f"IDX {kind} file", detail=f"only {len(data)} bytes of data")
-    expected_magic = (_IDX_UBYTE << 8) | expected_ndim
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expected_magic:
-        raise DataFileError(
-            path,
-            f"Bad IDX magic number in {path}: Received: magic={magic!r}. "
-            f"Expected {expected_magic} (unsigned bytes, {expected_ndim} "
-            f"dimension(s)). Is this an MNIST-format {kind} file?",
-        )
-    header_size = 4 + 4 * expected_ndim
-    if len(data) < header_size:
-        raise _damaged(path, f"IDX {kind} file",
-                       detail=f"header of {header_size} bytes, only {len(data)} present")
-    dims = tuple(
-        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big")
-        for i in range(expected_ndim)
-    )
-    payload = np.frombuffer(data, dtype=np.uint8, offset=header_size)
-    if payload.size != int(np.prod(dims)):
-        raise _damaged(
-            path, f"IDX {kind} file",
-            detail=f"corrupt IDX file: header says dims={dims} ({int(np.prod(dims))} bytes) "
-                   f"but it holds {payload.size} bytes",
-        )
-    return payload.reshape(dims)
+
+    name: str
+    title: str
+    find: Callable[[Mapping[str, Tuple[str, ...]], str, str], Optional[OfflineSource]]
 
 
-def load_idx(images_path, labels_path):
-    """Reads a pair of MNIST-format IDX files.
+@dataclasses.dataclass(frozen=True)
+class OriginalFiles:
+    """A dataset's files in their original format, as its entry declares them.
 
-    Args:
-        images_path: `*-images-idx3-ubyte[.gz]` file.
-        labels_path: `*-labels-idx1-ubyte[.gz]` file.
-
-    Returns:
-        `(x, y)`: uint8 `[N, rows, cols, 1]` and int64 `[N]`.
-
-    Example:
-        >>> x, y = load_idx("t10k-images-idx3-ubyte.gz",
-        ...                 "t10k-labels-idx1-ubyte.gz")
+    Attributes:
+        format: Their `FileFormat` (e.g. `IDX`).
+        names: Split -> the file names in that format (a dict is frozen to
+            a tuple of ``(split, names)`` pairs).
+        origin: Where a damaged one can be fetched again, completing
+            "Delete it and ..." (e.g. ``"download it again from URL"``).
+        help: How to put them in ``DIR`` for offline use, for the message of
+            a dataset that is unavailable (the npz alternative is added).
     """
-    x = read_idx(images_path, expected_ndim=3)[..., np.newaxis]
-    y = read_idx(labels_path, expected_ndim=1).astype(np.int64)
-    if len(x) != len(y):
-        raise ValueError(
-            f"IDX files disagree: {images_path} holds {len(x)} images but "
-            f"{labels_path} holds {len(y)} labels."
-        )
-    return x, y
 
+    format: FileFormat
+    names: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    origin: str
+    help: str
 
-def load_cifar10_batches(paths):
-    """Reads CIFAR-10 "python version" batch files and concatenates them.
+    def __post_init__(self):
+        if not isinstance(self.format, FileFormat):
+            raise ValueError(f"`format` must be a FileFormat. Received: format={self.format!r}")
+        names = dict(self.names)
+        if sorted(names) != ["test", "train"]:
+            raise ValueError("`names` must give the file names of the splits 'train' and "
+                             f"'test'. Received: names={self.names!r}")
+        object.__setattr__(self, "names",
+                           tuple((split, tuple(names[split])) for split in ("train", "test")))
 
-    Only open trusted files: the format is a pickle.
+    def find(self, split, directory):
+        """The split's files in `directory` (an `OfflineSource`), or None.
 
-    Args:
-        paths: Batch files (`data_batch_1`, ..., `test_batch`), each a pickled
-            dict with bytes keys `b'data'` (uint8 `[N, 3072]`, channel-major
-            rows of 1024 red, 1024 green, 1024 blue) and `b'labels'`.
-
-    Returns:
-        `(x, y)`: uint8 `[N, 32, 32, 3]` (NHWC) and int64 `[N]`.
-
-    Raises:
-        DataFileError: A batch is truncated, damaged or not such a dict.
-
-    Example:
-        >>> x, y = load_cifar10_batches(["cifar-10-batches-py/test_batch"])
-    """
-    xs, ys = [], []
-    for path in paths:
-        with open(path, "rb") as f:
-            try:
-                batch = pickle.load(f, encoding="bytes")
-            except Exception as e:  # EOFError, UnpicklingError, ... of a damaged file
-                raise _damaged(path, "CIFAR-10 batch", e) from e
-        if not isinstance(batch, dict) or not {b"data", b"labels"} <= set(batch):
-            raise DataFileError(
-                path,
-                f"CIFAR-10 batch {path} must be a pickled dict with keys "
-                f"b'data' and b'labels'. Received: {type(batch).__name__}.",
-            )
-        data = np.asarray(batch[b"data"])
-        labels = np.asarray(batch[b"labels"])
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-            raise ValueError(
-                f"CIFAR-10 batch {path}: b'data' must be uint8 [N, 3072]. "
-                f"Received: dtype={data.dtype}, shape={data.shape}."
-            )
-        if labels.shape != (len(data),):
-            raise ValueError(
-                f"CIFAR-10 batch {path}: b'labels' must have {len(data)} "
-                f"entries. Received: shape={labels.shape}."
-            )
-        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        ys.append(labels.astype(np.int64))
-    return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
-
-
-def load_svhn_mat(path):
-    """Reads an SVHN "cropped digits" MATLAB file (`train_32x32.mat`, ...).
-
-    Args:
-        path: The `.mat` file, with `X` uint8 `[32, 32, 3, N]` and `y` `[N, 1]`
-            where label 10 stands for digit 0.
-
-    Returns:
-        `(x, y)`: uint8 `[N, 32, 32, 3]` and int64 `[N]` with digit 0 as 0.
-
-    Raises:
-        DataFileError: The file is truncated or damaged, or lacks `X` or `y`.
-
-    Example:
-        >>> x, y = load_svhn_mat("test_32x32.mat")
-    """
-    import scipy.io  # Only this format needs scipy; keep it off the import path.
-
-    try:
-        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
-    except Exception as e:  # MatReadError, OSError, IndexError, ... of a damaged file
-        raise _damaged(path, "SVHN .mat file", e) from e
-    if "X" not in mat or "y" not in mat:
-        raise DataFileError(path, f"SVHN file {path} must hold variables 'X' and 'y'. "
-                                  f"Received: {sorted(k for k in mat if not k.startswith('__'))}.")
-    images, labels = mat["X"], np.asarray(mat["y"]).reshape(-1)
-    if images.ndim != 4 or images.shape[-1] != len(labels):
-        raise ValueError(
-            f"SVHN file {path}: 'X' must be [H, W, C, N] with N = len(y) = "
-            f"{len(labels)}. Received: shape={images.shape}."
-        )
-    if labels.size and (labels.min() < 0 or labels.max() > 10):
-        raise ValueError(
-            f"SVHN file {path}: labels must be in 1..10 (10 = digit 0). "
-            f"Received: min={labels.min()}, max={labels.max()}."
-        )
-    x = np.ascontiguousarray(np.transpose(images, (3, 0, 1, 2)))
-    y = labels.astype(np.int64)
-    y[y == 10] = 0
-    return x, y
-
-
-def load_npz(path):
-    """Reads a `.npz` file holding arrays `x` (images) and `y` (labels).
-
-    Args:
-        path: The `.npz` file.
-
-    Returns:
-        `(x, y)` exactly as stored (`y` as int64).
-
-    Raises:
-        DataFileError: The file is truncated or damaged (not a complete zip
-            archive, a bad CRC, ...) or lacks `x` or `y`.
-        ValueError: The labels are not integers.
-
-    Example:
-        >>> x, y = load_npz("mnist_test.npz")
-    """
-    with open(path, "rb") as f:
-        magic = f.read(len(_ZIP_MAGIC))
-    if magic != _ZIP_MAGIC:
-        # np.load would try it as a pickle and blame allow_pickle.
-        raise _damaged(path, ".npz file", detail=f"not a zip archive: starts with {magic!r}") \
-            .with_remedy(_NPZ_REMEDY)
-    try:
-        # allow_pickle=False: an npz must never run code on load.
-        with np.load(path, allow_pickle=False) as f:
-            names = set(f.files)
-            missing = {"x", "y"} - names
-            if not missing:
-                x, y = f["x"], f["y"]
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as e:
-        raise _damaged(path, ".npz file", e).with_remedy(_NPZ_REMEDY) from e
-    if missing:
-        raise DataFileError(
-            path,
-            f"{path} must hold arrays 'x' and 'y'. Missing: "
-            f"{sorted(missing)}; found: {sorted(names)}.",
-            _NPZ_REMEDY,
-        )
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            f"{path}: labels 'y' must be integers. Received: dtype={y.dtype}."
-        )
-    return x, y.astype(np.int64)
+        A damaged file's `DataFileError` then says where to get it again.
+        """
+        source = self.format.find(dict(self.names), split, directory)
+        if source is None:
+            return None
+        return dataclasses.replace(source, load=_with_origin(source.load, self.origin))
 
 
 def _find_npz(name, split, directory) -> Optional[str]:
@@ -379,8 +144,8 @@ def _missing_error(what, directory, missing):
     )
 
 
-def _find_idx(split, directory):
-    images_name, labels_name = IDX_FILES[split]
+def _find_idx(names, split, directory):
+    images_name, labels_name = names[split]
     images = _existing(directory, images_name, compressed_too=True)
     labels = _existing(directory, labels_name, compressed_too=True)
     if images is None and labels is None:
@@ -394,46 +159,49 @@ def _find_idx(split, directory):
     )
 
 
-def _find_cifar10(split, directory):
-    names = CIFAR10_FILES[split]
-    every_name = CIFAR10_FILES["train"] + CIFAR10_FILES["test"]
+def _find_cifar10(names, split, directory):
+    every_name = [n for split_names in names.values() for n in split_names]
     if not any(_existing(directory, n) for n in every_name):
         return None
-    missing = [n for n in names if _existing(directory, n) is None]
+    missing = [n for n in names[split] if _existing(directory, n) is None]
     if missing:
         raise _missing_error("CIFAR-10 python batch", directory, missing)
-    paths = [os.path.join(directory, n) for n in names]
+    paths = [os.path.join(directory, n) for n in names[split]]
     return OfflineSource(
         description=f"CIFAR-10 python batches {paths}",
         load=lambda: load_cifar10_batches(paths),
     )
 
 
-def _find_svhn(split, directory):
-    if not any(_existing(directory, n) for n in SVHN_FILES.values()):
+def _find_svhn(names, split, directory):
+    if not any(_existing(directory, n) for split_names in names.values() for n in split_names):
         return None
-    path = _existing(directory, SVHN_FILES[split])
+    (name,) = names[split]
+    path = _existing(directory, name)
     if path is None:
-        raise _missing_error("SVHN", directory, [SVHN_FILES[split]])
+        raise _missing_error("SVHN", directory, [name])
     return OfflineSource(
         description=f"SVHN file {path}", load=lambda: load_svhn_mat(path)
     )
 
 
-_FINDERS = {"idx": _find_idx, "cifar10": _find_cifar10, "svhn": _find_svhn}
+IDX = FileFormat("idx", "MNIST IDX", _find_idx)
+CIFAR10_PYTHON = FileFormat("cifar10", "CIFAR-10 python batches", _find_cifar10)
+SVHN_MAT = FileFormat("svhn", "SVHN .mat", _find_svhn)
 
 
-def find_source(name, split, directory) -> Optional[OfflineSource]:
+def find_source(name, split, directory, files=None) -> Optional[OfflineSource]:
     """Finds the files of a dataset split in one directory, if any.
 
     Looks, in this order, for `{name}_{split}.npz`, `{name}_{split}_*.npz`,
-    `{split}.npz`, then the dataset's original files (see `IDX_FILES`,
-    `CIFAR10_FILES`, `SVHN_FILES`).
+    `{split}.npz`, then the dataset's original files (`files`).
 
     Args:
-        name: Dataset name (`"mnist"`, `"fashion_mnist"`, `"cifar10"`, `"svhn"`).
+        name: Dataset name (one of `rls_tf.data.DATASETS`).
         split: `"train"` or `"test"`.
         directory: An existing directory.
+        files: The dataset's `OriginalFiles`, or None for those of its
+            registered entry (`rls_tf.data.registry`).
 
     Returns:
         An `OfflineSource`, or None when the directory holds no such files.
@@ -452,19 +220,29 @@ def find_source(name, split, directory) -> Optional[OfflineSource]:
     npz = _find_npz(name, split, directory)
     if npz is not None:
         return OfflineSource(description=f"npz file {npz}", load=lambda: load_npz(npz))
-    source = _FINDERS[_FORMATS[name]](split, directory)
-    if source is None:
-        return None
-    return dataclasses.replace(source, load=_with_origin(source.load, name))
+    if files is None:
+        # Callers of the former signature: the registry sits above this module.
+        from rls_tf.data.registry import get_dataset_spec  # pylint: disable=import-outside-toplevel
+        files = get_dataset_spec(name).files
+    return None if files is None else files.find(split, directory)
 
 
-def _with_origin(load, name):
+def _with_origin(load, origin):
     """Wraps `load` so that a damaged original file's error says where to get it again."""
 
     def load_or_explain():
         try:
             return load()
         except DataFileError as e:
-            raise e.with_remedy(f"Delete it and {ORIGINS[name]}.") from e.__cause__
+            raise e.with_remedy(f"Delete it and {origin}.") from e.__cause__
 
     return load_or_explain
+
+
+def __getattr__(name):
+    # ORIGINS (dataset -> where to get a damaged file again) is now each
+    # entry's `files.origin`; the former name stays readable, always current.
+    if name == "ORIGINS":
+        from rls_tf.data.registry import DATASET_SPECS  # pylint: disable=import-outside-toplevel
+        return {n: s.files.origin for n, s in DATASET_SPECS.items() if s.files is not None}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,101 +17,11 @@ Example:
 import dataclasses
 from typing import Any, Callable, Optional, Tuple
 
-from rls_tf.validation import check_bool
-from rls_tf.validation import check_choice
-from rls_tf.validation import check_float
-from rls_tf.validation import check_int
+# Param is shared by every registry (defenses, backbones); it lives in
+# rls_tf.params, below both, and stays importable from here.
+from rls_tf.params import Param
 
 __all__ = ["DefenseSpec", "Param"]
-
-_KINDS = (int, float, bool, str)
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One setting of a defense: a ``train.py`` flag and a ``config.json`` key.
-
-    Attributes:
-        key: the `TrainConfig` field, ``config.json`` key and flag name
-            (prefixed by the defense where it is its own, e.g. ``adp_alpha``).
-        default: the value when unset (None: optional, see `allow_none`).
-        kind: ``int``, ``float``, ``bool`` or ``str`` (of every item, with
-            `multiple`).
-        help: the flag's help, without the defense names (added).
-        title: a short name for tables (default: `key`).
-        minimum, maximum, min_open: bounds of numbers (see
-            `rls_tf.validation.check_float`).
-        choices: the allowed values of a ``str`` parameter.
-        allow_none: None is a valid value (the builder's own default).
-        required: must be set (not None) with its defense.
-        exclusive: may be set only with the defenses that declare it.
-        option: the keyword of the defense's builder (default: `key`).
-        load: turns the configured value into the builder's value (e.g. a
-            run directory into its loaded model); None: passed as is.
-        resume: a resumed run must have the same value.
-        multiple: the value is a list of `kind` items (a comma-separated
-            flag, e.g. RLS's ``mu``); `check` only asks for a sequence,
-            the defense's own rules check the items (their count may depend
-            on another setting).
-    """
-
-    key: str
-    default: Any
-    kind: type
-    help: str
-    title: str = ""
-    minimum: Optional[float] = None
-    maximum: Optional[float] = None
-    min_open: bool = False
-    choices: Optional[Tuple[str, ...]] = None
-    allow_none: bool = False
-    required: bool = False
-    exclusive: bool = False
-    option: Optional[str] = None
-    load: Optional[Callable[[Any], Any]] = None
-    resume: bool = True
-    multiple: bool = False
-
-    def __post_init__(self):
-        if self.kind not in _KINDS:
-            raise ValueError(f"`kind` must be one of {_KINDS}. Received: kind={self.kind!r}")
-        if not self.key.isidentifier():
-            raise ValueError(f"`key` must be an identifier. Received: key={self.key!r}")
-
-    @property
-    def option_name(self):
-        """The builder keyword this parameter fills."""
-        return self.option or self.key
-
-    def check(self, value):
-        """Returns `value` checked (and normalised), or raises a "Received:" ValueError."""
-        if value is None and (self.allow_none or self.default is None):
-            return None
-        if self.multiple:
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-                raise ValueError(f"`{self.key}` must be a sequence of {self.kind.__name__} "
-                                 f"values. Received: {self.key}={value!r}")
-            return list(value)
-        if self.kind is bool:
-            return check_bool(self.key, value)
-        if self.kind is int:
-            return check_int(self.key, value, maximum=self.maximum,
-                             minimum=-2**63 if self.minimum is None else self.minimum)
-        if self.kind is float:
-            return check_float(self.key, value, minimum=self.minimum, maximum=self.maximum,
-                               min_open=self.min_open)
-        if self.choices is not None:
-            return check_choice(self.key, value, self.choices)
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"`{self.key}` must be a non-empty string. "
-                             f"Received: {self.key}={value!r}")
-        return value
-
-    def to_json(self, value):
-        """`value` as ``config.json`` holds it (a `multiple` one as a list of `kind`)."""
-        if self.multiple and value is not None:
-            return [self.kind(v) for v in value]
-        return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""What every backbone builder shares: argument checks and layer factories.
+"""What every backbone builder shares: argument checks, the prologue and layer factories.
+
+`start_network` is the prologue of every backbone (checks of the input
+shape and the number of classes, the network's `LayerFactory`); a
+backbone's entry (`rls_tf.models.backbones.specs.BackboneSpec`) runs it
+before its body, so a body only builds layers.
 
 `LayerFactory` also carries two optional *hooks* that insert extra
 (weightless) layers into a backbone without a second copy of it: the noise
@@ -52,6 +57,32 @@ def check_hook(name, hook):
         raise ValueError(f"`{name}` must be None or a callable (index, name) -> layer or None. "
                          f"Received: {name}={hook!r}")
     return hook
+
+
+def start_network(num_submodels, num_classes, input_shape, mu=None, seed=None,
+                  per_example_sampling=False, weight_decay=0.0, pre_conv=None,
+                  post_relu=None, min_input_size=8):
+    """The prologue every backbone shares: its checked arguments and `LayerFactory`.
+
+    Args:
+        num_submodels, mu, seed, per_example_sampling, weight_decay,
+            pre_conv, post_relu: see `LayerFactory`.
+        num_classes: number of classes (an int >= 2).
+        input_shape: ``(H, W, C)``, H and W >= `min_input_size`.
+        min_input_size: the backbone's smallest height and width.
+
+    Returns:
+        ``(make, input_shape, num_classes)``: the network's `LayerFactory`,
+        the shape as a tuple of ints and the number of classes.
+
+    Raises:
+        ValueError: a bad argument, named with the value received.
+    """
+    input_shape = check_input_shape(input_shape, min_input_size)
+    num_classes = check_num_classes(num_classes)
+    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
+                        pre_conv=pre_conv, post_relu=post_relu)
+    return make, input_shape, num_classes
 
 
 class LayerFactory:

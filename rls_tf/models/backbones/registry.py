@@ -1,40 +1,78 @@
-"""Name -> network builder."""
+"""The backbone registry: name -> `BackboneSpec`, every network ``--backbone`` builds.
 
-import inspect
+Each entry (`rls_tf.models.backbones.specs.BackboneSpec`) carries its body,
+title, smallest input and its options as `rls_tf.params.Param` objects
+(e.g. ``width``). `BACKBONES`, ``train.py --backbone`` / ``--backbone_width``
+(help and validation), `rls_tf.training.TrainConfig` and every defense of
+the defense registry read it, so adding a backbone is one `register_backbone`
+call (here for the library's own).
 
-from rls_tf.models.backbones.resnet import resnet20_network
-from rls_tf.models.backbones.resnet import resnet50_network
-from rls_tf.models.backbones.resnet9 import resnet9_network
-from rls_tf.models.backbones.small_cnn import small_cnn_network
-from rls_tf.models.backbones.vgg import vgg16_network
+| name | what | options |
+|---|---|---|
+| ``small_cnn`` | 4 conv + 2 dense, for tests and demos | ``width`` |
+| ``resnet9`` | Page's fast CIFAR-10 ResNet-9 | ``width``, ``logit_scale`` |
+| ``resnet20`` | He et al.'s CIFAR ResNet-20 | - |
+| ``resnet50`` | bottleneck ResNet-50, CIFAR stem | - |
+| ``vgg16`` | VGG-16-BN, CIFAR classifier | - |
+"""
 
-__all__ = ["BACKBONES", "build_network", "check_backbone_options"]
+from rls_tf.models.backbones.resnet import RESNET20
+from rls_tf.models.backbones.resnet import RESNET50
+from rls_tf.models.backbones.resnet9 import RESNET9
+from rls_tf.models.backbones.small_cnn import SMALL_CNN
+from rls_tf.models.backbones.specs import BackboneSpec
+from rls_tf.models.backbones.vgg import VGG16
+from rls_tf.params import Names
 
-_BUILDERS = {
-    "small_cnn": small_cnn_network,
-    "resnet9": resnet9_network,
-    "resnet20": resnet20_network,
-    "resnet50": resnet50_network,
-    "vgg16": vgg16_network,
-}
+__all__ = ["BACKBONES", "BACKBONE_SPECS", "BackboneSpec", "backbones_with_option",
+           "build_network", "check_backbone_options", "get_backbone_spec", "register_backbone",
+           "unregister_backbone"]
 
-BACKBONES = tuple(_BUILDERS)
+# Name -> BackboneSpec, in registration order.
+BACKBONE_SPECS = {}
+# The registered names, always current (`rls_tf.params.Names`).
+BACKBONES = Names(BACKBONE_SPECS)
 
 
-def check_backbone_options(name, options):
-    """Raises a ValueError unless backbone `name` takes every key of `options`."""
-    if name not in _BUILDERS:
+def register_backbone(spec):
+    """Adds `spec` (a `BackboneSpec`) to the registry; returns it.
+
+    Raises:
+        ValueError: `spec` is not a `BackboneSpec`, or its name is taken.
+    """
+    if not isinstance(spec, BackboneSpec):
+        raise ValueError(f"`spec` must be a BackboneSpec. Received: spec={spec!r}")
+    if spec.name in BACKBONE_SPECS:
+        raise ValueError(f"A backbone of that name is registered. Received: name={spec.name!r}")
+    BACKBONE_SPECS[spec.name] = spec
+    return spec
+
+
+def unregister_backbone(name):
+    """Removes backbone `name` from the registry (e.g. one a test registered)."""
+    get_backbone_spec(name)
+    del BACKBONE_SPECS[name]
+
+
+def get_backbone_spec(name):
+    """The `BackboneSpec` of `name`; a ValueError listing the registered names otherwise."""
+    if not isinstance(name, str) or name not in BACKBONE_SPECS:
         raise ValueError(
             f"Unknown backbone: Received: backbone={name!r}. "
             f"Expected one of {BACKBONES}."
         )
-    accepted = set(inspect.signature(_BUILDERS[name]).parameters)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise ValueError(
-            f"Unknown options of backbone {name!r}. Received: {unknown}. "
-            f"Accepted: {sorted(accepted)}."
-        )
+    return BACKBONE_SPECS[name]
+
+
+def backbones_with_option(key):
+    """Name -> `Param` of the backbones that take option `key` (e.g. ``"width"``)."""
+    return {name: spec.param(key) for name, spec in BACKBONE_SPECS.items()
+            if spec.param(key) is not None}
+
+
+def check_backbone_options(name, options):
+    """Raises a ValueError unless backbone `name` takes every key of `options` with its value."""
+    get_backbone_spec(name).check_options(options)
 
 
 def build_network(name, num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
@@ -55,20 +93,24 @@ def build_network(name, num_submodels=2, num_classes=10, input_shape=(32, 32, 3)
             inserted before every convolution (see `LayerFactory`).
         post_relu: optional hook ``(index, name) -> layer or None``, its
             layer inserted after every ReLU (see `LayerFactory`).
-        **options: further keyword arguments of that backbone's builder
-            (e.g. ``width`` of ``small_cnn``).
+        **options: that backbone's options (its entry's `params`, e.g.
+            ``width`` of ``small_cnn``).
 
     Returns:
         A `keras.Model` mapping images in [-1, 1] to class probabilities.
 
     Raises:
-        ValueError: unknown name or bad argument (an option the backbone's
-            builder does not take included).
+        ValueError: unknown name or bad argument (an option the backbone
+            does not take included).
     """
-    check_backbone_options(name, options)
-    return _BUILDERS[name](
+    return get_backbone_spec(name).build(
         num_submodels=num_submodels, num_classes=num_classes,
         input_shape=input_shape, mu=mu, seed=seed,
         per_example_sampling=per_example_sampling, weight_decay=weight_decay,
         pre_conv=pre_conv, post_relu=post_relu, **options,
     )
+
+
+for _spec in (SMALL_CNN, RESNET9, RESNET20, RESNET50, VGG16):
+    register_backbone(_spec)
+del _spec

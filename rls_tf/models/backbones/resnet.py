@@ -8,11 +8,9 @@ a sampled model is one choice of copy per conv+BN pair and for the dense.
 
 import keras
 
-from rls_tf.models.backbones.common import LayerFactory
-from rls_tf.models.backbones.common import check_input_shape
-from rls_tf.models.backbones.common import check_num_classes
+from rls_tf.models.backbones.specs import BackboneSpec
 
-__all__ = ["resnet20_network", "resnet50_network"]
+__all__ = ["RESNET20", "RESNET50", "resnet20_network", "resnet50_network"]
 
 # Output channels of a bottleneck block per unit of its width (He et al.).
 BOTTLENECK_EXPANSION = 4
@@ -125,10 +123,13 @@ def resnet20_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     >>> network.output_shape
     (None, 10)
     """
-    input_shape = check_input_shape(input_shape)
-    num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
-                        pre_conv=pre_conv, post_relu=post_relu)
+    return RESNET20.build(
+        num_submodels=num_submodels, num_classes=num_classes, input_shape=input_shape, mu=mu,
+        seed=seed, per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+        pre_conv=pre_conv, post_relu=post_relu)
+
+
+def _resnet20(make, input_shape, num_classes):
     return _resnet(
         make, input_shape, num_classes, stage_blocks=(3, 3, 3),
         stage_widths=(16, 32, 64), stage_strides=(1, 2, 2), bottleneck=False,
@@ -175,12 +176,21 @@ def resnet50_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     >>> network.output_shape
     (None, 10)
     """
-    input_shape = check_input_shape(input_shape)
-    num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
-                        pre_conv=pre_conv, post_relu=post_relu)
+    return RESNET50.build(
+        num_submodels=num_submodels, num_classes=num_classes, input_shape=input_shape, mu=mu,
+        seed=seed, per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+        pre_conv=pre_conv, post_relu=post_relu)
+
+
+def _resnet50(make, input_shape, num_classes):
     return _resnet(
         make, input_shape, num_classes, stage_blocks=(3, 4, 6, 3),
         stage_widths=(64, 128, 256, 512), stage_strides=(1, 2, 2, 2),
         bottleneck=True, stem_filters=64, name="resnet50",
     )
+
+
+RESNET20 = BackboneSpec("resnet20", "ResNet-20", _resnet20,
+                        source="He et al. 2016, the CIFAR ResNet (option B shortcuts)")
+RESNET50 = BackboneSpec("resnet50", "ResNet-50", _resnet50,
+                        source="He et al. 2016, bottleneck ResNet-50 with a CIFAR stem")

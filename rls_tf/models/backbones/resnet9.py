@@ -11,13 +11,16 @@ for the measured width/epochs trade-off on the 10,000-image file).
 
 import keras
 
-from rls_tf.models.backbones.common import LayerFactory
-from rls_tf.models.backbones.common import check_input_shape
-from rls_tf.models.backbones.common import check_num_classes
-from rls_tf.validation import check_float
-from rls_tf.validation import check_int
+from rls_tf.models.backbones.specs import BackboneSpec
+from rls_tf.params import Param
 
-__all__ = ["resnet9_network"]
+__all__ = ["RESNET9", "resnet9_network"]
+
+WIDTH = Param("width", 64, int, "channels of the prep convolution (stages: w, 2w, 4w, 8w; "
+              "64 is Page's network).", minimum=1)
+LOGIT_SCALE = Param("logit_scale", 0.125, float,
+                    "fixed multiplier of the logits before the softmax.", title="logit scale",
+                    minimum=0.0, min_open=True)
 
 
 def _residual(make, x, filters, name):
@@ -37,8 +40,8 @@ def _pool(x, name):
 
 def resnet9_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
                     mu=None, seed=None, per_example_sampling=False,
-                    weight_decay=0.0, width=64, logit_scale=0.125, pre_conv=None,
-                    post_relu=None):
+                    weight_decay=0.0, width=WIDTH.default, logit_scale=LOGIT_SCALE.default,
+                    pre_conv=None, post_relu=None):
     """ResNet-9 of Page (DAWNBench 2018), every weighted layer an RLS layer.
 
     prep conv(w) - conv(2w) - pool - residual(2w, 2w) - conv(4w) - pool -
@@ -79,12 +82,13 @@ def resnet9_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     >>> tuple(network.get_layer("prep").kernel.shape)  # [M, 3, 3, 3, width]
     (2, 3, 3, 3, 8)
     """
-    width = check_int("width", width, minimum=1)
-    logit_scale = check_float("logit_scale", logit_scale, minimum=0.0, min_open=True)
-    input_shape = check_input_shape(input_shape)
-    num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
-                        pre_conv=pre_conv, post_relu=post_relu)
+    return RESNET9.build(
+        num_submodels=num_submodels, num_classes=num_classes, input_shape=input_shape, mu=mu,
+        seed=seed, per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+        pre_conv=pre_conv, post_relu=post_relu, width=width, logit_scale=logit_scale)
+
+
+def _resnet9(make, input_shape, num_classes, width, logit_scale):
     inputs = keras.Input(input_shape, name="images")
     x = make.conv_bn(width, 3, activation="relu", name="prep")(inputs)
     x = make.conv_bn(2 * width, 3, activation="relu", name="layer1_conv")(x)
@@ -100,3 +104,7 @@ def resnet9_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
     outputs = keras.layers.Softmax(name="probabilities")(x)
     return keras.Model(inputs, outputs, name="resnet9")
+
+
+RESNET9 = BackboneSpec("resnet9", "ResNet-9", _resnet9, params=(WIDTH, LOGIT_SCALE),
+                       source="Page 2018, DAWNBench (\"How to train your ResNet\")")

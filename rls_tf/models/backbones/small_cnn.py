@@ -2,16 +2,18 @@
 
 import keras
 
-from rls_tf.models.backbones.common import LayerFactory
-from rls_tf.models.backbones.common import check_input_shape
-from rls_tf.models.backbones.common import check_num_classes
+from rls_tf.models.backbones.specs import BackboneSpec
+from rls_tf.params import Param
 
-__all__ = ["small_cnn_network"]
+__all__ = ["SMALL_CNN", "small_cnn_network"]
+
+WIDTH = Param("width", 32, int, "channels of the first two convolutions (doubled after).",
+              minimum=1)
 
 
 def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
                       mu=None, seed=None, per_example_sampling=False,
-                      weight_decay=0.0, width=32, pre_conv=None, post_relu=None):
+                      weight_decay=0.0, width=WIDTH.default, pre_conv=None, post_relu=None):
     """Four conv-BN-ReLU layers, two 2x2 max-poolings, two dense layers.
 
     conv(w) - pool - conv(w) - conv(2w) - pool - conv(2w) - dense(4w) - dense.
@@ -31,10 +33,13 @@ def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
     Returns:
         A functional `keras.Model` mapping images to class probabilities.
     """
-    input_shape = check_input_shape(input_shape)
-    num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
-                        pre_conv=pre_conv, post_relu=post_relu)
+    return SMALL_CNN.build(
+        num_submodels=num_submodels, num_classes=num_classes, input_shape=input_shape, mu=mu,
+        seed=seed, per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+        pre_conv=pre_conv, post_relu=post_relu, width=width)
+
+
+def _small_cnn(make, input_shape, num_classes, width):
     inputs = keras.Input(input_shape, name="images")
     # Pooling right after the first convolution keeps the full-resolution
     # work to one thin layer: about 7.4M multiply-adds per 28x28 image.
@@ -48,3 +53,7 @@ def small_cnn_network(num_submodels=2, num_classes=10, input_shape=(28, 28, 1),
     x = make.dense(4 * width, activation="relu", name="fc1")(x)
     outputs = make.dense(num_classes, activation="softmax", name="fc2")(x)
     return keras.Model(inputs, outputs, name="small_cnn")
+
+
+SMALL_CNN = BackboneSpec("small_cnn", "small CNN for tests and demos", _small_cnn, params=(WIDTH,),
+                         source="this library")

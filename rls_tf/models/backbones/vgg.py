@@ -2,11 +2,9 @@
 
 import keras
 
-from rls_tf.models.backbones.common import LayerFactory
-from rls_tf.models.backbones.common import check_input_shape
-from rls_tf.models.backbones.common import check_num_classes
+from rls_tf.models.backbones.specs import BackboneSpec
 
-__all__ = ["vgg16_network"]
+__all__ = ["VGG16", "vgg16_network"]
 
 # Configuration D of Simonyan & Zisserman: conv widths per block, each block
 # followed by a 2x2 max-pooling.
@@ -62,10 +60,13 @@ def vgg16_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     >>> [l.name for l in network.layers if l.name.endswith("_pool")]
     ['block1_pool', 'block2_pool', 'block3_pool', 'block4_pool']
     """
-    input_shape = check_input_shape(input_shape)
-    num_classes = check_num_classes(num_classes)
-    make = LayerFactory(num_submodels, mu, seed, per_example_sampling, weight_decay,
-                        pre_conv=pre_conv, post_relu=post_relu)
+    return VGG16.build(
+        num_submodels=num_submodels, num_classes=num_classes, input_shape=input_shape, mu=mu,
+        seed=seed, per_example_sampling=per_example_sampling, weight_decay=weight_decay,
+        pre_conv=pre_conv, post_relu=post_relu)
+
+
+def _vgg16(make, input_shape, num_classes):
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for block, widths in enumerate(VGG16_BLOCKS, 1):
@@ -81,3 +82,7 @@ def vgg16_network(num_submodels=2, num_classes=10, input_shape=(32, 32, 3),
     outputs = make.dense(num_classes, activation="softmax",
                          name=f"fc{len(CLASSIFIER_UNITS) + 1}")(x)
     return keras.Model(inputs, outputs, name="vgg16")
+
+
+VGG16 = BackboneSpec("vgg16", "VGG-16-BN", _vgg16,
+                     source="Simonyan & Zisserman 2015, configuration D, with batch norm")
