@@ -36,6 +36,9 @@ import tensorflow as tf  # noqa: E402
 from rls_tf.models import DEFENSES  # noqa: E402
 from rls_tf.models import build_defense  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import time_interleaved  # noqa: E402  pylint: disable=wrong-import-position
+
 __all__ = ["build", "measure", "parse_args", "peak_memory"]
 
 
@@ -107,19 +110,8 @@ def _infer_fn(model, x):
 
 def _time(fns, args):
     """Median per-call seconds of interleaved blocks of every function."""
-    for fn in fns.values():
-        for _ in range(args.warmup):
-            fn()
-    rounds = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(args.repeats):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                fns[name]()
-            rounds[name].append((time.perf_counter() - t0) / args.steps)
-    return {k: float(np.median(v)) for k, v in rounds.items()}
+    timed = time_interleaved(fns, args.warmup, args.steps, args.repeats, order="alternate")
+    return {k: float(np.median(t.rounds)) for k, t in timed.items()}
 
 
 def peak_memory(name, args):

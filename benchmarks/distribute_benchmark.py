@@ -29,7 +29,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,12 +58,13 @@ def measure(config, backbone, batch_size, steps, rounds, num_submodels, num_samp
                             num_samples=num_samples, weight_decay=5e-4)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)  # warm-up, tracing
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-        times.append(time.perf_counter() - start)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timing import time_calls  # pylint: disable=import-outside-toplevel
+
+    # One call is one round (``steps`` steps of fit); the first is the warm-up (tracing).
+    timing = time_calls(lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0),
+                        warmup=1, steps=1, repeats=rounds)
+    times = timing.rounds
     seconds = float(np.median(times))
     return {"config": config, "replicas": strategy.num_replicas_in_sync,
             "steps_per_second": steps / seconds, "round_seconds": times,

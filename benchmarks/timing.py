@@ -1,18 +1,22 @@
-"""Small timing helpers shared by the benchmark scripts.
+"""The timing helpers of every benchmark script: one function, or several interleaved.
 
-The measurement is the one of `train_step_benchmark.py` (whose own copy
-stays as it is, so that its published numbers keep their exact method): a
-Keras model's compiled ``model.train_function(iterator)`` on an iterator
-over one repeated random batch, or a ``tf.function`` on a fixed tensor;
-untimed warm-up calls (tracing and compilation happen there), then
-``repeats`` rounds of ``steps`` consecutive calls, the result read back
+The measurement: a Keras model's compiled ``model.train_function(iterator)``
+on an iterator over one repeated random batch, or a ``tf.function`` on a
+fixed tensor; untimed warm-up calls (tracing and compilation happen there),
+then ``repeats`` rounds of ``steps`` consecutive calls, the result read back
 once per round so that asynchronous (GPU) execution is waited for.
+`time_calls` times one function (`gpu_check.py`, `distribute_benchmark.py`);
+`time_interleaved` times several in the same rounds, so that their ratios
+share the machine's conditions (`train_step_benchmark.py`,
+`defense_benchmark.py`), in process CPU time too.
 
 Example:
 
 >>> step = keras_train_step(model, x, y)
 >>> timing = time_calls(step, warmup=2, steps=10, repeats=3)
 >>> timing.seconds, len(x) / timing.seconds  # per step, images per second
+>>> both = time_interleaved({"plain": plain_step, "rls": rls_step}, 2, 10, 5)
+>>> both["rls"].wall / both["plain"].wall
 """
 
 import dataclasses
@@ -22,7 +26,8 @@ from typing import List
 
 import tensorflow as tf
 
-__all__ = ["Timing", "keras_train_step", "sync", "time_calls"]
+__all__ = ["InterleavedTiming", "Timing", "keras_train_step", "sync", "time_calls",
+           "time_interleaved"]
 
 
 def sync(out):
@@ -117,3 +122,76 @@ def keras_train_step(model, x, y):
         model.train_on_batch(x[:8], y[:8])
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     return lambda: model.train_function(iterator)
+
+
+class InterleavedTiming(tuple):
+    """(median wall s, spread, median process-CPU s, per-round wall list,
+    per-round CPU list)."""
+
+    def __new__(cls, wall, spread, cpu, rounds, cpu_rounds):
+        return super().__new__(cls, (wall, spread, cpu, rounds, cpu_rounds))
+
+    wall = property(lambda self: self[0])
+    spread = property(lambda self: self[1])
+    cpu = property(lambda self: self[2])
+    rounds = property(lambda self: self[3])
+    cpu_rounds = property(lambda self: self[4])
+    wall_min = property(lambda self: min(self[3]))
+    cpu_min = property(lambda self: min(self[4]))
+
+
+def time_interleaved(fns, warmup, steps, repeats, order="rotate"):
+    """Median seconds per call of each no-arg function in `fns`.
+
+    Every function is called `warmup` times untimed; then, `repeats` rounds
+    each time `steps` consecutive calls per function.
+
+    Args:
+        fns: ``{name: no-argument callable}``; each returns a tensor, a
+            structure of tensors or None (read back to wait for it).
+        warmup, steps, repeats: as for `time_calls`.
+        order: the order of the functions in round r. ``"rotate"``
+            (`train_step_benchmark.py`): rotated by r, reversed in odd rounds.
+            ``"alternate"`` (`defense_benchmark.py`): as given in even rounds,
+            reversed in odd ones. Each script keeps the order its published
+            numbers were measured with.
+
+    Returns:
+        ``{name: InterleavedTiming}``; spread is (max - min) / median of the
+        rounds' wall times; cpu is the median process CPU time (all threads)
+        per call, less sensitive to other processes on the machine.
+
+    Raises:
+        ValueError: an unknown `order`.
+    """
+    if order not in ("rotate", "alternate"):
+        raise ValueError(f"order must be 'rotate' or 'alternate'. Received: order={order!r}")
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            sync(fns[name]())
+    rounds = {name: [] for name in names}
+    cpu_rounds = {name: [] for name in names}
+    for r in range(repeats):
+        if order == "alternate":
+            round_order = names if r % 2 == 0 else names[::-1]
+        else:
+            round_order = names[r % len(names):] + names[:r % len(names)]
+            if r % 2:
+                round_order = round_order[::-1]
+        for name in round_order:
+            fn = fns[name]
+            start, cpu_start = time.perf_counter(), time.process_time()
+            out = None
+            for _ in range(steps):
+                out = fn()
+            sync(out)
+            rounds[name].append((time.perf_counter() - start) / steps)
+            cpu_rounds[name].append((time.process_time() - cpu_start) / steps)
+    result = {}
+    for name, values in rounds.items():
+        med = statistics.median(values)
+        result[name] = InterleavedTiming(med, (max(values) - min(values)) / med,
+                                         statistics.median(cpu_rounds[name]), values,
+                                         cpu_rounds[name])
+    return result

@@ -265,67 +265,12 @@ def _naive_step(backbone, args, dataset):
 
 # -- timing -------------------------------------------------------------------
 
-def _sync(out):
-    """Blocks until `out` (a tensor or a structure of them) is computed."""
-    leaves = tf.nest.flatten(out)
-    if leaves:
-        leaves[0].numpy() if hasattr(leaves[0], "numpy") else None
-
-
-class Timing(tuple):
-    """(median wall s, spread, median process-CPU s, per-round wall list,
-    per-round CPU list)."""
-
-    def __new__(cls, wall, spread, cpu, rounds, cpu_rounds):
-        return super().__new__(cls, (wall, spread, cpu, rounds, cpu_rounds))
-
-    wall = property(lambda self: self[0])
-    spread = property(lambda self: self[1])
-    cpu = property(lambda self: self[2])
-    rounds = property(lambda self: self[3])
-    cpu_rounds = property(lambda self: self[4])
-    wall_min = property(lambda self: min(self[3]))
-    cpu_min = property(lambda self: min(self[4]))
-
-
-def time_interleaved(fns, warmup, steps, repeats):
-    """Median seconds per call of each no-arg function in `fns`.
-
-    Every function is called `warmup` times untimed; then, `repeats` rounds
-    each time `steps` consecutive calls per function, the order of the
-    functions rotated by one each round.
-
-    Returns:
-        ``{name: Timing}``; spread is (max - min) / median of the rounds'
-        wall times; cpu is the median process CPU time (all threads) per
-        call, less sensitive to other processes on the machine.
-    """
-    names = list(fns)
-    for name in names:
-        for _ in range(warmup):
-            _sync(fns[name]())
-    rounds = {name: [] for name in names}
-    cpu_rounds = {name: [] for name in names}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        if r % 2:
-            order = order[::-1]
-        for name in order:
-            fn = fns[name]
-            start, cpu_start = time.perf_counter(), time.process_time()
-            out = None
-            for _ in range(steps):
-                out = fn()
-            _sync(out)
-            rounds[name].append((time.perf_counter() - start) / steps)
-            cpu_rounds[name].append((time.process_time() - cpu_start) / steps)
-    result = {}
-    for name, values in rounds.items():
-        med = statistics.median(values)
-        result[name] = Timing(med, (max(values) - min(values)) / med,
-                              statistics.median(cpu_rounds[name]), values,
-                              cpu_rounds[name])
-    return result
+# The interleaved measurement lives in benchmarks/timing.py (shared with
+# defense_benchmark.py); the names stay importable from here.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import InterleavedTiming as Timing  # noqa: E402,F401  pylint: disable=wrong-import-position
+from timing import sync as _sync  # noqa: E402,F401  pylint: disable=wrong-import-position
+from timing import time_interleaved  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def _keras_train_fn(model, dataset, x, y):

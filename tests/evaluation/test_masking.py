@@ -8,6 +8,8 @@ import os
 import pytest
 
 from rls_tf.evaluation import masking
+from rls_tf.evaluation import masking_results
+from rls_tf.evaluation import masking_rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MNIST = os.path.join(ROOT, "docs", "results", "mnist_defenses", "results.json")
@@ -96,6 +98,20 @@ def test_module_imports_no_tensorflow_or_keras():
             names.add((node.module or "").split(".")[0])
     assert names <= {"dataclasses", "math", "re", "typing", "numpy", "rls_tf"}
     assert not names & {"tensorflow", "keras"}
+
+
+@pytest.mark.parametrize("module", [masking_results, masking_rules])
+def test_split_modules_import_no_tensorflow_or_keras(module):
+    # masking.py's inputs and rules moved into two modules; they stay TF-free too.
+    with open(module.__file__) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add((node.module or "").split(".")[0])
+    assert names <= {"dataclasses", "math", "re", "typing", "numpy", "rls_tf"}
 
 
 # ---------------------------------------------------------------------------
