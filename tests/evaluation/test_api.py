@@ -35,7 +35,7 @@ def _darken_settings(preset, budget):
 @pytest.fixture
 def toy_attack():
     spec = registry.register(registry.AttackSpec(
-        "darken", darken, "Darken", "loss", False, ("pgd_eps",), _darken_settings,
+        "darken", darken, "Darken", "loss", False, _darken_settings, reads=("pgd_eps",),
         budgets=("standard",)))
     yield spec
     registry.unregister("darken")
