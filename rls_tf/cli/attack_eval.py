@@ -251,20 +251,30 @@ def evaluate_from_flags():
         model_dirs[name], labels[name] = directory, "model_dirs"
     if shared.is_given("model_dir") or not FLAGS.model_dirs:
         model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
+    options = {
+        "attacks": FLAGS.attacks, "threat_models": FLAGS.threat_models,
+        "preset": FLAGS.preset, "preset_overrides": preset_overrides(),
+        "eval_samples": shared.value("eval_samples", DEFAULTS["eval_samples"]),
+        "repeats": FLAGS.repeats,
+        "sample_counts": _numbers("sample_counts", FLAGS.sample_counts, int, minimum=1),
+        "batch_size": shared.value("batch_size", DEFAULTS["batch_size"]),
+        "seed": shared.value("seed", DEFAULTS["seed"]),
+        "surrogates": FLAGS.surrogates, "convergence": FLAGS.convergence,
+        "reference": FLAGS.reference,
+    }
+    config = None
+    # The typed configuration, built once here. Without --preset the preset is the
+    # dataset's paper one: when no --dataset or config.json names a dataset that has
+    # one, evaluate_dirs builds the config from the same options after loading the
+    # models (and reports a missing --dataset or model as before).
+    dataset = api.saved_dataset(model_dirs, shared.given("dataset"))
+    if FLAGS.preset or rls_presets.default_preset_name(dataset):
+        config, options = api.eval_config(dataset, log=log, **options), {}
     return api.evaluate_dirs(
-        model_dirs,
+        model_dirs, config,
         dataset=shared.given("dataset"),
         data_dir=shared.given("data_dir"),
-        attacks=FLAGS.attacks,
-        threat_models=FLAGS.threat_models,
         num_examples=FLAGS.num_examples,
-        preset=FLAGS.preset,
-        preset_overrides=preset_overrides(),
-        eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
-        repeats=FLAGS.repeats,
-        sample_counts=_numbers("sample_counts", FLAGS.sample_counts, int, minimum=1),
-        batch_size=shared.value("batch_size", DEFAULTS["batch_size"]),
-        seed=shared.value("seed", DEFAULTS["seed"]),
         output_dir=shared.value("output_dir", DEFAULTS["output_dir"]),
         num_shards=FLAGS.num_shards,
         shard_index=FLAGS.shard_index,
@@ -272,9 +282,7 @@ def evaluate_from_flags():
         labels=labels,
         log=log,
         surrogate_dirs=_named_dirs("surrogate_dirs", FLAGS.surrogate_dirs),
-        surrogates=FLAGS.surrogates,
-        convergence=FLAGS.convergence,
-        reference=FLAGS.reference,
+        **options,
     )
 
 
