@@ -24,7 +24,7 @@ EOT: FGSM, PGD and APGD average the per-draw loss over the E axis (one call,
 E samples per gradient). DeepFool, C&W and EAD use the single decision
 function ``log(mean_e softmax(logits_e))``. `REGISTRY` (``registry.py``) lists
 every attack once with what the evaluation needs (title, kind, seeding,
-preset fields, budgets, access, loss stages, how its table rows are built);
+its own parameters as `Param`s (``params.py``), budgets, access, loss stages, how its table rows are built);
 `register` adds one from outside the package. The registry knows no threat
 model: `rls_tf.evaluation.threat_models` decides which attacks run where. Randomness in ``model_fn`` must
 come from TF ops, since gradients are taken inside ``tf.function``.
@@ -48,6 +48,7 @@ from rls_tf.attacks.projected_gradient import pgd
 from rls_tf.attacks.spsa import spsa
 from rls_tf.attacks.square import square
 
+from rls_tf.attacks.params import Param
 from rls_tf.attacks.registry import ATTACK_NAMES
 from rls_tf.attacks.registry import BUDGETS
 from rls_tf.attacks.registry import REGISTRY
@@ -68,6 +69,7 @@ __all__ = [
     "AttackSetting",
     "AttackSpec",
     "BUDGETS",
+    "Param",
     "REGISTRY",
     "attack_titles",
     "get_attack",

@@ -4,7 +4,8 @@ An `AttackSpec` says everything the evaluation needs to know about an
 attack: its CLI/results name, the function, the title printed in tables, its
 kind (``"loss"``: maximises a loss within an eps-ball; ``"min_norm"``: looks
 for the smallest perturbation that fools), whether it takes a ``seed``
-(random starts), which preset fields it reads, and how its table rows
+(random starts), its own parameters (`rls_tf.attacks.params.Param`: default,
+check, help and title of each) and the others' it reads, and how its table rows
 (`AttackSetting`) are built from a preset under a *budget* (`BUDGETS`:
 the preset's standard parameters, the stronger adaptive ones, or those of
 attacks crafted on a surrogate). Adding an attack is one entry in `REGISTRY`
@@ -16,9 +17,11 @@ This package knows nothing of threat models: a threat model
 which attacks it admits (by their properties here) and the recipe it runs
 them with.
 
-A *preset* here is any object with the fields the spec names and a
-``model_eps(eps)`` method (`rls_tf.evaluation.presets.Preset`); this module
-imports nothing of ``rls_tf`` outside the attacks package.
+A *preset* here is any object with the values of the parameters the spec
+names as attributes and a ``model_eps(eps)`` method
+(`rls_tf.evaluation.presets.Preset`, whose keys, defaults and checks come
+from these `Param`s); this module imports nothing of ``rls_tf`` outside the
+attacks package.
 
 Example:
 
@@ -38,12 +41,14 @@ from rls_tf.attacks.deep_fool import deepfool
 from rls_tf.attacks.elastic_net import ead
 from rls_tf.attacks.fast_gradient import fgsm
 from rls_tf.attacks.momentum import mi_fgsm
+from rls_tf.attacks.params import Param
 from rls_tf.attacks.projected_gradient import pgd
 from rls_tf.attacks.spsa import spsa
 from rls_tf.attacks.square import square
 
 __all__ = ["ACCESS", "AttackSetting", "AttackSpec", "ATTACK_NAMES", "BUDGETS", "KINDS",
-           "REGISTRY", "RECIPES", "attack_titles", "get_attack", "register", "unregister"]
+           "Param", "REGISTRY", "RECIPES", "attack_params", "attack_titles", "get_attack",
+           "register", "unregister"]
 
 KINDS = ("loss", "min_norm")
 # What an attack needs of the model: gradients of its ``model_fn``; only its
@@ -213,10 +218,16 @@ class AttackSpec:
         title: printed in tables, plots and the masking checks.
         kind: "loss" or "min_norm" (success rate and L2/L1 sizes reported).
         seeded: whether the function takes ``seed`` (random starts).
-        preset_fields: the preset fields the settings read (also the CLI
-            overrides of the attack).
         settings: ``(preset, budget) -> [AttackSetting]``, `budget` one of
-            `BUDGETS`.
+            `BUDGETS`; it reads the preset's values of `params` and `reads`
+            as attributes (``preset.pgd_steps``).
+        params: its own parameters (`rls_tf.attacks.params.Param`): their
+            defaults, checks and help become preset keys and
+            ``attack_eval.py`` flags. A name may be declared by several
+            attacks only as the same `Param` object.
+        reads: the preset keys of others it also reads (another attack's,
+            e.g. APGD's ``pgd_eps``, or the evaluation's, e.g.
+            ``eot_pgd_steps``).
         budgets: the budgets it has settings for (None: all of them).
         access: one of `ACCESS`: what the attack needs of the model.
         transfers: a gradient attack whose examples are worth carrying over
@@ -246,8 +257,9 @@ class AttackSpec:
     title: str
     kind: str
     seeded: bool
-    preset_fields: Tuple[str, ...]
     settings: Callable
+    params: Tuple[Param, ...] = ()
+    reads: Tuple[str, ...] = ()
     budgets: Optional[Tuple[str, ...]] = None
     access: str = "gradient"
     transfers: bool = False
@@ -268,9 +280,24 @@ class AttackSpec:
             if budget not in BUDGETS:
                 raise ValueError(f"`budgets` must be a subset of {BUDGETS}. "
                                  f"Received: budgets={self.budgets!r}")
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "reads", tuple(self.reads))
+        for param in self.params:
+            if not isinstance(param, Param):
+                raise ValueError("`params` must be Param objects (rls_tf.attacks.params). "
+                                 f"Received: params={self.params!r}")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"`params` must have distinct names. Received: names={names!r}")
         if not set(self.requires) <= set(self.attacker_fns):
             raise ValueError("`requires` must be a subset of `attacker_fns`. "
                              f"Received: requires={self.requires!r}")
+
+    @property
+    def preset_fields(self):
+        """Every preset key its settings read: its own `params`, then `reads`."""
+        return tuple(p.name for p in self.params) + tuple(
+            n for n in self.reads if n not in {p.name for p in self.params})
 
     @property
     def min_norm(self):
@@ -302,45 +329,103 @@ class AttackSpec:
         return dataclasses.replace(setting, kwargs=kwargs, recipe=self.staged_recipe)
 
 
+def _eps(name, what):
+    return Param(name, None, float, f"{what} (one table row each; preset eps units).",
+                 title="eps", sequence=True, minimum=0, required=True)
+
+
+def _constants(name, what):
+    return Param(name, None, float, f"{what} constants c, each run as a constant (no search "
+                 "unless the binary-search steps are > 1).", title="c", sequence=True,
+                 minimum=0, required=True)
+
+
+def _steps(name, default, what, minimum=1):
+    return Param(name, default, int, what, minimum=minimum)
+
+
+def _rate(name, default, what, **bounds):
+    return Param(name, default, float, what, **bounds)
+
+
+# The parameters of the adaptive ("eot_*") and transfer ("transfer_*") budgets, the
+# threat models' sizes and the score-based subset are no attack's own: they are
+# declared once in `rls_tf.evaluation.presets.EVALUATION_PARAMS`; an entry names
+# those it reads in `reads`.
 _MIN_NORM_EOT = ("eot_min_norm", "eot_min_norm_steps", "eot_kappa")
 
 REGISTRY = {spec.name: spec for spec in (
-    AttackSpec("fgsm", fgsm, "FGSM", "loss", False, ("fgsm_eps",), _fgsm_settings,
+    AttackSpec("fgsm", fgsm, "FGSM", "loss", False, _fgsm_settings,
+               params=(_eps("fgsm_eps", "FGSM L-inf sizes"),), transfers=True),
+    AttackSpec("pgd", pgd, "PGD", "loss", True, _pgd_settings,
+               params=(_eps("pgd_eps", "PGD (and APGD, MI-FGSM, Square, SPSA, ARC) L-inf sizes"),
+                       _steps("pgd_steps", 10, "PGD iterations (paper threat models)."),
+                       _rate("pgd_step_ratio", 0.1, "PGD step size as a fraction of eps "
+                             "(paper: 1/10).", minimum=0, maximum=1, min_open=True),
+                       Param("pgd_rand_init", False, bool,
+                             "Random start of the paper-protocol PGD.")),
+               reads=("eot_pgd_steps", "eot_pgd_restarts", "transfer_steps", "transfer_loss"),
                transfers=True),
-    AttackSpec("pgd", pgd, "PGD", "loss", True,
-               ("pgd_eps", "pgd_steps", "pgd_step_ratio", "pgd_rand_init", "eot_pgd_steps",
-                "eot_pgd_restarts"), _pgd_settings, transfers=True),
-    AttackSpec("apgd", apgd, "APGD", "loss", True, ("pgd_eps", "apgd_steps", "apgd_restarts"),
-               _apgd_settings, loss_stages=("ce", "dlr"), restarts_kwarg="n_restarts"),
-    AttackSpec("deepfool", deepfool, "DeepFool", "min_norm", False,
-               ("deepfool_overshoot", "deepfool_max_iter", "deepfool_candidates",
-                "eot_deepfool_overshoot", "eot_min_norm"), _deepfool_settings,
-               optional_when_adaptive=True),
+    AttackSpec("apgd", apgd, "APGD", "loss", True, _apgd_settings,
+               params=(_steps("apgd_steps", 100, "APGD iterations (all threat models)."),
+                       _steps("apgd_restarts", 1, "APGD restarts (all threat models).")),
+               reads=("pgd_eps",), loss_stages=("ce", "dlr"), restarts_kwarg="n_restarts"),
+    AttackSpec("deepfool", deepfool, "DeepFool", "min_norm", False, _deepfool_settings,
+               params=(_rate("deepfool_overshoot", 0.02, "DeepFool overshoot."),
+                       _steps("deepfool_max_iter", 50, "DeepFool iterations at most."),
+                       _steps("deepfool_candidates", 10, "DeepFool candidate classes "
+                              "(the most likely ones).", minimum=2)),
+               reads=("eot_deepfool_overshoot", "eot_min_norm"), optional_when_adaptive=True),
     AttackSpec("cw", cw_l2, "C&W-L2", "min_norm", False,
-               ("cw_c", "cw_steps", "cw_lr", "cw_confidence", "cw_binary_search_steps",
-                *_MIN_NORM_EOT),
-               _optimised_min_norm_settings("cw", "cw", ()), optional_when_adaptive=True),
+               _optimised_min_norm_settings("cw", "cw", ()),
+               params=(_constants("cw_c", "C&W"),
+                       _steps("cw_steps", 1000, "C&W-L2 Adam steps."),
+                       _rate("cw_lr", 0.01, "C&W-L2 Adam learning rate."),
+                       _rate("cw_confidence", 0.0, "C&W-L2 confidence (kappa)."),
+                       _steps("cw_binary_search_steps", 1, "C&W-L2 binary-search steps of c "
+                              "(1: the constant c).")),
+               reads=_MIN_NORM_EOT, optional_when_adaptive=True),
     AttackSpec("ead", ead, "EAD", "min_norm", False,
-               ("ead_c", "ead_steps", "ead_lr", "ead_confidence", "ead_binary_search_steps",
-                "ead_beta", "ead_decision_rule", *_MIN_NORM_EOT),
                _optimised_min_norm_settings("ead", "ead", (("beta", "ead_beta"),
                                                            ("decision_rule",
                                                             "ead_decision_rule"))),
-               optional_when_adaptive=True),
-    AttackSpec("mifgsm", mi_fgsm, "MI-FGSM", "loss", False,
-               ("pgd_eps", "transfer_steps", "mifgsm_decay", "transfer_loss"), _mifgsm_settings,
+               params=(_constants("ead_c", "EAD"),
+                       _steps("ead_steps", 1000, "EAD iterations."),
+                       _rate("ead_lr", 0.01, "EAD learning rate."),
+                       _rate("ead_confidence", 0.0, "EAD confidence (kappa)."),
+                       _steps("ead_binary_search_steps", 1, "EAD binary-search steps of c "
+                              "(1: the constant c)."),
+                       _rate("ead_beta", 0.01, "EAD elastic-net weight beta."),
+                       Param("ead_decision_rule", "EN", str,
+                             "EAD decision rule, EN (elastic net) or L1.")),
+               reads=_MIN_NORM_EOT, optional_when_adaptive=True),
+    AttackSpec("mifgsm", mi_fgsm, "MI-FGSM", "loss", False, _mifgsm_settings,
+               params=(_rate("mifgsm_decay", 1.0, "MI-FGSM momentum decay mu.", minimum=0),),
+               reads=("pgd_eps", "transfer_steps", "transfer_loss"),
                budgets=("transfer",), transfers=True),
-    AttackSpec("square", square, "Square", "loss", True,
-               ("pgd_eps", "score_eps", "square_queries", "square_p_init", "score_num_examples"),
-               _square_settings, budgets=("adaptive",), access="scores",
+    AttackSpec("square", square, "Square", "loss", True, _square_settings,
+               params=(_steps("square_queries", 5000, "Square Attack query budget per image."),
+                       _rate("square_p_init", 0.8, "Square Attack initial fraction of pixels "
+                             "per square.", minimum=0, maximum=1, min_open=True)),
+               reads=("pgd_eps", "score_eps", "score_num_examples"),
+               budgets=("adaptive",), access="scores",
                subset="score_num_examples", reports_queries=True, attacker_fns=("tied_fn",)),
-    AttackSpec("spsa", spsa, "SPSA", "loss", True,
-               ("pgd_eps", "score_eps", "spsa_iters", "spsa_samples", "spsa_delta", "spsa_lr",
-                "score_num_examples"),
-               _spsa_settings, budgets=("adaptive",), access="scores",
+    AttackSpec("spsa", spsa, "SPSA", "loss", True, _spsa_settings,
+               params=(_steps("spsa_iters", 100, "SPSA iterations."),
+                       _steps("spsa_samples", 128, "SPSA finite-difference samples per "
+                              "iteration."),
+                       _rate("spsa_delta", 0.01, "SPSA perturbation size.", minimum=0,
+                             min_open=True),
+                       _rate("spsa_lr", 0.05, "SPSA Adam learning rate (CleverHans' 0.01 is "
+                             "for [0, 1] pixels; 0.05 on our [-1, 1] pixels is what breaks an "
+                             "undefended MNIST CNN within 50 iterations in the strength test).",
+                             minimum=0, min_open=True)),
+               reads=("pgd_eps", "score_eps", "score_num_examples"),
+               budgets=("adaptive",), access="scores",
                subset="score_num_examples", reports_queries=True, attacker_fns=("tied_fn",)),
-    AttackSpec("arc", arc, "ARC", "loss", False, ("pgd_eps", "arc_steps", "arc_paths"),
-               _arc_settings, access="members", attacker_fns=("member_fn",),
+    AttackSpec("arc", arc, "ARC", "loss", False, _arc_settings,
+               params=(_steps("arc_steps", 20, "ARC iterations."),),
+               reads=("pgd_eps", "arc_paths"), access="members", attacker_fns=("member_fn",),
                requires=("member_fn",)),
 )}
 
@@ -361,6 +446,22 @@ def attack_titles():
     return {name: spec.title for name, spec in REGISTRY.items()}
 
 
+def attack_params():
+    """Every registered attack's own `Param`s, in table order (a shared one once).
+
+    Raises:
+        ValueError: two attacks declare one name with different `Param` objects.
+    """
+    out = {}
+    for spec in REGISTRY.values():
+        for param in spec.params:
+            if out.get(param.name, param) is not param:
+                raise ValueError(f"Two attacks declare the parameter {param.name!r} differently; "
+                                 f"share one Param object. Received: attack={spec.name!r}")
+            out[param.name] = param
+    return tuple(out.values())
+
+
 def register(spec):
     """Adds an `AttackSpec` to `REGISTRY` (e.g. from a test or a plug-in); returns it.
 
@@ -372,6 +473,11 @@ def register(spec):
     if spec.name in REGISTRY:
         raise ValueError(f"An attack of this name is registered. Received: name={spec.name!r}")
     REGISTRY[spec.name] = spec
+    try:
+        attack_params()
+    except ValueError:
+        del REGISTRY[spec.name]
+        raise
     return spec
 
 

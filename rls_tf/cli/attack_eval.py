@@ -4,15 +4,13 @@ Evaluates trained run directories under the attacks of `rls_tf.attacks.REGISTRY`
 and the threat models of `rls_tf.evaluation.threat_models` and writes
 ``results.json``, ``results.md`` and ``robustness.png`` (see the top-level
 ``attack_eval.py`` for usage). The preset-override flags are made from the
-fields of `rls_tf.evaluation.presets.Preset` (one flag per field, its help
-from the field's documentation), and the recorded command from the flags
-that were given: neither is a hand-kept list.
+declared parameters (`rls_tf.evaluation.presets.override_params`: each
+attack's own `Param`s and the evaluation's; one flag each, with its help and
+bound), and the recorded command from the flags that were given: neither is
+a hand-kept list.
 """
 
-import dataclasses
 import os
-import re
-import typing
 
 from absl import app
 from absl import flags
@@ -25,7 +23,8 @@ from rls_tf.evaluation import threat_models as rls_threat_models
 from rls_tf.evaluation.commands import Command
 from rls_tf.evaluation.config import DEFAULT_SAMPLE_COUNTS
 
-__all__ = ["DEFAULTS", "command_line", "evaluate_from_flags", "main", "run"]
+__all__ = ["DEFAULTS", "command_line", "define_param_flags", "evaluate_from_flags", "main",
+           "preset_overrides", "run"]
 
 FLAGS = flags.FLAGS
 PROG = "attack_eval.py"
@@ -87,66 +86,58 @@ flags.DEFINE_string("merge", None, "Merge the shard-<i>-of-<S>.json files of thi
                     "--output_dir when given); no model is loaded.")
 
 
-# -- one override flag per preset field ------------------------------------------
+# -- one override flag per preset parameter -------------------------------------
 
-def _field_help():
-    """``{field: text}`` from the ``Attributes:`` section of `Preset`'s docstring."""
-    out, current = {}, None
-    for line in (rls_presets.Preset.__doc__ or "").splitlines():
-        match = re.match(r"^\s{8}([a-z_][\w, ]*):\s*(.*)$", line)
-        if match:
-            current = [n.strip() for n in match.group(1).split(",")]
-            for name in current:
-                out[name] = match.group(2)
-        elif current and re.match(r"^\s{12}\S", line):
-            for name in current:
-                out[name] += " " + line.strip()
-        else:
-            current = None
-    return out
+def define_param_flags(flag_values=FLAGS):
+    """Defines one override flag per preset parameter not yet defined; returns their names.
 
-
-_NOT_OVERRIDES = ("name", "dataset")
-_HINTS = typing.get_type_hints(rls_presets.Preset)
-PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(rls_presets.Preset)
-                      if f.name not in _NOT_OVERRIDES)
-
-
-def _define_override(name, text):
-    hint = _HINTS[name]
-    help_text = f"{text} (overrides the preset)".strip()
-    if name == "eps_units":
-        flags.DEFINE_enum(name, None, list(rls_presets.EPS_UNITS), help_text)
-    elif typing.get_origin(hint) is tuple:
-        flags.DEFINE_list(name, None, help_text)
-    elif hint is bool:
-        flags.DEFINE_bool(name, None, help_text)
-    elif hint is int:
-        flags.DEFINE_integer(name, None, help_text)
-        flags.register_validator(name, lambda v: v is None or v >= 1,
-                                 message=f"--{name} must be >= 1.")
-    elif hint is float:
-        flags.DEFINE_float(name, None, help_text)
-    else:
-        flags.DEFINE_string(name, None, help_text)
-
-
-_TEXTS = _field_help()
-for _name in PRESET_FIELDS:
-    _define_override(_name, _TEXTS.get(_name, ""))
-
-
-def _preset_overrides():
-    overrides = {}
-    for name in PRESET_FIELDS:
-        value = FLAGS[name].value
-        if value is None:
+    The parameters are `rls_tf.evaluation.presets.override_params`: ``eps_units``,
+    every registered attack's own `Param`s, then the evaluation's. The flag's
+    type, help and parse-time bound come from the `Param`. Run at import for
+    the registry's attacks; an attack registered later gets its flags from a
+    second call (on `flag_values`).
+    """
+    names = []
+    for param in rls_presets.override_params():
+        if param.name in flag_values:
             continue
-        hint = _HINTS[name]
-        if typing.get_origin(hint) is tuple:
-            element = typing.get_args(hint)[0]
-            value = _numbers(name, value, element, minimum=1 if element is int else None)
-        overrides[name] = value
+        help_text = f"{param.help} (overrides the preset)"
+        args = (param.name, None, help_text)
+        if param.sequence:
+            flags.DEFINE_list(*args, flag_values=flag_values)
+        elif param.choices is not None:
+            flags.DEFINE_enum(param.name, None, list(param.choices), help_text,
+                              flag_values=flag_values)
+        elif param.kind is bool:
+            flags.DEFINE_bool(*args, flag_values=flag_values)
+        elif param.kind is int:
+            flags.DEFINE_integer(*args, flag_values=flag_values)
+            low = 1 if param.minimum is None else param.minimum
+            flags.register_validator(param.name, lambda v, low=low: v is None or v >= low,
+                                     message=f"--{param.name} must be >= {low:g}.",
+                                     flag_values=flag_values)
+        elif param.kind is float:
+            flags.DEFINE_float(*args, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(*args, flag_values=flag_values)
+        names.append(param.name)
+    return tuple(names)
+
+
+PRESET_FIELDS = define_param_flags()
+
+
+def preset_overrides(flag_values=FLAGS):
+    """``{parameter: value}`` of the override flags that are set (lists as numbers)."""
+    overrides = {}
+    for param in rls_presets.override_params():
+        if param.name not in flag_values or flag_values[param.name].value is None:
+            continue
+        value = flag_values[param.name].value
+        if param.sequence:
+            value = _numbers(param.name, value, param.kind,
+                             minimum=1 if param.kind is int else None)
+        overrides[param.name] = value
     return overrides
 
 
@@ -260,20 +251,30 @@ def evaluate_from_flags():
         model_dirs[name], labels[name] = directory, "model_dirs"
     if shared.is_given("model_dir") or not FLAGS.model_dirs:
         model_dirs["rls"], labels["rls"] = shared.value("model_dir", None), "model_dir"
+    options = {
+        "attacks": FLAGS.attacks, "threat_models": FLAGS.threat_models,
+        "preset": FLAGS.preset, "preset_overrides": preset_overrides(),
+        "eval_samples": shared.value("eval_samples", DEFAULTS["eval_samples"]),
+        "repeats": FLAGS.repeats,
+        "sample_counts": _numbers("sample_counts", FLAGS.sample_counts, int, minimum=1),
+        "batch_size": shared.value("batch_size", DEFAULTS["batch_size"]),
+        "seed": shared.value("seed", DEFAULTS["seed"]),
+        "surrogates": FLAGS.surrogates, "convergence": FLAGS.convergence,
+        "reference": FLAGS.reference,
+    }
+    config = None
+    # The typed configuration, built once here. Without --preset the preset is the
+    # dataset's paper one: when no --dataset or config.json names a dataset that has
+    # one, evaluate_dirs builds the config from the same options after loading the
+    # models (and reports a missing --dataset or model as before).
+    dataset = api.saved_dataset(model_dirs, shared.given("dataset"))
+    if FLAGS.preset or rls_presets.default_preset_name(dataset):
+        config, options = api.eval_config(dataset, log=log, **options), {}
     return api.evaluate_dirs(
-        model_dirs,
+        model_dirs, config,
         dataset=shared.given("dataset"),
         data_dir=shared.given("data_dir"),
-        attacks=FLAGS.attacks,
-        threat_models=FLAGS.threat_models,
         num_examples=FLAGS.num_examples,
-        preset=FLAGS.preset,
-        preset_overrides=_preset_overrides(),
-        eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]),
-        repeats=FLAGS.repeats,
-        sample_counts=_numbers("sample_counts", FLAGS.sample_counts, int, minimum=1),
-        batch_size=shared.value("batch_size", DEFAULTS["batch_size"]),
-        seed=shared.value("seed", DEFAULTS["seed"]),
         output_dir=shared.value("output_dir", DEFAULTS["output_dir"]),
         num_shards=FLAGS.num_shards,
         shard_index=FLAGS.shard_index,
@@ -281,9 +282,7 @@ def evaluate_from_flags():
         labels=labels,
         log=log,
         surrogate_dirs=_named_dirs("surrogate_dirs", FLAGS.surrogate_dirs),
-        surrogates=FLAGS.surrogates,
-        convergence=FLAGS.convergence,
-        reference=FLAGS.reference,
+        **options,
     )
 
 

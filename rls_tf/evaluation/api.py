@@ -16,6 +16,8 @@ Example:
 ...     num_examples=500, output_dir="results/mnist")
 """
 
+import dataclasses
+import json
 import os
 
 from rls_tf import data as rls_data
@@ -25,12 +27,12 @@ from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import report
 from rls_tf.evaluation import runner
 from rls_tf.evaluation import shards as rls_shards
-from rls_tf.evaluation.config import DEFAULT_SAMPLE_COUNTS
 from rls_tf.evaluation.config import EvalConfig
 from rls_tf.models import load_model_dir
 from rls_tf.validation import check_int
 
-__all__ = ["evaluate_dirs", "merge_dir", "resolve_preset"]
+__all__ = ["combine_dirs", "eval_config", "evaluate_dirs", "merge_dir", "resolve_preset",
+           "saved_dataset"]
 
 
 def _resolve_dataset(dataset, configs, labels):
@@ -95,28 +97,100 @@ def _check_compatible(models, dirs, x, dataset):
                              f"{spec.num_classes}.")
 
 
-def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAMES,
-                  threat_models=("paper",), num_examples=1000, preset=None,
-                  preset_overrides=None, eval_samples=10, repeats=5,
-                  sample_counts=DEFAULT_SAMPLE_COUNTS, batch_size=100, seed=0,
+# The keywords `evaluate_dirs` took before it took an `EvalConfig`: the config's
+# fields, the preset (a `Preset`, a name or None) and its overrides. They still work.
+_CONFIG_FIELDS = ("attacks", "threat_models", "eval_samples", "repeats", "sample_counts",
+                  "batch_size", "seed", "surrogates", "convergence", "reference")
+_PRESET_KEYWORDS = ("preset", "preset_overrides")
+# Defaults of the fields that `EvalConfig` leaves to its caller.
+_CONFIG_DEFAULTS = {"attacks": ATTACK_NAMES, "threat_models": ("paper",)}
+
+
+def eval_config(dataset, config=None, *, log=print, **options):
+    """The `EvalConfig` of an evaluation on `dataset`: `config` and/or keyword options.
+
+    Args:
+        dataset: the evaluated dataset (picks the default preset).
+        config: an `EvalConfig`, or None (then one is made from `options`,
+            with `evaluate_dirs`' defaults: every attack, ``paper``).
+        log: None: the config is quiet (``verbose=0``) when it is made here.
+        **options: `EvalConfig` fields (attacks, threat_models, eval_samples,
+            repeats, sample_counts, batch_size, seed, surrogates, convergence,
+            reference), ``preset`` (a `Preset`, a preset name, or None: the
+            dataset's paper preset) and ``preset_overrides`` (``{parameter:
+            value}``); with a `config` they change it.
+
+    Raises:
+        ValueError: an unknown option, or a value the config refuses.
+    """
+    _check_options(options)
+    if config is not None and not isinstance(config, EvalConfig):
+        raise ValueError(f"`config` must be an EvalConfig or None. Received: config={config!r}")
+    preset = options.pop("preset", None)
+    overrides = options.pop("preset_overrides", None)
+    fields = {key: _normalised(key, value) for key, value in options.items()}
+    if config is None:
+        fields = {**{k: _normalised(k, v) for k, v in _CONFIG_DEFAULTS.items()}, **fields}
+        return EvalConfig(preset=resolve_preset(preset, dataset, overrides),
+                          verbose=1 if log else 0, **fields)
+    if preset is not None or overrides:
+        fields["preset"] = resolve_preset(preset or config.preset, dataset, overrides)
+    return dataclasses.replace(config, **fields)
+
+
+def _check_options(options):
+    unknown = [key for key in options if key not in _CONFIG_FIELDS + _PRESET_KEYWORDS]
+    if unknown:
+        raise ValueError(f"Unknown option of the evaluation. Received: {unknown[0]}="
+                         f"{options[unknown[0]]!r}. Expected one of "
+                         f"{_CONFIG_FIELDS + _PRESET_KEYWORDS} (or config=EvalConfig(...)).")
+
+
+def _normalised(key, value):
+    if key in ("attacks", "threat_models"):
+        return tuple(dict.fromkeys(value))
+    if key in ("sample_counts", "surrogates"):
+        return tuple(value)
+    if key == "convergence":
+        return bool(value)
+    return value
+
+
+def saved_dataset(model_dirs, dataset=None):
+    """`dataset`, else the first ``config.json`` of `model_dirs` that names one, else None.
+
+    Reads only the ``config.json`` files that exist (no model is loaded, nothing
+    is checked: `evaluate_dirs` checks the directories and that their datasets agree).
+    """
+    if dataset is not None:
+        return dataset
+    for directory in model_dirs.values():
+        path = os.path.join(directory or "", "config.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if saved:
+            return saved
+    return None
+
+
+def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_examples=1000,
                   output_dir="results", num_shards=1, shard_index=0, command=None,
-                  labels=None, log=print, surrogate_dirs=None, surrogates=("plain",),
-                  convergence=False, reference=None):
+                  labels=None, log=print, surrogate_dirs=None, **options):
     """Evaluates the models of some run directories; writes the reports.
 
     Args:
         model_dirs: ``{key: directory}`` in column order, e.g.
             ``{"baseline": "runs/plain", "rls": "runs/rls"}``; each holds
             the ``model.keras`` (and ``config.json``) that train.py wrote.
+        config: what to run, an `EvalConfig` (its `Preset` included; see
+            `eval_config`), or None: made from `options` once the dataset
+            is known.
         dataset: the dataset (default: from the models' config.json).
         data_dir: the dataset files (default: from config.json if present).
-        attacks: registry names (`rls_tf.attacks.ATTACK_NAMES`).
-        threat_models: threat-model names.
         num_examples: evaluate on the first this many test images.
-        preset: a `Preset` or preset name (default: the dataset's paper one).
-        preset_overrides: ``{preset field: value}``.
-        eval_samples, repeats, sample_counts, batch_size, seed: see
-            `rls_tf.evaluation.EvalConfig`.
         output_dir: where results.json, results.md and robustness.png go
             (or the shard file).
         num_shards, shard_index: evaluate shard `shard_index` of
@@ -128,14 +202,24 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
         surrogate_dirs: ``{defense key: directory}`` of independently
             trained copies of the evaluated defenses: the ``copy``
             surrogates of the ``transfer`` threat model (not evaluated).
-        surrogates, convergence, reference: see `EvalConfig`.
+        **options: the former keywords, still accepted: `EvalConfig` fields
+            (attacks, threat_models, eval_samples, repeats, sample_counts,
+            batch_size, seed, surrogates, convergence, reference), ``preset``
+            (a `Preset` or preset name; default: the dataset's paper one) and
+            ``preset_overrides`` (``{parameter: value}``); with a `config`
+            they change it. See `eval_config`.
 
     Returns:
         ``(results, paths)``: the results dict and the written files
         (``{"json", "markdown", "plot"}``, or ``{"shard"}``).
+
+    Raises:
+        ValueError: an unknown keyword (naming it), or what the models, the
+            data or the config refuse.
     """
     if not model_dirs:
         raise ValueError("At least one model directory is needed. Received: model_dirs={}")
+    _check_options(options)  # before any model is loaded
     labels = {key: key for key in model_dirs} | dict(labels or {})
     num_examples = check_int("num_examples", num_examples)
     num_shards = check_int("num_shards", num_shards)
@@ -160,27 +244,21 @@ def evaluate_dirs(model_dirs, *, dataset=None, data_dir=None, attacks=ATTACK_NAM
 
     dataset = _resolve_dataset(dataset, configs, labels)
     data_dir = _resolve_data_dir(data_dir, configs)
-    preset = resolve_preset(preset, dataset, preset_overrides)
+    config = eval_config(dataset, config, log=log, **options)
+    preset = config.preset
     if preset.dataset != dataset and log:
         log(f"note: preset {preset.name} was made for {preset.dataset}, evaluating on {dataset}.")
     x, y = rls_data.load_numpy(dataset, "test", data_dir=data_dir, max_examples=num_examples)
     _check_compatible(models, model_dirs, x, dataset)
     if log and len(x) < num_examples:
         log(f"note: only {len(x)} test images available (--num_examples={num_examples}).")
+    batch_size = config.batch_size
     if num_shards > 1:
         # Fails early (before any attack) when a shard would be empty.
         start, stop = rls_shards.shard_range(len(x), batch_size, num_shards, shard_index)
         if log:
             log(f"shard {shard_index} of {num_shards}: examples [{start}, {stop}) of {len(x)}")
 
-    config = EvalConfig(
-        attacks=tuple(dict.fromkeys(attacks)),
-        threat_models=tuple(dict.fromkeys(threat_models)),
-        preset=preset, eval_samples=eval_samples, repeats=repeats,
-        sample_counts=tuple(sample_counts), batch_size=batch_size, seed=seed,
-        verbose=1 if log else 0, surrogates=tuple(surrogates), convergence=bool(convergence),
-        reference=reference,
-    )
     x = rls_data.to_model_range(x)
     if num_shards > 1:
         results = rls_shards.run_shard(models, x, y, config, num_shards, shard_index, log=log,

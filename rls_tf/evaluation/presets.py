@@ -1,7 +1,12 @@
 """Attack parameters: the paper's per-dataset settings (Lee et al., Tables 1-2).
 
-A `Preset` holds every attack parameter the runner uses. The three paper
-presets copy the perturbation sizes of the RLS paper's Tables 1 and 2:
+A `Preset` holds every attack parameter the runner uses: a name, a dataset,
+the eps units and one value per declared parameter. Each attack declares its
+own parameters (`rls_tf.attacks.registry.AttackSpec.params`: default, check,
+help, title); the settings that are no attack's own are declared once here
+(`EVALUATION_PARAMS`). The three paper presets are data (`PAPER_PRESETS`:
+the values that differ from the defaults); they copy the perturbation sizes
+of the RLS paper's Tables 1 and 2:
 
 | preset | FGSM eps | PGD eps | C&W c | EAD c |
 |---|---|---|---|---|
@@ -57,177 +62,159 @@ The gradient-masking checks (Carlini et al. 2019):
 """
 
 import dataclasses
-from typing import Tuple
+from typing import Any, Mapping
 
-__all__ = ["EPS_UNITS", "PRESETS", "Preset", "get_preset", "default_preset_name"]
+from rls_tf.attacks import registry as attack_registry
+from rls_tf.attacks.params import Param
+
+__all__ = ["EPS_UNITS", "EPS_UNITS_PARAM", "EVALUATION_PARAMS", "PAPER_PRESETS", "PRESETS",
+           "Preset", "default_preset_name", "get_preset", "override_params", "preset_fields",
+           "preset_params"]
 
 EPS_UNITS = ("model", "unit")
 
+# The preset's own field that is also an override flag.
+EPS_UNITS_PARAM = Param(
+    "eps_units", "model", str, '"model" (eps applied to [-1, 1] pixels as given) or "unit" '
+    "(eps given for [0, 1] pixels, doubled).", choices=EPS_UNITS)
 
-@dataclasses.dataclass(frozen=True)
+# The settings that are no attack's own, declared once: the threat models' sizes, the
+# adaptive ("eot_*") and transfer ("transfer_*") budgets the attacks' settings read, the
+# score-based attacks' images and eps, and the convergence sweeps. The attacks'
+# own parameters are in their `rls_tf.attacks.registry.AttackSpec.params`.
+EVALUATION_PARAMS = (
+    # The eot and apgd_rand threat models (the "adaptive" budget).
+    Param("eot_samples", 20, int, "E, fresh draws per gradient (eot, apgd_rand; a stochastic "
+          "surrogate's under transfer).", title="E", minimum=1),
+    Param("eot_pgd_steps", 100, int, "PGD iterations under eot (step 2.5 eps/steps).",
+          minimum=1),
+    Param("eot_pgd_restarts", 3, int, "PGD random restarts under eot (per example, the one "
+          "the attacker's own EOT estimate finds worst is kept).", minimum=1),
+    Param("eot_min_norm", False, bool, "Also run DeepFool/C&W/EAD under eot."),
+    Param("eot_min_norm_steps", 100, int, "C&W/EAD steps under eot.", minimum=1),
+    Param("eot_kappa", 1.0, float, "The extra confidence margin (> 0) of C&W/EAD under eot.",
+          title="kappa", minimum=0, min_open=True),
+    Param("eot_deepfool_overshoot", 1.0, float, "The extra DeepFool overshoot under eot."),
+    # The multi_sample and arc threat models' sizes.
+    Param("multi_sample_paths", (1, 5, 10, 15), int, "S values of the multi_sample threat "
+          "model.", title="S", sequence=True, minimum=1, nonempty=True),
+    Param("arc_paths", 10, int, "P, pinned draws ARC attacks as fixed members.", title="P",
+          minimum=1),
+    # The transfer threat model (the "transfer" budget).
+    Param("transfer_steps", 100, int, "PGD / MI-FGSM iterations under transfer.", minimum=1),
+    Param("transfer_loss", "margin", str, 'Loss of the transfer attacks, "margin" or "ce".',
+          choices=("margin", "ce")),
+    # The score-based attacks (Square, SPSA).
+    Param("score_num_examples", 100, int, "Square and SPSA run on the first this many images.",
+          minimum=1),
+    Param("score_eps", (), float, "The eps of Square and SPSA (empty: pgd_eps).",
+          sequence=True, minimum=0),
+    # The convergence sweeps (--convergence).
+    Param("convergence_eps", 0.0, float, "Eps of the convergence sweeps (0: the largest "
+          "pgd_eps).", minimum=0),
+    Param("convergence_steps", (10, 50, 100, 200, 400), int, "EOT-PGD step counts of the "
+          "convergence sweep.", sequence=True, minimum=1, nonempty=True),
+    Param("convergence_draws", (1, 5, 10, 20, 40), int, "EOT draw counts E of the "
+          "convergence sweep.", sequence=True, minimum=1, nonempty=True),
+    Param("sweep_eps", (0.1, 0.2, 0.3, 0.5, 0.75, 1.0), float, "Eps values of the eps sweep "
+          "(EOT PGD).", sequence=True, minimum=0, nonempty=True),
+)
+
+
+def preset_params():
+    """``{name: Param}`` of every preset parameter: the registered attacks', then the evaluation's.
+
+    Read at call time, so an attack registered later (`rls_tf.attacks.register`)
+    adds its parameters.
+    """
+    out = {p.name: p for p in attack_registry.attack_params()}
+    for param in EVALUATION_PARAMS:
+        if param.name in out:
+            raise ValueError(f"An attack declares the evaluation's parameter {param.name!r}. "
+                             f"Received: {param.name}")
+        out[param.name] = param
+    return out
+
+
+def override_params():
+    """The `Param`s a caller may override (flags, suites): `EPS_UNITS_PARAM` and `preset_params`."""
+    return (EPS_UNITS_PARAM, *preset_params().values())
+
+
+def preset_fields():
+    """The override keys (``eps_units`` and every parameter), e.g. the suites' ``preset field``."""
+    return tuple(p.name for p in override_params())
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class Preset:
-    """Every attack parameter of an evaluation.
+    """Every attack parameter of an evaluation: a name, a dataset, eps units and values.
+
+    The keys, defaults and checks of `values` come from the declared `Param`s
+    (`preset_params`: each registered attack's own, then `EVALUATION_PARAMS`);
+    a value is read as an attribute (``preset.pgd_steps``).
 
     Attributes:
         name: preset name (recorded in the results).
         dataset: the dataset it was made for.
-        fgsm_eps: FGSM L-inf sizes.
-        pgd_eps: PGD (and APGD) L-inf sizes.
-        cw_c: C&W constants c (each run with a constant c).
-        ead_c: EAD constants c.
         eps_units: "model" (eps applied to [-1, 1] pixels as given) or
             "unit" (eps given for [0, 1] pixels, doubled).
-        pgd_steps: PGD iterations (paper threat models).
-        pgd_step_ratio: PGD step size as a fraction of eps (paper: 1/10).
-        pgd_rand_init: random start of the paper-protocol PGD.
-        deepfool_overshoot, deepfool_max_iter, deepfool_candidates: DeepFool.
-        cw_steps, cw_lr, cw_confidence, cw_binary_search_steps: C&W-L2.
-        ead_beta, ead_steps, ead_lr, ead_confidence,
-        ead_binary_search_steps, ead_decision_rule: EAD.
-        apgd_steps, apgd_restarts: APGD (all threat models).
-        eot_samples: E, fresh draws per gradient (eot, apgd_rand).
-        eot_pgd_steps, eot_pgd_restarts: PGD under eot (step 2.5 eps/steps).
-        eot_min_norm: also run DeepFool/C&W/EAD under eot.
-        eot_min_norm_steps: C&W/EAD steps under eot.
-        eot_kappa: the extra confidence margin (> 0) of C&W/EAD under eot.
-        eot_deepfool_overshoot: the extra DeepFool overshoot under eot.
-        multi_sample_paths: S values of the multi_sample threat model.
-        transfer_steps: PGD / MI-FGSM iterations under transfer.
-        transfer_loss: loss of the transfer attacks, "margin" or "ce".
-        mifgsm_decay: MI-FGSM momentum decay mu.
-        square_queries: Square Attack query budget per image.
-        square_p_init: Square Attack initial fraction of pixels per square.
-        spsa_iters: SPSA iterations.
-        spsa_samples: SPSA finite-difference samples per iteration.
-        spsa_delta: SPSA perturbation size.
-        spsa_lr: SPSA Adam learning rate (CleverHans' 0.01 is for [0, 1]
-            pixels; 0.05 on our [-1, 1] pixels is what breaks an undefended
-            MNIST CNN within 50 iterations in the strength test).
-        score_num_examples: Square and SPSA run on the first this many images.
-        score_eps: the eps of Square and SPSA (empty: pgd_eps).
-        arc_paths: P, pinned draws ARC attacks as fixed members.
-        arc_steps: ARC iterations.
-        convergence_eps: eps of the convergence sweeps (0: the largest pgd_eps).
-        convergence_steps: EOT-PGD step counts of the convergence sweep.
-        convergence_draws: EOT draw counts E of the convergence sweep.
-        sweep_eps: eps values of the eps sweep (EOT PGD).
+        values: ``{parameter: value}``, every declared parameter (sequences
+            as tuples).
     """
 
     name: str
     dataset: str
-    fgsm_eps: Tuple[float, ...]
-    pgd_eps: Tuple[float, ...]
-    cw_c: Tuple[float, ...]
-    ead_c: Tuple[float, ...]
-    eps_units: str = "model"
-    pgd_steps: int = 10
-    pgd_step_ratio: float = 0.1
-    pgd_rand_init: bool = False
-    deepfool_overshoot: float = 0.02
-    deepfool_max_iter: int = 50
-    deepfool_candidates: int = 10
-    cw_steps: int = 1000
-    cw_lr: float = 0.01
-    cw_confidence: float = 0.0
-    cw_binary_search_steps: int = 1
-    ead_beta: float = 0.01
-    ead_steps: int = 1000
-    ead_lr: float = 0.01
-    ead_confidence: float = 0.0
-    ead_binary_search_steps: int = 1
-    ead_decision_rule: str = "EN"
-    apgd_steps: int = 100
-    apgd_restarts: int = 1
-    eot_samples: int = 20
-    eot_pgd_steps: int = 100
-    eot_pgd_restarts: int = 3
-    eot_min_norm: bool = False
-    eot_min_norm_steps: int = 100
-    eot_kappa: float = 1.0
-    eot_deepfool_overshoot: float = 1.0
-    multi_sample_paths: Tuple[int, ...] = (1, 5, 10, 15)
-    transfer_steps: int = 100
-    transfer_loss: str = "margin"
-    mifgsm_decay: float = 1.0
-    square_queries: int = 5000
-    square_p_init: float = 0.8
-    spsa_iters: int = 100
-    spsa_samples: int = 128
-    spsa_delta: float = 0.01
-    spsa_lr: float = 0.05
-    score_num_examples: int = 100
-    score_eps: Tuple[float, ...] = ()
-    arc_paths: int = 10
-    arc_steps: int = 20
-    convergence_eps: float = 0.0
-    convergence_steps: Tuple[int, ...] = (10, 50, 100, 200, 400)
-    convergence_draws: Tuple[int, ...] = (1, 5, 10, 20, 40)
-    sweep_eps: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+    eps_units: str
+    values: Mapping[str, Any]
 
-    def __post_init__(self):
-        if self.eps_units not in EPS_UNITS:
-            raise ValueError(
-                f"`eps_units` must be one of {EPS_UNITS}. "
-                f"Received: eps_units={self.eps_units!r}"
-            )
-        for field in ("fgsm_eps", "pgd_eps", "cw_c", "ead_c"):
-            values = getattr(self, field)
-            if not all(_is_number(v) and v >= 0 for v in values):
-                raise ValueError(
-                    f"`{field}` must be numbers >= 0. Received: {field}={values!r}"
-                )
-        for field in ("pgd_steps", "deepfool_max_iter", "cw_steps",
-                      "cw_binary_search_steps", "ead_steps",
-                      "ead_binary_search_steps", "apgd_steps", "apgd_restarts",
-                      "eot_samples", "eot_pgd_steps", "eot_pgd_restarts",
-                      "eot_min_norm_steps", "transfer_steps", "square_queries",
-                      "spsa_iters", "spsa_samples", "score_num_examples", "arc_paths",
-                      "arc_steps"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be an int >= 1. Received: {field}={value!r}")
-        if self.deepfool_candidates < 2:
-            raise ValueError(
-                "`deepfool_candidates` must be >= 2. "
-                f"Received: deepfool_candidates={self.deepfool_candidates!r}"
-            )
-        if not 0 < self.pgd_step_ratio <= 1:
-            raise ValueError(
-                "`pgd_step_ratio` must be in (0, 1]. "
-                f"Received: pgd_step_ratio={self.pgd_step_ratio!r}"
-            )
-        if self.transfer_loss not in ("margin", "ce"):
-            raise ValueError("`transfer_loss` must be one of ('margin', 'ce'). "
-                             f"Received: transfer_loss={self.transfer_loss!r}")
-        if not 0 < self.square_p_init <= 1:
-            raise ValueError(f"`square_p_init` must be in (0, 1]. "
-                             f"Received: square_p_init={self.square_p_init!r}")
-        for field in ("spsa_delta", "spsa_lr"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"`{field}` must be > 0. Received: {field}={getattr(self, field)!r}")
-        if not self.mifgsm_decay >= 0:
-            raise ValueError(f"`mifgsm_decay` must be >= 0. Received: mifgsm_decay={self.mifgsm_decay!r}")
-        if not self.convergence_eps >= 0:
-            raise ValueError(f"`convergence_eps` must be >= 0. "
-                             f"Received: convergence_eps={self.convergence_eps!r}")
-        for field in ("convergence_steps", "convergence_draws"):
-            values = getattr(self, field)
-            if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                     for v in values):
-                raise ValueError(f"`{field}` must be ints >= 1. Received: {field}={values!r}")
-        if not all(_is_number(v) and v >= 0 for v in self.score_eps):
-            raise ValueError(f"`score_eps` must be numbers >= 0. Received: score_eps={self.score_eps!r}")
-        if not self.sweep_eps or not all(_is_number(v) and v >= 0 for v in self.sweep_eps):
-            raise ValueError(f"`sweep_eps` must be numbers >= 0. Received: sweep_eps={self.sweep_eps!r}")
-        if not self.eot_kappa > 0:
-            raise ValueError(f"`eot_kappa` must be > 0. Received: eot_kappa={self.eot_kappa!r}")
-        if not self.multi_sample_paths or not all(
-            isinstance(s, int) and s >= 1 for s in self.multi_sample_paths
-        ):
-            raise ValueError(
-                "`multi_sample_paths` must be ints >= 1. "
-                f"Received: multi_sample_paths={self.multi_sample_paths!r}"
-            )
+    def __init__(self, name, dataset, eps_units="model", values=None, **params):
+        """Checks the values, fills the defaults.
+
+        Args:
+            name, dataset, eps_units: see the attributes.
+            values: ``{parameter: value}``.
+            **params: more values (``pgd_eps=(0.1,)``); they win over `values`.
+
+        Raises:
+            ValueError: an unknown parameter, a missing required one (the
+                eps and c of the paper presets) or a value its check refuses.
+        """
+        declared = preset_params()
+        given = {**dict(values or {}), **params}
+        unknown = [key for key in given if key not in declared]
+        if unknown:
+            raise ValueError(f"Unknown preset parameter. Received: {unknown[0]}="
+                             f"{given[unknown[0]]!r}. Expected one of {tuple(declared)}.")
+        out = {}
+        for key, param in declared.items():
+            if key in given:
+                out[key] = param.check(given[key])
+            elif param.required:
+                raise ValueError(f"`{key}` must be set (a preset has no default for it). "
+                                 f"Received: {key}=None")
+            else:
+                out[key] = param.default
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dataset", dataset)
+        object.__setattr__(self, "eps_units", EPS_UNITS_PARAM.check(eps_units))
+        object.__setattr__(self, "values", out)
+
+    def __getattr__(self, key):
+        # Only called when normal lookup fails: the values, then the default of a
+        # parameter declared after this preset was made (a later-registered attack).
+        if key.startswith("__") or key == "values":
+            raise AttributeError(key)
+        values = self.__dict__.get("values", {})
+        if key in values:
+            return values[key]
+        param = preset_params().get(key)
+        if param is not None and not param.required:
+            return param.default
+        raise AttributeError(f"A preset has no parameter {key!r}. Received: {key}")
+
+    def __hash__(self):
+        return hash((self.name, self.dataset, self.eps_units, tuple(self.values.items())))
 
     @property
     def sweep_eps_value(self):
@@ -244,37 +231,42 @@ class Preset:
         return float(eps) * self.eps_scale
 
     def replace(self, **changes):
-        """A copy with some fields changed (None values are ignored)."""
+        """A copy with some values (or `name`, `dataset`, `eps_units`) changed; None values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("fgsm_eps", "pgd_eps", "cw_c", "ead_c", "multi_sample_paths",
-                    "convergence_steps", "convergence_draws", "sweep_eps", "score_eps"):
-            if key in changes:
-                changes[key] = tuple(changes[key])
-        return dataclasses.replace(self, **changes)
+        fields = {key: changes.pop(key, getattr(self, key))
+                  for key in ("name", "dataset", "eps_units")}
+        return Preset(**fields, values={**self.values, **changes})
+
+    with_overrides = replace
 
     def to_json(self):
-        return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(self).items()}
+        """The flat form every results file holds: name, dataset, eps_units, then the values."""
+        values = {key: self.values.get(key, param.default)
+                  for key, param in preset_params().items()}
+        values.update(self.values)
+        return {"name": self.name, "dataset": self.dataset, "eps_units": self.eps_units,
+                **{key: list(v) if isinstance(v, tuple) else v for key, v in values.items()}}
+
+    @classmethod
+    def from_json(cls, data):
+        """The `Preset` of a flat dict (`to_json`, or any earlier results file's ``preset``)."""
+        data = dict(data)
+        return cls(data.pop("name"), data.pop("dataset"), data.pop("eps_units", "model"),
+                   values=data)
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-PRESETS = {
-    "paper_mnist": Preset(
-        name="paper_mnist", dataset="mnist",
-        fgsm_eps=(0.1, 0.2), pgd_eps=(0.05, 0.1), cw_c=(0.1, 1.0), ead_c=(0.1, 1.0),
-    ),
-    "paper_cifar10": Preset(
-        name="paper_cifar10", dataset="cifar10",
-        fgsm_eps=(0.01, 0.02), pgd_eps=(0.01, 0.02), cw_c=(0.01, 0.1), ead_c=(0.01, 0.1),
-    ),
-    "paper_svhn": Preset(
-        name="paper_svhn", dataset="svhn",
-        fgsm_eps=(0.05, 0.1), pgd_eps=(0.01, 0.02), cw_c=(0.01, 0.1), ead_c=(0.01, 0.1),
-    ),
+# The paper's presets (Lee et al., Tables 1-2), as the values that differ from the
+# parameters' defaults.
+PAPER_PRESETS = {
+    "paper_mnist": {"dataset": "mnist", "fgsm_eps": (0.1, 0.2), "pgd_eps": (0.05, 0.1),
+                    "cw_c": (0.1, 1.0), "ead_c": (0.1, 1.0)},
+    "paper_cifar10": {"dataset": "cifar10", "fgsm_eps": (0.01, 0.02), "pgd_eps": (0.01, 0.02),
+                      "cw_c": (0.01, 0.1), "ead_c": (0.01, 0.1)},
+    "paper_svhn": {"dataset": "svhn", "fgsm_eps": (0.05, 0.1), "pgd_eps": (0.01, 0.02),
+                   "cw_c": (0.01, 0.1), "ead_c": (0.01, 0.1)},
 }
+
+PRESETS = {name: Preset(name, **values) for name, values in PAPER_PRESETS.items()}
 
 
 def get_preset(name):

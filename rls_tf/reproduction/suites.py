@@ -75,8 +75,7 @@ def _registries():
 
     train_fields = tuple(f.name for f in dataclasses.fields(training.TrainConfig)
                          if f.name not in _MANAGED_TRAIN_FIELDS)
-    preset_fields = tuple(f.name for f in dataclasses.fields(presets.Preset)
-                          if f.name not in ("name", "dataset"))
+    preset_fields = presets.preset_fields()
     return {
         "dataset": tuple(rls_data.DATASETS), "backbone": tuple(rls_models.BACKBONES),
         "defense": tuple(rls_models.DEFENSES), "attack": tuple(ATTACK_NAMES),
