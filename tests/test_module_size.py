@@ -22,10 +22,6 @@ ALLOWED = {
     "rls_tf/reproduction/suites.py": "the suite schema and the three built-in suites written in "
                                      "it (data tables); committed results cite its "
                                      "_CIFAR_RECIPE by this path",
-    "rls_tf/models/rls_model.py": "being split on another branch",
-    "rls_tf/adversarial.py": "being split on another branch",
-    "rls_tf/data/offline.py": "being split on another branch",
-    "rls_tf/data/datasets.py": "being split on another branch",
 }
 
 

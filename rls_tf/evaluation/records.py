@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from rls_tf import metrics
 from rls_tf.attacks import registry as attack_registry
 from rls_tf.evaluation import interrater
 
@@ -28,8 +29,11 @@ __all__ = ["EPS_KEYS", "FORMAT_VERSION", "IDENTITY_KEYS", "SWEEP_KEYS", "Defende
            "perturbation_sizes", "record_summary"]
 
 # 1: results before the stochastic-classifier interface (no version field);
-# 2: the same fields plus ``format_version``.
-FORMAT_VERSION = 2
+# 2: the same fields plus ``format_version``;
+# 3: clean entries and robust records add ``interval`` (the accuracy's 95%
+#    confidence interval over the examples and the worst-of-R accuracy,
+#    `rls_tf.metrics.AccuracyInterval`); older files read without it.
+FORMAT_VERSION = 3
 
 # What only minimum-norm attacks report.
 _MIN_NORM_KEYS = ("attacked_examples", "success_rate", "l2", "l1")
@@ -83,8 +87,11 @@ def defender_summary(examples, eval_samples):
         eval_samples: N.
 
     Returns:
-        dict with ``accuracy``, ``accuracy_vs_samples`` and ``interrater``
-        (None without ``members_correct`` or without examples).
+        dict with ``accuracy``, ``accuracy_vs_samples``, ``interrater``
+        (None without ``members_correct`` or without examples) and
+        ``interval``: the N-sample defender's accuracy with its confidence
+        interval over the examples and its worst-of-R accuracy
+        (`rls_tf.metrics.AccuracyInterval` as JSON; None without examples).
     """
     accuracy = {}
     for n, correct in examples["correct"].items():
@@ -97,10 +104,14 @@ def defender_summary(examples, eval_samples):
             if row.size:
                 kappa = interrater.interrater_agreement_from_counts(row, eval_samples)
                 kappas.append(None if np.isnan(kappa) else kappa)
+    correct = np.asarray(examples["correct"][str(eval_samples)], bool)
+    interval = (metrics.accuracy_interval(correct).to_json()
+                if correct.ndim == 2 and correct.size else None)
     return {
         "accuracy": interrater.summarize(accuracy[str(eval_samples)]),
         "accuracy_vs_samples": {n: interrater.summarize(v) for n, v in accuracy.items()},
         "interrater": interrater.summarize(kappas) if kappas else None,
+        "interval": interval,
     }
 
 
@@ -133,6 +144,7 @@ def record_summary(examples, attack, eval_samples, min_norm=None):
         "accuracy": defender["accuracy"],
         "accuracy_vs_samples": defender["accuracy_vs_samples"],
         "interrater": defender["interrater"],
+        "interval": defender["interval"],
         "attacker_accuracy": _mean(attacker_correct),
         "attacker_clean_accuracy": _mean(np.asarray(examples["attacker_clean_correct"], bool)),
         # An attack run on a subset (Square, SPSA) has no examples in a shard
@@ -167,6 +179,7 @@ class DefenderSummary:
     accuracy: Dict[str, Any]
     accuracy_vs_samples: Dict[str, Any]
     interrater: Optional[Dict[str, Any]]
+    interval: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_examples(cls, examples, eval_samples):
@@ -174,7 +187,10 @@ class DefenderSummary:
 
     def clean_json(self):
         """The ``results["clean"][model]`` entry."""
-        return {"accuracy": self.accuracy, "accuracy_vs_samples": self.accuracy_vs_samples}
+        out = {"accuracy": self.accuracy, "accuracy_vs_samples": self.accuracy_vs_samples}
+        if self.interval is not None:
+            out["interval"] = self.interval
+        return out
 
 
 # Identity fields of a robust record, in results.json order (after the numbers).
@@ -211,6 +227,7 @@ class RobustRecord:
     linf_max: float
     num_examples: int
     seconds: Dict[str, float]
+    interval: Optional[Dict[str, Any]] = None
     attacked_examples: Optional[int] = None
     success_rate: Optional[float] = None
     l2: Optional[Dict[str, Any]] = None
@@ -250,6 +267,8 @@ class RobustRecord:
     def to_json(self):
         """The results.json entry (the layout of format 1, key for key)."""
         out = {key: getattr(self, key) for key in _NUMBERS}
+        if self.interval is not None:  # format 3; absent from older files
+            out["interval"] = self.interval
         out["seconds"] = dict(self.seconds)
         if self.min_norm:
             for key in _MIN_NORM_KEYS:

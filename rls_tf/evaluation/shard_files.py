@@ -31,7 +31,8 @@ _FLOAT_FIELDS = ("linf", "l2", "l1", "queries")
 # everything else in a record must be identical in every shard.
 _NUMBER_KEYS = ("accuracy", "accuracy_vs_samples", "interrater", "attacker_accuracy",
                 "attacker_clean_accuracy", "linf_max", "num_examples", "attacked_examples",
-                "success_rate", "l2", "l1", "seconds", "examples", "ce_stage_reused", "queries")
+                "success_rate", "l2", "l1", "seconds", "examples", "ce_stage_reused", "queries",
+                "interval")
 # Per-machine entries that may differ between shards of one evaluation.
 LOCAL_MODEL_KEYS = ("dir", "train_config")
 LOCAL_DATA_KEYS = ("data_dir",)

@@ -15,7 +15,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "v1_shards")
 
 
 def test_results_carry_the_format_version(tiny_results):
-    assert tiny_results["format_version"] == records.FORMAT_VERSION == 2
+    assert tiny_results["format_version"] == records.FORMAT_VERSION == 3
 
 
 def test_robust_records_round_trip_through_json(tiny_results):
@@ -63,5 +63,11 @@ def test_shards_written_before_the_interface_still_merge():
         expected = json.load(f)
     got = json.loads(json.dumps(report.clean_json(
         {k: merged[k] for k in ("clean", "interrater", "robust")})))
+    # Format 3 adds the interval of every entry; the numbers the old code
+    # wrote are unchanged.
+    intervals = [entry.pop("interval") for entry in
+                 [*got["clean"].values(), *got["robust"]]]
     assert got == expected
+    assert all(i["low"] <= i["mean"] <= i["high"] and i["worst_of_r"] <= i["mean"]
+               for i in intervals)
     assert merged["format_version"] == records.FORMAT_VERSION
