@@ -22,6 +22,7 @@ from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import threat_models as rls_threat_models
 from rls_tf.evaluation.commands import Command
 from rls_tf.evaluation.config import DEFAULT_SAMPLE_COUNTS
+from rls_tf.models import external as rls_external
 
 __all__ = ["DEFAULTS", "command_line", "define_param_flags", "evaluate_from_flags", "main",
            "preset_overrides", "run"]
@@ -50,6 +51,25 @@ flags.DEFINE_list("model_dirs", None, "Several defenses in one run, against the 
                   "attacks and defender repeats: run directories, each DIR (column named after "
                   "the directory) or NAME=DIR, e.g. plain=runs/plain,rls=runs/rls,adp=runs/adp. "
                   "With --baseline_dir / --model_dir the columns are baseline, these, rls.")
+# Models from elsewhere (a .keras / .h5 file or a SavedModel directory in
+# --model_dirs): what the harness cannot know about them.
+flags.DEFINE_list("input_range", "-1,1", "Models from elsewhere: the pixel range they expect, "
+                  "LOW,HIGH (e.g. 0,1 or 0,255); the harness's [-1, 1] pixels (and eps) are "
+                  "mapped to it. Checked on the first 200 test images.")
+flags.DEFINE_enum("model_output", "logits", list(rls_external.OUTPUT_KINDS),
+                  "Models from elsewhere: what they return (checked: rows that look like "
+                  "probabilities are refused as logits). A SavedModel whose output is named "
+                  "'probabilities' is read as such unless --output_key is given.")
+flags.DEFINE_enum("randomness", "detect", ["detect", "deterministic", "random"],
+                  "Models from elsewhere: detect whether repeated forward passes differ, or "
+                  "declare it (a declaration the passes contradict is an error).")
+flags.DEFINE_string("custom_objects", None, "Models from elsewhere: a Python module to import "
+                    "before loading a .keras file (it registers the custom layers).")
+flags.DEFINE_string("signature", "serving_default", "SavedModel directories: the signature to "
+                    "attack (our exports: serving_default, float pixels in [-1, 1]).")
+flags.DEFINE_string("output_key", None, "SavedModel directories: the signature output with the "
+                    "logits or probabilities (default: 'probabilities' or 'logits' if present, "
+                    "else the only output).")
 flags.DEFINE_list("attacks", ",".join(ATTACK_NAMES),
                   f"Attacks, a subset of {','.join(ATTACK_NAMES)}.")
 flags.DEFINE_list("threat_models", "paper", "Threat models, a subset of "
@@ -208,7 +228,8 @@ def _check_preset(value):
 # The flags that describe an evaluation, in the order the command is recorded.
 _COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_dir", "attacks",
                   "threat_models", "surrogates", "surrogate_dirs", "convergence", "reference",
-                  "num_examples", "eval_samples", "repeats",
+                  "input_range", "model_output", "randomness", "custom_objects", "signature",
+                  "output_key", "num_examples", "eval_samples", "repeats",
                   "sample_counts", "preset", "output_dir", "batch_size", "seed",
                   *PRESET_FIELDS, "num_shards", "shard_index")
 
@@ -282,8 +303,23 @@ def evaluate_from_flags():
         labels=labels,
         log=log,
         surrogate_dirs=_named_dirs("surrogate_dirs", FLAGS.surrogate_dirs),
+        external=_external_options(),
         **options,
     )
+
+
+def _external_options():
+    """The `ExternalOptions` of --input_range, --model_output, ... (models from elsewhere)."""
+    bounds = _numbers("input_range", FLAGS.input_range, float)
+    if len(bounds) != 2 or not bounds[0] < bounds[1]:
+        raise ValueError("--input_range must be LOW,HIGH with LOW < HIGH. Received: "
+                         f"--input_range={','.join(FLAGS.input_range)}")
+    return rls_external.ExternalOptions(
+        input_range=tuple(bounds), output=FLAGS.model_output,
+        stochastic={"detect": None, "deterministic": False, "random": True}[FLAGS.randomness],
+        custom_objects=FLAGS.custom_objects, signature=FLAGS.signature,
+        output_key=FLAGS.output_key,
+        eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]))
 
 
 def _named_dirs(flag, entries, taken=(), bare=False):

@@ -20,6 +20,8 @@ import dataclasses
 import json
 import os
 
+import keras
+
 from rls_tf import data as rls_data
 from rls_tf.attacks.registry import ATTACK_NAMES
 from rls_tf.evaluation import combine as rls_combine
@@ -28,11 +30,13 @@ from rls_tf.evaluation import report
 from rls_tf.evaluation import runner
 from rls_tf.evaluation import shards as rls_shards
 from rls_tf.evaluation.config import EvalConfig
+from rls_tf.interface import StochasticClassifier
 from rls_tf.models import load_model_dir
+from rls_tf.models import external as rls_external
 from rls_tf.validation import check_int
 
-__all__ = ["combine_dirs", "eval_config", "evaluate_dirs", "merge_dir", "resolve_preset",
-           "saved_dataset"]
+__all__ = ["combine_dirs", "eval_config", "evaluate", "evaluate_dirs", "load_classifier",
+           "merge_dir", "resolve_preset", "saved_dataset"]
 
 
 def _resolve_dataset(dataset, configs, labels):
@@ -84,6 +88,41 @@ def resolve_preset(preset, dataset, overrides=None):
     return preset.replace(**(overrides or {}))
 
 
+def load_classifier(source, flag="model_dirs", external=None, name=None):
+    """The classifier a `evaluate_dirs` column names, and its training config.
+
+    Args:
+        source: a ``train.py`` run directory; a ``.keras`` / ``.h5`` file or
+            a SavedModel directory of a model from elsewhere; a
+            `StochasticClassifier`; or a `keras.Model` object.
+        flag: the argument's name in error messages.
+        external: `rls_tf.models.external.ExternalOptions` for models from
+            elsewhere (default: logits on [-1, 1] pixels, randomness detected).
+        name: the column's name (recorded for a model from elsewhere).
+
+    Returns:
+        ``(classifier, config)``: config is the run's ``config.json`` dict,
+        or None.
+    """
+    external = external or rls_external.ExternalOptions()
+    if isinstance(source, StochasticClassifier):
+        return source, None
+    if isinstance(source, keras.Model):
+        return external.wrap(source, name=name), None
+    if isinstance(source, (str, os.PathLike)) and rls_external.is_external_source(source):
+        return external.load(os.fspath(source), name=name), None
+    if not isinstance(source, (str, os.PathLike)) and source is not None:
+        raise ValueError(
+            f"--{flag}: expected a run directory, a model file, a SavedModel directory, a "
+            f"keras.Model or a StochasticClassifier. Received: {source!r} (wrap a plain "
+            "callable in rls_tf.models.external.ExternalClassifier).")
+    return load_model_dir(source, flag=flag)
+
+
+def _source_name(source):
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
+
+
 def _check_compatible(models, dirs, x, dataset):
     spec = rls_data.dataset_spec(dataset)
     for key, model in models.items():
@@ -96,6 +135,9 @@ def _check_compatible(models, dirs, x, dataset):
             raise ValueError(f"{dirs[key]}: the model has {classes} classes, {dataset} has "
                              f"{spec.num_classes}.")
 
+
+# Images on which a model from elsewhere has its declared input range checked.
+_RANGE_CHECK_EXAMPLES = 200
 
 # The keywords `evaluate_dirs` took before it took an `EvalConfig`: the config's
 # fields, the preset (a `Preset`, a name or None) and its overrides. They still work.
@@ -178,13 +220,16 @@ def saved_dataset(model_dirs, dataset=None):
 
 def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_examples=1000,
                   output_dir="results", num_shards=1, shard_index=0, command=None,
-                  labels=None, log=print, surrogate_dirs=None, **options):
-    """Evaluates the models of some run directories; writes the reports.
+                  labels=None, log=print, surrogate_dirs=None, external=None, **options):
+    """Evaluates classifiers (run directories or models from elsewhere); writes the reports.
 
     Args:
-        model_dirs: ``{key: directory}`` in column order, e.g.
-            ``{"baseline": "runs/plain", "rls": "runs/rls"}``; each holds
-            the ``model.keras`` (and ``config.json``) that train.py wrote.
+        model_dirs: ``{key: source}`` in column order, e.g.
+            ``{"baseline": "runs/plain", "rls": "runs/rls"}``. A source is a
+            directory holding the ``model.keras`` (and ``config.json``) that
+            train.py wrote, or a model from elsewhere (see `load_classifier`:
+            a ``.keras`` / ``.h5`` file, a SavedModel directory, a
+            `keras.Model`, a `StochasticClassifier`).
         config: what to run, an `EvalConfig` (its `Preset` included; see
             `eval_config`), or None: made from `options` once the dataset
             is known.
@@ -202,6 +247,10 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
         surrogate_dirs: ``{defense key: directory}`` of independently
             trained copies of the evaluated defenses: the ``copy``
             surrogates of the ``transfer`` threat model (not evaluated).
+        external: `rls_tf.models.external.ExternalOptions`: the input range,
+            output kind (logits / probabilities), custom objects and
+            SavedModel signature of the models from elsewhere. Their declared
+            range is checked against the usual ones on the first 200 images.
         **options: the former keywords, still accepted: `EvalConfig` fields
             (attacks, threat_models, eval_samples, repeats, sample_counts,
             batch_size, seed, surrogates, convergence, reference), ``preset``
@@ -226,7 +275,8 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     shard_index = check_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1)
     models, configs = {}, {}
     for key, directory in model_dirs.items():
-        models[key], configs[key] = load_model_dir(directory, flag=labels[key])
+        models[key], configs[key] = load_classifier(directory, flag=labels[key],
+                                                    external=external, name=key)
     surrogate_models = {}
     for key, directory in (surrogate_dirs or {}).items():
         if key not in models:
@@ -249,7 +299,15 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     if preset.dataset != dataset and log:
         log(f"note: preset {preset.name} was made for {preset.dataset}, evaluating on {dataset}.")
     x, y = rls_data.load_numpy(dataset, "test", data_dir=data_dir, max_examples=num_examples)
-    _check_compatible(models, model_dirs, x, dataset)
+    _check_compatible(models, {k: _source_name(v) for k, v in model_dirs.items()}, x, dataset)
+    range_checks = {}
+    for key, model in models.items():
+        if isinstance(model, rls_external.ExternalClassifier):
+            # The declared pixel range against the usual ones, on the first
+            # (up to) 200 images: a wrong range makes every number wrong.
+            sample = slice(0, min(len(x), _RANGE_CHECK_EXAMPLES))
+            range_checks[key] = rls_external.check_input_range(
+                model, rls_data.to_model_range(x[sample]), y[sample])
     if log and len(x) < num_examples:
         log(f"note: only {len(x)} test images available (--num_examples={num_examples}).")
     batch_size = config.batch_size
@@ -269,8 +327,10 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     results["data"] = {"dataset": dataset, "split": "test", "data_dir": data_dir,
                        "num_examples": int(len(x)), "first_examples": True}
     for key in models:
-        results["models"][key]["dir"] = model_dirs[key]
+        results["models"][key]["dir"] = _source_name(model_dirs[key])
         results["models"][key]["train_config"] = configs[key]
+        if key in range_checks:
+            results["models"][key]["input_range_check"] = range_checks[key]
     if surrogate_dirs:
         results["surrogates"] = {key: {"dir": directory, **surrogate_models[key].describe()}
                                  for key, directory in surrogate_dirs.items()}
@@ -308,3 +368,7 @@ def combine_dirs(directories, output_dir, log=print):
             f"({', '.join(results['models'])}): wrote {paths['json']}, {paths['markdown']}, "
             f"{paths['plot']}")
     return results, paths
+
+
+# The general name: `evaluate_dirs` takes models from elsewhere as well as run directories.
+evaluate = evaluate_dirs

@@ -258,6 +258,15 @@ def make_sampled_attacker(model, threat_model, seed=None):
         return Attacker(threat_model, plain_model_fn(model), white_box=True)
     if threat_model.uses_eot:
         draws = EotDraws(model, 0 if seed is None else seed)
+        if not model.pinnable:
+            # Draws cannot fix this model's randomness: the score-based
+            # attacks compare their points under independent draws.
+            return Attacker(
+                threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
+                white_box=False, draws=draws,
+                extra={"common_draws": "none: the model's randomness cannot be pinned, so "
+                                       "score-based attacks compare points under "
+                                       "independent draws"})
         return Attacker(
             threat_model, eot_model_fn(model, threat_model.eot_samples, draws),
             white_box=False, draws=draws,

@@ -51,7 +51,10 @@ class Defender:
         self.num_draws = (max(self.sample_counts) if self.stochastic or fixed is not None
                           else 1)
         self.fixed = fixed is not None
-        self.pinned = (self.stochastic and not model.draws_per_example) or self.fixed
+        # Seeded draws per repeat, where draws fix the randomness; a model
+        # whose randomness cannot be pinned draws fresh at every call.
+        self.pinned = ((self.stochastic and model.pinnable and not model.draws_per_example)
+                       or self.fixed)
         num_draws = self.num_draws
         if self.fixed:
             self.paths = [fixed]
@@ -85,7 +88,8 @@ class Defender:
         if self.paths is not None:
             out["paths"] = [p.tolist() for p in self.paths]
         elif self.stochastic:
-            out["paths"] = "fresh per-example draws"
+            out["paths"] = ("fresh per-example draws" if self.model.pinnable else
+                            "fresh at every call (the model's own randomness)")
         return out
 
     def evaluate(self, x, y):

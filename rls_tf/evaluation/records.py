@@ -44,7 +44,9 @@ def model_fingerprint(model):
     digest = hashlib.sha256()
     for weight in model.weights:
         value = np.ascontiguousarray(np.asarray(weight.numpy()))
-        digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode("utf-8"))
+        # Keras variables have a path; the tf.Variables of a loaded SavedModel a name.
+        name = getattr(weight, "path", None) or weight.name
+        digest.update(f"{name}:{value.dtype}:{value.shape};".encode("utf-8"))
         digest.update(value.tobytes())
     return digest.hexdigest()
 

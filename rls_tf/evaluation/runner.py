@@ -300,8 +300,14 @@ class Evaluation:
             if not ok:
                 self._skip(attack, threat_model, reason)
                 continue
-            for setting in attack_settings(attack, threat_model, self.config.preset):
+            settings = attack_settings(attack, threat_model, self.config.preset)
+            for setting in settings:
                 for key, model in self.models.items():
+                    refusal = threat_model.spec.refuses(model)
+                    if refusal:
+                        if setting is settings[0]:
+                            self._skip(attack, threat_model, refusal, model=key)
+                        continue
                     seed_id, surrogates = key, None
                     if on_surrogate:
                         seed_id, surrogates, reason = _surrogate_parts(

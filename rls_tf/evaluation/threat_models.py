@@ -130,6 +130,9 @@ class ThreatModelSpec:
             its records only test the white-box numbers.
         expand: ``options -> [dict of ThreatModel fields]``: the threat
             models one name stands for (see `threat_model_grid`).
+        pins_draws: its attacker attacks fixed draws of a random model
+            (sampled models, members): it cannot run on a random model whose
+            randomness cannot be pinned (see `refuses`).
     """
 
     name: str
@@ -145,6 +148,7 @@ class ThreatModelSpec:
     crafted_on_surrogate: bool = False
     challenger: bool = False
     expand: Callable = lambda options: [{}]
+    pins_draws: bool = False
 
     def __post_init__(self):
         if self.budget not in attack_registry.BUDGETS:
@@ -160,6 +164,20 @@ class ThreatModelSpec:
         value = getattr(threat_model, self.size)
         return (f"{self.name}[{self.size_symbol}={value}]" if self.size_symbol
                 else f"{self.name}[{value}]")
+
+    def refuses(self, model):
+        """Why this threat model cannot attack `model`, or None when it can.
+
+        A random classifier whose draws do not fix its randomness (a model
+        from elsewhere, `rls_tf.models.external.ExternalClassifier`) has no
+        sampled model to pin: the threat models that attack pinned draws
+        would attack a different random model at every step, so they refuse
+        it; the EOT, transfer and score-based threat models run.
+        """
+        if self.pins_draws and model.is_stochastic and not model.pinnable:
+            return (f"{self.name} attacks pinned draws; this model is random and its "
+                    "randomness cannot be pinned (run eot or apgd_rand)")
+        return None
 
     def json_fields(self):
         """The size fields of its JSON form."""
@@ -222,9 +240,10 @@ def _eot_grid(options):
 
 
 THREAT_MODEL_REGISTRY = {spec.name: spec for spec in (
-    ThreatModelSpec("paper", "standard", make_sampled_attacker, single_path=True),
+    ThreatModelSpec("paper", "standard", make_sampled_attacker, single_path=True,
+                    pins_draws=True),
     ThreatModelSpec("multi_sample", "standard", make_sampled_attacker, size="num_paths",
-                    size_symbol="S",
+                    size_symbol="S", pins_draws=True,
                     expand=lambda o: [{"num_paths": int(s)} for s in o["multi_sample_paths"]]),
     ThreatModelSpec("eot", "adaptive", make_sampled_attacker, size="eot_samples",
                     size_symbol="E", uses_eot=True, provides=("tied_fn",), expand=_eot_grid),
@@ -237,6 +256,7 @@ THREAT_MODEL_REGISTRY = {spec.name: spec for spec in (
                                        "surrogate": str(s)} for s in o["surrogates"]]),
     ThreatModelSpec("arc", "standard", make_arc_attacker, size="num_paths", size_symbol="P",
                     admits=_needs_members, provides=("member_fn",), challenger=True,
+                    pins_draws=True,
                     expand=lambda o: [{"num_paths": int(o["arc_paths"])}]),
 )}
 
