@@ -10,6 +10,8 @@ epoch when the latest file is damaged.
 
 Example:
 
+(Not run as a doctest: it needs a run's checkpoints.)
+
 >>> restored = restore_checkpoint("runs/mnist/checkpoints")   # doctest: +SKIP
 >>> # None (nothing to resume) or (model, Checkpoint)
 """
@@ -241,6 +243,8 @@ def restore_checkpoint(directory, load=None, checkpoints=None, warn=None):
         CheckpointError: no checkpoint is usable.
 
     Example:
+        (Not run as a doctest: it needs a run's checkpoints.)
+
         >>> restored = restore_checkpoint("runs/rls/checkpoints")  # doctest: +SKIP
     """
     load = load or keras.models.load_model

@@ -37,6 +37,8 @@ def make_strategy(name="default", tpu=None):
             or a `tpu` given for another strategy.
 
     Example:
+        (Not run as a doctest: it needs several devices.)
+
         >>> strategy = make_strategy("mirrored")  # doctest: +SKIP
         >>> with strategy.scope():  # doctest: +SKIP
         ...     model = rls_tf.models.build_model("resnet50")

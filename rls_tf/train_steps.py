@@ -8,6 +8,8 @@ unscaled by `track_loss`, scaled for the optimizer, gradients, apply).
 
 Example:
 
+(Not run as a doctest: it runs inside a train_step.)
+
 >>> aux = optimizer_step(model, lambda: (loss_of(x), None), x)  # doctest: +SKIP
 """
 
@@ -60,6 +62,8 @@ def optimizer_step(model, loss_fn, batch):
         `aux`.
 
     Example:
+
+    (Not run as a doctest: it runs inside a train_step.)
 
     >>> aux = optimizer_step(model, lambda: (loss_of(x), None), x)  # doctest: +SKIP
     """

@@ -116,8 +116,10 @@ def load_numpy(name, split, data_dir=None, max_examples=None, download=True):
         DatasetUnavailableError: When TFDS can neither find nor download it.
 
     Example:
-        >>> x, y = load_numpy("mnist", "test", data_dir="/data", max_examples=100)
-        >>> x.shape, y.dtype
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> x, y = load_numpy("mnist", "test", data_dir="/data", max_examples=100)  # doctest: +SKIP
+        >>> x.shape, y.dtype  # doctest: +SKIP
         ((100, 28, 28, 1), dtype('int64'))
     """
     spec = get_dataset_spec(name)
@@ -198,9 +200,11 @@ def make_dataset(
         ValueError: For invalid arguments.
 
     Example:
-        >>> ds = make_dataset("cifar10", "train", 128, data_dir="/data",
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> ds = make_dataset("cifar10", "train", 128, data_dir="/data",  # doctest: +SKIP
         ...                   augment=True, seed=0)
-        >>> images, labels = next(iter(ds))
+        >>> images, labels = next(iter(ds))  # doctest: +SKIP
     """
     spec = get_dataset_spec(name)
     _check_split(split)

@@ -108,7 +108,9 @@ def read_idx(path, expected_ndim):
             size does not match the header.
 
     Example:
-        >>> labels = read_idx("t10k-labels-idx1-ubyte.gz", expected_ndim=1)
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> labels = read_idx("t10k-labels-idx1-ubyte.gz", expected_ndim=1)  # doctest: +SKIP
     """
     try:
         with _open_maybe_gzip(path) as f:
@@ -156,7 +158,9 @@ def load_idx(images_path, labels_path):
         `(x, y)`: uint8 `[N, rows, cols, 1]` and int64 `[N]`.
 
     Example:
-        >>> x, y = load_idx("t10k-images-idx3-ubyte.gz",
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> x, y = load_idx("t10k-images-idx3-ubyte.gz",  # doctest: +SKIP
         ...                 "t10k-labels-idx1-ubyte.gz")
     """
     x = read_idx(images_path, expected_ndim=3)[..., np.newaxis]
@@ -186,7 +190,9 @@ def load_cifar10_batches(paths):
         DataFileError: A batch is truncated, damaged or not such a dict.
 
     Example:
-        >>> x, y = load_cifar10_batches(["cifar-10-batches-py/test_batch"])
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> x, y = load_cifar10_batches(["cifar-10-batches-py/test_batch"])  # doctest: +SKIP
     """
     xs, ys = [], []
     for path in paths:
@@ -232,7 +238,9 @@ def load_svhn_mat(path):
         DataFileError: The file is truncated or damaged, or lacks `X` or `y`.
 
     Example:
-        >>> x, y = load_svhn_mat("test_32x32.mat")
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> x, y = load_svhn_mat("test_32x32.mat")  # doctest: +SKIP
     """
     import scipy.io  # Only this format needs scipy; keep it off the import path.
 
@@ -275,7 +283,9 @@ def load_npz(path):
         ValueError: The labels are not integers.
 
     Example:
-        >>> x, y = load_npz("mnist_test.npz")
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> x, y = load_npz("mnist_test.npz")  # doctest: +SKIP
     """
     with open(path, "rb") as f:
         magic = f.read(len(_ZIP_MAGIC))

@@ -214,8 +214,10 @@ def find_source(name, split, directory, files=None) -> Optional[OfflineSource]:
     get it again) when a file is truncated or damaged.
 
     Example:
-        >>> source = find_source("mnist", "test", "/data")
-        >>> x, y = source.load() if source else (None, None)
+        (Not run as a doctest: it reads dataset files.)
+
+        >>> source = find_source("mnist", "test", "/data")  # doctest: +SKIP
+        >>> x, y = source.load() if source else (None, None)  # doctest: +SKIP
     """
     npz = _find_npz(name, split, directory)
     if npz is not None:

@@ -35,13 +35,17 @@ step) `rls_tf.adversarial` only.
 
 Example:
 
+>>> import keras, numpy as np
 >>> from rls_tf.defenses.rse import RSENoise, RSEModel
 >>> inputs = keras.Input((8, 8, 1))
->>> h = RSENoise(0.4)(inputs)
->>> ...                                        # conv, BN, ReLU, dense softmax
+>>> h = keras.layers.Flatten()(RSENoise(0.4)(inputs))   # noise, then the network
+>>> outputs = keras.layers.Dense(3, activation="softmax")(h)
 >>> model = RSEModel(keras.Model(inputs, outputs))
->>> probs = model.outputs(x, model.draw(5, seed=0))   # [5, B, K], reproducible
->>> fresh = model.sample(x, 20)                        # [20, B, K], EOT
+>>> x = np.zeros((2, 8, 8, 1), "float32")
+>>> model.outputs(x, model.draw(5, seed=0)).shape      # [5, B, K], reproducible
+TensorShape([5, 2, 3])
+>>> model.sample(x, 20).shape                          # [20, B, K], EOT
+TensorShape([20, 2, 3])
 """
 
 import contextlib

@@ -10,6 +10,8 @@ parses flags and calls one of them.
 
 Example:
 
+(Not run as a doctest: it needs trained run directories.)
+
 >>> results, paths = evaluate_dirs(  # doctest: +SKIP
 ...     {"baseline": "runs/mnist_plain", "rls": "runs/mnist_rls"},
 ...     data_dir="../shared/data", attacks=("fgsm", "pgd"), threat_models=("paper", "eot"),

@@ -20,9 +20,11 @@ no part. A record's accuracy is the defender's robust accuracy
 
 Example:
 
->>> checks = masking_checks(results)            # reference: "plain" / "baseline"
->>> print(render_masking_table(checks))
->>> results["masking"] = summarize(checks)
+(Not run as a doctest: it needs an evaluation's results.)
+
+>>> checks = masking_checks(results)            # reference: "plain" / "baseline"  # doctest: +SKIP
+>>> print(render_masking_table(checks))  # doctest: +SKIP
+>>> results["masking"] = summarize(checks)  # doctest: +SKIP
 
 This module owns the check registry (`CHECKS`), the `MaskingCheck` record,
 `masking_checks`, `summarize` and `render_masking_table`. What the checks read

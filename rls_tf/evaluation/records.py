@@ -10,8 +10,10 @@ by construction. `to_json`/`from_json` write and read the JSON layout of
 
 Example:
 
->>> record = RobustRecord.from_json(results["robust"][0])
->>> record.accuracy["mean"], record.threat_model
+(Not run as a doctest: it needs an evaluation's results.)
+
+>>> record = RobustRecord.from_json(results["robust"][0])  # doctest: +SKIP
+>>> record.accuracy["mean"], record.threat_model  # doctest: +SKIP
 """
 
 import dataclasses

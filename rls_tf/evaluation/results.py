@@ -14,8 +14,10 @@ return the same type.
 Example:
 
 >>> results = EvaluationResults.load("results/mnist")   # doctest: +SKIP
->>> results.robust[0].accuracy["mean"], results.robust[0].threat_model
->>> EvaluationResults.from_json(results.to_json()) == results
+(Not run as a doctest: it needs an evaluation's results.)
+
+>>> results.robust[0].accuracy["mean"], results.robust[0].threat_model  # doctest: +SKIP
+>>> EvaluationResults.from_json(results.to_json()) == results  # doctest: +SKIP
 True
 """
 

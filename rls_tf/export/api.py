@@ -85,6 +85,8 @@ def export_model_dir(model_dir, output_dir, formats=FORMATS, eval_samples=None,
         FileNotFoundError: `model_dir` or its ``model.keras`` is missing.
 
     Example:
+        (Not run as a doctest: it needs a trained run directory.)
+
         >>> from rls_tf.export import export_model_dir
         >>> info = export_model_dir("runs/mnist", "serving/rls")  # doctest: +SKIP
         >>> info["saved_model"], info["tflite"]  # doctest: +SKIP

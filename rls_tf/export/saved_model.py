@@ -63,6 +63,8 @@ def export_saved_model(model, output_dir, version=None, eval_samples=None,
         The path of the version directory.
 
     Example:
+        (Not run as a doctest: it needs a trained model.)
+
         >>> from rls_tf.export import export_saved_model
         >>> path = export_saved_model(model, "serving/rls")  # doctest: +SKIP
         >>> # -> serving/rls/1, ready for tensorflow_model_server

@@ -37,6 +37,8 @@ def export_tflite(model, path, eval_samples=None, per_example_sampling=False, se
         `path`.
 
     Example:
+        (Not run as a doctest: it needs a trained model.)
+
         >>> export_tflite(model, "serving/rls/model.tflite")  # doctest: +SKIP
     """
     eval_samples, seed = serving.check_export_args(model, eval_samples, per_example_sampling, seed)

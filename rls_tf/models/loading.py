@@ -33,6 +33,8 @@ def load_model_dir(directory, flag="model_dir"):
         FileNotFoundError: the directory or its ``model.keras`` is missing.
 
     Example:
+        (Not run as a doctest: it needs a trained run directory.)
+
         >>> model, config = load_model_dir("runs/mnist_rls")  # doctest: +SKIP
     """
     if not directory:

@@ -44,6 +44,8 @@ and the plan are `rls_tf.reproduction.stages`.
 
 Example:
 
+(Not run as a doctest: it trains and evaluates a suite.)
+
 >>> reproduce("smoke", "results/repro_smoke", data_dir="../shared/data")  # doctest: +SKIP
 """
 
