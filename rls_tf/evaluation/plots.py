@@ -18,6 +18,9 @@ def plot_robustness(results, path):
     """Saves robust accuracy against eps for PGD (one line per threat model x model).
 
     A threat model without PGD results (``apgd_rand``) gets its APGD line.
+    Error bars: the 95% interval over the images where the results carry it
+    (format 3; with a dotted worst-of-R line for a defender with R > 1
+    repeats), else the std over the repeats.
     """
     import matplotlib  # pylint: disable=import-outside-toplevel
 
@@ -49,11 +52,22 @@ def plot_robustness(results, path):
             clean = results["clean"][m]["accuracy"]
             eps = [0.0] + [r["eps"] for r in records]
             mean = [clean["mean"]] + [r["accuracy"]["mean"] for r in records]
-            std = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
-            ax.errorbar(eps, 100 * np.asarray(mean), yerr=100 * np.asarray(std),
-                        color=colors[i % len(colors)], linestyle=styles[j % len(styles)],
+            entries = [results["clean"][m]] + records
+            if all(e.get("interval") for e in entries):
+                # Format 3: the 95% interval over the images (asymmetric).
+                yerr = [[mu - e["interval"]["low"] for mu, e in zip(mean, entries)],
+                        [e["interval"]["high"] - mu for mu, e in zip(mean, entries)]]
+            else:
+                yerr = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
+            color = colors[i % len(colors)]
+            ax.errorbar(eps, 100 * np.asarray(mean), yerr=100 * np.asarray(yerr),
+                        color=color, linestyle=styles[j % len(styles)],
                         marker=markers[j % len(markers)], capsize=3,
                         label=f"{_title(m)}, {label}" + (" (APGD)" if attack == "apgd" else ""))
+            if all((e.get("interval") or {}).get("repeats", 1) > 1 for e in entries):
+                ax.plot(eps, [100 * e["interval"]["worst_of_r"] for e in entries], color=color,
+                        linestyle=":", linewidth=1, alpha=0.7,
+                        label=f"{_title(m)}, {label}, worst-of-R")
             plotted = True
     if not plotted:
         ax.text(0.5, 0.5, "no PGD results", ha="center", va="center", transform=ax.transAxes)

@@ -36,6 +36,7 @@ from rls_tf.evaluation.report_notes import _render_notes
 from rls_tf.evaluation.report_tables import (_Context, _index, _render_defense_tables,
                                              _render_every_run, _render_header,
                                              _render_interrater, _render_main_table,
+                                             _render_worst_of_r,
                                              _render_min_norm, _render_timings,
                                              _render_vs_samples, _threat_model_labels,
                                              model_title)
@@ -47,8 +48,8 @@ __all__ = ["clean_json", "model_title", "percent", "markdown_report", "plot_conv
 
 
 # The sections of results.md, in order: one small renderer each.
-SECTIONS = (_render_header, _render_main_table, _render_defense_tables, _render_masking,
-            _render_convergence, _render_min_norm, _render_every_run, _render_interrater,
+SECTIONS = (_render_header, _render_main_table, _render_worst_of_r, _render_defense_tables,
+            _render_masking, _render_convergence, _render_min_norm, _render_every_run, _render_interrater,
             _render_vs_samples, _render_timings, _render_notes)
 
 

@@ -71,9 +71,13 @@ def _render_notes(ctx):
         )
     skipped = {}
     for skip in results.get("skipped", []):
-        skipped.setdefault((skip["threat_model"], skip["reason"]), []).append(skip["attack"])
-    for (label, reason), names in skipped.items():
-        out.append(f"- Not run under {label}: {', '.join(names)} ({reason}).")
+        entry = skipped.setdefault((skip["threat_model"], skip["reason"]), ({}, {}))
+        entry[0][skip["attack"]] = None
+        if "model" in skip:  # refused for some models only
+            entry[1][_title(skip["model"])] = None
+    for (label, reason), (names, models) in skipped.items():
+        on = f" on {', '.join(models)}" if models else ""
+        out.append(f"- Not run under {label}: {', '.join(names)}{on} ({reason}).")
     env = results.get("environment", {})
     versions = ", ".join(f"{k} {env[k]}" for k in ("tensorflow-cpu", "tensorflow", "keras",
                                                    "cleverhans", "foolbox", "numpy")

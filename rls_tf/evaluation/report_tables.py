@@ -150,6 +150,59 @@ def _render_main_table(ctx):
     return out
 
 
+def _interval_text(record):
+    interval = record.get("interval")
+    if not interval:
+        return _DASH
+    return f"{100 * interval['low']:.1f}–{100 * interval['high']:.1f}"
+
+
+def _worst_text(record):
+    interval = record.get("interval")
+    return f"{100 * interval['worst_of_r']:.1f}" if interval else _DASH
+
+
+def _render_worst_of_r(ctx):
+    """Worst-of-R accuracy and the 95% interval, in the main table's layout.
+
+    Present only for results that carry intervals (format 3) and a defender
+    with R > 1 repeats (a deterministic model's worst-of-R is its accuracy).
+    """
+    results, models, labels, index = ctx.results, ctx.models, ctx.labels, ctx.index
+    with_repeats = [m for m in models
+                    if (results["clean"][m].get("interval") or {}).get("repeats", 1) > 1]
+    if not with_repeats:
+        return []
+    out = ["## Worst case over the defender's repeats (%), by threat model", ""]
+    header = ["Attack", "Parameter"]
+    for label in labels:
+        header += [f"{label}: {_title(m)}" for m in with_repeats]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    clean = ["Clean", _DASH]
+    for _ in labels:
+        clean += [f"{_worst_text(results['clean'][m])} ({_interval_text(results['clean'][m])})"
+                  for m in with_repeats]
+    out.append("| " + " | ".join(clean) + " |")
+    for attack, param in _rows(results):
+        cells = [_ATTACK_TITLES[attack], param]
+        for label in labels:
+            for m in with_repeats:
+                record = index.get((label, attack, param, m))
+                cells.append(f"{_worst_text(record)} ({_interval_text(record)})"
+                             if record else _DASH)
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(
+        "Each cell: worst-of-R accuracy, an image counting only if all R of the defender's "
+        "repeats classify the adversarial image correctly (Lucas et al. 2023: a persistent "
+        "attacker who may query R times), then in brackets the 95% Wilson interval of the "
+        "expected accuracy over the images (each image scored by its mean over the R "
+        "repeats, so the interval covers the draws as well as the choice of images).")
+    out.append("")
+    return out
+
+
 def _render_defense_tables(ctx):
     """Table 3 layout: rows are the defenses, columns the attacks, per threat model."""
     results = ctx.results
@@ -226,14 +279,18 @@ def _render_every_run(ctx):
         "images; the defender column is what the table above reports."
     )
     out.append("")
-    out.append("| Threat model | Attack | Parameter | Model | Defender accuracy (%) "
-               "| Attacker's model accuracy (%), clean → attacked | Max L-inf | Attack s "
+    # Results of format 3 carry each record's 95% interval and worst-of-R.
+    intervals = any("interval" in r for r in results["robust"])
+    extra = " | 95% interval (%) | Worst-of-R (%)" if intervals else ""
+    out.append("| Threat model | Attack | Parameter | Model | Defender accuracy (%)" + extra
+               + " | Attacker's model accuracy (%), clean → attacked | Max L-inf | Attack s "
                "| Defender s |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if intervals else ""))
     for r in results["robust"]:
+        more = f" | {_interval_text(r)} | {_worst_text(r)}" if intervals else ""
         out.append(
             f"| {r['threat_model']} | {_ATTACK_TITLES[r['attack']]} | {r['param']} | "
-            f"{_title(r['model'])} | {_pct(r['accuracy'])} | "
+            f"{_title(r['model'])} | {_pct(r['accuracy'])}{more} | "
             f"{100 * r['attacker_clean_accuracy']:.1f} → {100 * r['attacker_accuracy']:.1f} | "
             f"{r['linf_max']:.4f} | "
             f"{r['seconds']['attack']:.1f} | {r['seconds']['defender']:.1f} |"
