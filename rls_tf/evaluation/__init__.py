@@ -1,9 +1,11 @@
 """Robustness evaluation: threat models, the attack runner, diversity, reports.
 
-The harness behind ``attack_eval.py``; `evaluate_dirs` is its entry point
-(trained run directories in, ``results.json`` / ``results.md`` out):
+The harness behind ``attack_eval.py``; `evaluate` (also named
+`evaluate_dirs`) is its entry point: trained run directories, or models from
+elsewhere (a ``.keras`` file, a SavedModel, a `keras.Model`; see
+`rls_tf.models.external`), in; ``results.json`` / ``results.md`` out.
 
-* `api`: `evaluate_dirs`, `merge_dir` (shards) and `combine_dirs` (runs).
+* `api`: `evaluate`, `merge_dir` (shards) and `combine_dirs` (runs).
 * `threat_models`: the registry of threat models (`ThreatModelSpec`: what
   the attacker sees of a randomised classifier, which attacks it runs and
   how; ``paper``, ``multi_sample``, ``eot``, ``apgd_rand``, ``transfer``,
@@ -23,6 +25,7 @@ The harness behind ``attack_eval.py``; `evaluate_dirs` is its entry point
 """
 
 from rls_tf.evaluation.api import combine_dirs
+from rls_tf.evaluation.api import evaluate
 from rls_tf.evaluation.api import evaluate_dirs
 from rls_tf.evaluation.api import merge_dir
 from rls_tf.evaluation.interrater import correctness_from_outputs
@@ -55,6 +58,7 @@ __all__ = [
     "ThreatModelSpec",
     "combine_dirs",
     "correctness_from_outputs",
+    "evaluate",
     "evaluate_dirs",
     "get_preset",
     "get_threat_model",
