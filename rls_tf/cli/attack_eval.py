@@ -70,6 +70,10 @@ flags.DEFINE_string("signature", "serving_default", "SavedModel directories: the
 flags.DEFINE_string("output_key", None, "SavedModel directories: the signature output with the "
                     "logits or probabilities (default: 'probabilities' or 'logits' if present, "
                     "else the only output).")
+flags.DEFINE_bool("indicators", False, "Also run the attack-failure indicators (AutoAttack's "
+                  "checks, Pintor et al. 2022) on every model: randomness, zero gradients, "
+                  "unstable loss, silent success, incomplete optimisation, unbounded attack.")
+flags.DEFINE_integer("indicator_examples", 100, "Images the indicators probe (the first ones).")
 flags.DEFINE_list("attacks", ",".join(ATTACK_NAMES),
                   f"Attacks, a subset of {','.join(ATTACK_NAMES)}.")
 flags.DEFINE_list("threat_models", "paper", "Threat models, a subset of "
@@ -228,7 +232,8 @@ def _check_preset(value):
 # The flags that describe an evaluation, in the order the command is recorded.
 _COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_dir", "attacks",
                   "threat_models", "surrogates", "surrogate_dirs", "convergence", "reference",
-                  "input_range", "model_output", "randomness", "custom_objects", "signature",
+                  "indicators", "indicator_examples", "input_range", "model_output", "randomness",
+                  "custom_objects", "signature",
                   "output_key", "num_examples", "eval_samples", "repeats",
                   "sample_counts", "preset", "output_dir", "batch_size", "seed",
                   *PRESET_FIELDS, "num_shards", "shard_index")
@@ -304,6 +309,7 @@ def evaluate_from_flags():
         log=log,
         surrogate_dirs=_named_dirs("surrogate_dirs", FLAGS.surrogate_dirs),
         external=_external_options(),
+        indicators=FLAGS.indicators, indicator_examples=FLAGS.indicator_examples,
         **options,
     )
 

@@ -27,6 +27,7 @@ import keras
 from rls_tf import data as rls_data
 from rls_tf.attacks.registry import ATTACK_NAMES
 from rls_tf.evaluation import combine as rls_combine
+from rls_tf.evaluation import indicators as rls_indicators
 from rls_tf.evaluation import presets as rls_presets
 from rls_tf.evaluation import report
 from rls_tf.evaluation import runner
@@ -119,6 +120,22 @@ def load_classifier(source, flag="model_dirs", external=None, name=None):
             f"keras.Model or a StochasticClassifier. Received: {source!r} (wrap a plain "
             "callable in rls_tf.models.external.ExternalClassifier).")
     return load_model_dir(source, flag=flag)
+
+
+def _run_indicators(models, x, y, config, num_examples, log):
+    preset = config.preset
+    eps = preset.model_eps(max(preset.pgd_eps))
+    n = min(num_examples, len(x))
+    settings = {"num_examples": n, "eps": eps, "steps": preset.eot_pgd_steps,
+                "eot_samples": preset.eot_samples}
+    entries = []
+    for key, model in models.items():
+        if log:
+            log(f"attack-failure indicators [{key}] on {n} images, eps={eps:g}")
+        entries += [i.to_json() for i in rls_indicators.run_indicators(
+            model, x[:n], y[:n], eps, name=key, steps=settings["steps"],
+            eot_samples=settings["eot_samples"], seed=config.seed)]
+    return {**settings, "entries": entries}
 
 
 def _source_name(source):
@@ -222,7 +239,8 @@ def saved_dataset(model_dirs, dataset=None):
 
 def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_examples=1000,
                   output_dir="results", num_shards=1, shard_index=0, command=None,
-                  labels=None, log=print, surrogate_dirs=None, external=None, **options):
+                  labels=None, log=print, surrogate_dirs=None, external=None,
+                  indicators=False, indicator_examples=100, **options):
     """Evaluates classifiers (run directories or models from elsewhere); writes the reports.
 
     Args:
@@ -253,6 +271,11 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
             output kind (logits / probabilities), custom objects and
             SavedModel signature of the models from elsewhere. Their declared
             range is checked against the usual ones on the first 200 images.
+        indicators: also run the attack-failure indicators
+            (`rls_tf.evaluation.indicators`) on every model, on the first
+            `indicator_examples` images at the largest PGD eps (EOT-PGD with
+            the preset's ``eot_pgd_steps`` and ``eot_samples``); unsharded
+            evaluations only.
         **options: the former keywords, still accepted: `EvalConfig` fields
             (attacks, threat_models, eval_samples, repeats, sample_counts,
             batch_size, seed, surrogates, convergence, reference), ``preset``
@@ -274,6 +297,10 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     labels = {key: key for key in model_dirs} | dict(labels or {})
     num_examples = check_int("num_examples", num_examples)
     num_shards = check_int("num_shards", num_shards)
+    indicator_examples = check_int("indicator_examples", indicator_examples)
+    if indicators and num_shards > 1:
+        raise ValueError("The attack-failure indicators run in an unsharded evaluation. "
+                         f"Received: indicators=True, num_shards={num_shards}")
     shard_index = check_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1)
     models, configs = {}, {}
     for key, directory in model_dirs.items():
@@ -326,6 +353,8 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     else:
         results = runner.run_evaluation(models, x, y, config, log=log,
                                         surrogate_models=surrogate_models)
+    if indicators:
+        results["indicators"] = _run_indicators(models, x, y, config, indicator_examples, log)
     results["data"] = {"dataset": dataset, "split": "test", "data_dir": data_dir,
                        "num_examples": int(len(x)), "first_examples": True}
     for key in models:

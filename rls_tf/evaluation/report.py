@@ -31,6 +31,7 @@ from rls_tf.evaluation.formatting import percent
 from rls_tf.evaluation.plots import plot_convergence
 from rls_tf.evaluation.plots import plot_robustness
 from rls_tf.evaluation.report_notes import _render_convergence
+from rls_tf.evaluation.report_notes import _render_indicators
 from rls_tf.evaluation.report_notes import _render_masking
 from rls_tf.evaluation.report_notes import _render_notes
 from rls_tf.evaluation.report_tables import (_Context, _index, _render_defense_tables,
@@ -49,8 +50,9 @@ __all__ = ["clean_json", "model_title", "percent", "markdown_report", "plot_conv
 
 # The sections of results.md, in order: one small renderer each.
 SECTIONS = (_render_header, _render_main_table, _render_worst_of_r, _render_defense_tables,
-            _render_masking, _render_convergence, _render_min_norm, _render_every_run, _render_interrater,
-            _render_vs_samples, _render_timings, _render_notes)
+            _render_masking, _render_indicators, _render_convergence, _render_min_norm,
+            _render_every_run, _render_interrater, _render_vs_samples, _render_timings,
+            _render_notes)
 
 
 def markdown_report(results, command=None):

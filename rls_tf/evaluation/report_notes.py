@@ -151,3 +151,17 @@ def _render_masking(ctx):
 
     checks = masking.masking_checks(ctx.results, reference=ctx.config.get("reference"))
     return masking.render_masking_table(checks).splitlines() + [""]
+
+
+def _render_indicators(ctx):
+    """The attack-failure indicators, where the evaluation ran them."""
+    section = ctx.results.get("indicators")
+    if not section:
+        return []
+    from rls_tf.evaluation import indicators  # pylint: disable=import-outside-toplevel
+    found = [indicators.Indicator.from_json(e) for e in section["entries"]]
+    return ["## Attack-failure indicators", "",
+            f"Probes of their own (EOT-PGD, {section['steps']} steps, E={section['eot_samples']}, "
+            f"eps={section['eps']:g}, on the first {section['num_examples']} images); see "
+            "`rls_tf.evaluation.indicators`.", "",
+            indicators.render_indicator_table(found), ""]

@@ -18,6 +18,7 @@ from absl.testing import flagsaver
 import attack_eval
 import rls_tf
 from rls_tf.evaluation import evaluate_dirs
+from rls_tf.evaluation import indicators
 from rls_tf.export import export_saved_model
 from rls_tf.models.external import ExternalOptions
 
@@ -140,11 +141,26 @@ def test_a_wrong_input_range_is_refused(sources, tmp_path):
 
 def test_keras_objects_are_accepted(sources, tmp_path):
     model = keras.saving.load_model(sources["plain"])
-    results, _ = evaluate_dirs({"mine": model}, data_dir=sources["data_dir"],
-                               attacks=("fgsm",), threat_models=("paper",),
-                               output_dir=str(tmp_path), **_options())
+    results, paths = evaluate_dirs({"mine": model}, data_dir=sources["data_dir"],
+                                   attacks=("fgsm",), threat_models=("paper",),
+                                   output_dir=str(tmp_path), indicators=True,
+                                   indicator_examples=16, **_options())
     assert results["models"]["mine"]["dir"] == "Functional"
     assert results["clean"]["mine"]["accuracy"]["mean"] >= 0.8
+    # The attack-failure indicators ran on it, and the report shows them.
+    found = {e["id"]: e for e in results["indicators"]["entries"]}
+    assert list(found) == [spec.id for spec in indicators.INDICATORS]
+    assert found["randomness"]["status"] == "pass"
+    assert found["unconstrained_attack"]["status"] == "pass"
+    # This toy model is so confident that float32 softmax saturates on some
+    # images: the loss through its probabilities has an exactly zero gradient
+    # there, which the indicator reports with the fraction.
+    assert found["zero_gradients"]["numbers"]["zero_fraction"] < 1.0
+    assert results["indicators"]["num_examples"] == 16
+    assert "## Attack-failure indicators" in open(paths["markdown"], encoding="utf-8").read()
+    with pytest.raises(ValueError, match="num_shards=2"):
+        evaluate_dirs({"mine": model}, data_dir=sources["data_dir"], num_shards=2,
+                      indicators=True, output_dir=str(tmp_path), **_options())
 
 
 def test_attack_eval_cli_takes_a_keras_file(sources, tmp_path):

@@ -1,0 +1,114 @@
+"""Attack-failure indicators: each flags a constructed failure and passes a healthy model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rls_tf.evaluation import indicators
+from rls_tf.models.external import ExternalClassifier
+
+SHAPE = (16, 16, 1)
+
+
+def quadrants(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.uniform(-1.0, -0.6, (n, *SHAPE)).astype("float32")
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 1.0
+    return x, y.astype("int64")
+
+
+@pytest.fixture(scope="module")
+def net():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(8, 3, strides=2,
+                                                                      activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = quadrants(512, 0)
+    model.fit(x, y, epochs=5, batch_size=64, verbose=0)
+    return model
+
+
+def _by_id(found):
+    return {i.id: i for i in found}
+
+
+def _run(model, **kwargs):
+    x, y = quadrants(32, 1)
+    return _by_id(indicators.run_indicators(model, x, y, eps=0.5, **kwargs))
+
+
+def test_a_healthy_model_passes_every_indicator(net):
+    found = _run(ExternalClassifier.from_keras(net), steps=40)
+    assert [i.id for i in found.values()] == [s.id for s in indicators.INDICATORS]
+    assert {k: v.status for k, v in found.items()} == {s.id: "pass" for s in
+                                                      indicators.INDICATORS}
+    assert found["unconstrained_attack"].numbers["robust_accuracy"] <= 0.05
+
+
+def test_quantised_inputs_flag_zero_gradients_and_unconstrained_failure(net):
+    # Rounding the input to a coarse grid: the gradient is zero everywhere.
+    quantised = ExternalClassifier(lambda x: net(tf.round(x)), image_shape=SHAPE)
+    found = _run(quantised, steps=10)
+    assert found["zero_gradients"].status == "fail"
+    assert found["zero_gradients"].numbers["zero_fraction"] == 1.0
+    assert found["unconstrained_attack"].status == "fail"
+
+
+def test_two_steps_flag_incomplete_optimisation(net):
+    found = _run(ExternalClassifier.from_keras(net), steps=2)
+    assert found["incomplete_optimisation"].status == "fail"
+    assert found["incomplete_optimisation"].numbers["relative_rise"] > 0.02
+
+
+def test_a_shattered_loss_flags_unstable_predictions(net):
+    w = tf.constant(np.random.default_rng(0).normal(size=(int(np.prod(SHAPE)), 4)), tf.float32)
+
+    def shattered(x):
+        flat = tf.reshape(x, [tf.shape(x)[0], -1])
+        return net(x) + 10.0 * tf.sin(300.0 * flat @ w)
+
+    found = _run(ExternalClassifier(shattered, image_shape=SHAPE), steps=5)
+    assert found["unstable_predictions"].status == "fail"
+
+
+def test_a_random_model_declared_deterministic_flags_randomness(net):
+    inputs = keras.Input(SHAPE)
+    h = keras.layers.Dropout(0.5)(keras.layers.Flatten()(inputs), training=True)
+    dropout = ExternalClassifier.from_keras(keras.Model(inputs, keras.layers.Dense(4)(h)))
+    assert dropout.is_stochastic
+    dropout._stochastic = False  # what a mislabelled model would say of itself
+    found = _run(dropout, steps=2)
+    assert found["randomness"].status == "fail"
+    assert found["randomness"].numbers == {"declared": False, "detected": True}
+
+
+def test_silent_success_counts_paths_that_passed_an_adversarial_point():
+    along = np.array([[0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1]], bool)   # T=3, B=4
+    end = np.array([0, 1, 0, 1], bool)
+    np.testing.assert_array_equal(indicators.silent_success(along, end),
+                                  [True, False, False, False])
+
+
+def test_incomplete_optimisation_reads_the_end_of_the_trace():
+    assert indicators.incomplete_optimisation(np.linspace(0, 5, 50))[0]          # rising
+    flat = np.concatenate([np.linspace(0, 5, 25), np.full(25, 5.0)])
+    assert not indicators.incomplete_optimisation(flat)[0]                       # converged
+
+
+def test_table_and_json():
+    found = [indicators.Indicator("zero_gradients", "m", "fail", "all zero", {"x": 1.0})]
+    assert indicators.Indicator.from_json(found[0].to_json()) == found[0]
+    table = indicators.render_indicator_table(found)
+    assert "**fail**: all zero" in table and "Gradients available" in table
+
+
+def test_bad_arguments_are_named(net):
+    x, y = quadrants(4, 0)
+    with pytest.raises(ValueError, match="eps=0"):
+        indicators.run_indicators(ExternalClassifier.from_keras(net), x, y, eps=0)
