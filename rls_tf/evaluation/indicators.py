@@ -39,8 +39,8 @@ Example:
 >>> model = ExternalClassifier.from_keras(net)
 >>> x = np.random.default_rng(0).uniform(-1, 1, (8, 4, 4, 1)).astype("float32")
 >>> found = run_indicators(model, x, np.zeros(8, "int64"), eps=0.1, steps=5)
->>> sorted({i.status for i in found}) <= ["fail", "n/a", "pass"]
-True
+>>> [i.id for i in found][:2], {i.status for i in found} <= {"pass", "fail"}
+(['randomness', 'zero_gradients'], True)
 """
 
 import dataclasses
