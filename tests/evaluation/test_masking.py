@@ -323,6 +323,24 @@ def test_pinned_attacker_far_above_reference_fails():
     assert [c["pass"] for c in check.details["comparisons"]] == [True, False]
 
 
+def test_fixed_randomness_uses_the_strongest_attack_on_both():
+    # Under paper PGD the pinned draw stays far above plain (the weak 10-step
+    # attack); APGD brings both down: the check compares APGD with APGD.
+    robust = [rec("plain", "paper", "pgd", 0.3, 0.20), rec("plain", "paper", "apgd", 0.3, 0.05),
+              rec("rls", "paper", "pgd", 0.3, 0.6, attacker=0.33),
+              rec("rls", "paper", "apgd", 0.3, 0.5, attacker=0.05)]
+    check = get(masking.masking_checks(results(robust)), "fixed_randomness_reaches_undefended", "rls")
+    assert check.status == "pass"
+    assert check.details["comparisons"][0]["attack"] == "apgd"
+    assert check.details["comparisons"][0]["reference_accuracy"] == 0.05
+    assert "the same attack on both" in check.reason and "add --attacks=apgd" not in check.reason
+    # PGD only: the check says how to make it stronger.
+    pgd_only = [r for r in robust if r["attack"] == "pgd"]
+    check = get(masking.masking_checks(results(pgd_only)), "fixed_randomness_reaches_undefended",
+                "rls")
+    assert check.status == "fail" and "add --attacks=apgd" in check.reason
+
+
 def test_pinned_attacker_at_reference_level_passes():
     robust = [rec("plain", "paper", "pgd", 0.3, 0.02, std=0.0),
               rec("rls", "paper", "pgd", 0.3, 0.7, std=0.05, attacker=0.03)]
