@@ -113,31 +113,37 @@ def _render_header(ctx):
     return out
 
 
-def _render_main_table(ctx):
-    """The paper's layout: one column block per threat model."""
-    results = ctx.results
-    models = ctx.models
-    labels = ctx.labels
-    index = ctx.index
-    out = []
-    out.append("## Accuracy under attack (%), by threat model")
-    out.append("")
+def _layout_rows(ctx, models, cell):
+    """The main table's layout (attack, parameter, a column per threat model x model).
+
+    Args:
+        ctx: the `_Context`.
+        models: the columns' models.
+        cell: ``entry -> text`` of a clean entry or a robust record.
+    """
+    results, labels, index = ctx.results, ctx.labels, ctx.index
     header = ["Attack", "Parameter"]
     for label in labels:
         header += [f"{label}: {_title(m)}" for m in models]
-    out.append("| " + " | ".join(header) + " |")
-    out.append("|" + "---|" * len(header))
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     clean = ["Clean", _DASH]
     for _ in labels:
-        clean += [_pct(results["clean"][m]["accuracy"]) for m in models]
+        clean += [cell(results["clean"][m]) for m in models]
     out.append("| " + " | ".join(clean) + " |")
     for attack, param in _rows(results):
         cells = [_ATTACK_TITLES[attack], param]
         for label in labels:
             for m in models:
                 record = index.get((label, attack, param, m))
-                cells.append(_pct(record["accuracy"]) if record else _DASH)
+                cells.append(cell(record) if record else _DASH)
         out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _render_main_table(ctx):
+    """The paper's layout: one column block per threat model."""
+    out = ["## Accuracy under attack (%), by threat model", ""]
+    out += _layout_rows(ctx, ctx.models, lambda entry: _pct(entry["accuracy"]))
     out.append("")
     out.append(
         f"{_DASH}: not run under that threat model. Threat models: `paper` = attacker "
@@ -168,30 +174,14 @@ def _render_worst_of_r(ctx):
     Present only for results that carry intervals (format 3) and a defender
     with R > 1 repeats (a deterministic model's worst-of-R is its accuracy).
     """
-    results, models, labels, index = ctx.results, ctx.models, ctx.labels, ctx.index
+    results, models = ctx.results, ctx.models
     with_repeats = [m for m in models
                     if (results["clean"][m].get("interval") or {}).get("repeats", 1) > 1]
     if not with_repeats:
         return []
     out = ["## Worst case over the defender's repeats (%), by threat model", ""]
-    header = ["Attack", "Parameter"]
-    for label in labels:
-        header += [f"{label}: {_title(m)}" for m in with_repeats]
-    out.append("| " + " | ".join(header) + " |")
-    out.append("|" + "---|" * len(header))
-    clean = ["Clean", _DASH]
-    for _ in labels:
-        clean += [f"{_worst_text(results['clean'][m])} ({_interval_text(results['clean'][m])})"
-                  for m in with_repeats]
-    out.append("| " + " | ".join(clean) + " |")
-    for attack, param in _rows(results):
-        cells = [_ATTACK_TITLES[attack], param]
-        for label in labels:
-            for m in with_repeats:
-                record = index.get((label, attack, param, m))
-                cells.append(f"{_worst_text(record)} ({_interval_text(record)})"
-                             if record else _DASH)
-        out.append("| " + " | ".join(cells) + " |")
+    out += _layout_rows(ctx, with_repeats,
+                        lambda entry: f"{_worst_text(entry)} ({_interval_text(entry)})")
     out.append("")
     out.append(
         "Each cell: worst-of-R accuracy, an image counting only if all R of the defender's "
