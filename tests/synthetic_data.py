@@ -63,3 +63,26 @@ def truncate(path, keep=0.5):
     with open(path, "r+b") as f:
         f.truncate(int(size * keep))
     return str(path)
+
+
+def quadrant_uint8(n, seed):
+    """MNIST-shaped uint8 images ``[n, 28, 28, 1]`` whose class (0-3) is the bright quadrant."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n).astype("uint8")
+    x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, 14 * r + 2: 14 * r + 12, 14 * c + 2: 14 * c + 12] = 255
+    return x, y
+
+
+def quadrant_images(n, seed, shape=(16, 16, 1)):
+    """[-1, 1] float images whose class (0-3) is the bright quadrant, int64 labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.uniform(-1.0, -0.6, (n, *shape)).astype("float32")
+    half_h, half_w = shape[0] // 2, shape[1] // 2
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, half_h * r:half_h * (r + 1), half_w * c:half_w * (c + 1)] = 1.0
+    return x, y.astype("int64")

@@ -18,6 +18,7 @@ from absl.testing import flagsaver
 import attack_eval
 from rls_tf.models import RLSModel
 from rls_tf.models.backbones.small_cnn import small_cnn_network
+from tests.synthetic_data import quadrant_uint8 as _toy_mnist
 
 FLAGS = flags.FLAGS
 LABELS = ["paper", "eot[E=2]", "apgd_rand[E=2]"]
@@ -28,17 +29,6 @@ def parsed_flags():
     if not FLAGS.is_parsed():
         FLAGS(["attack_eval.py"])
     yield
-
-
-def _toy_mnist(n, seed):
-    """MNIST-shaped uint8 images: the class (0-3) is the bright quadrant."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, size=n).astype("uint8")
-    x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, 14 * r + 2: 14 * r + 12, 14 * c + 2: 14 * c + 12] = 255
-    return x, y
 
 
 def _save_model(directory, num_submodels, x, y, data_dir):

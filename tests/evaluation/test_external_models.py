@@ -21,6 +21,7 @@ from rls_tf.evaluation import evaluate_dirs
 from rls_tf.evaluation import indicators
 from rls_tf.export import export_saved_model
 from rls_tf.models.external import ExternalOptions
+from tests.synthetic_data import quadrant_uint8 as _toy_mnist
 
 FLAGS = flags.FLAGS
 
@@ -30,17 +31,6 @@ def parsed_flags():
     if not FLAGS.is_parsed():
         FLAGS(["attack_eval.py"])
     yield
-
-
-def _toy_mnist(n, seed):
-    """MNIST-shaped uint8 images: the class (0-3) is the bright quadrant."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, size=n).astype("uint8")
-    x = rng.integers(0, 60, size=(n, 28, 28, 1)).astype("uint8")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, 14 * r + 2: 14 * r + 12, 14 * c + 2: 14 * c + 12] = 255
-    return x, y
 
 
 def _cnn(dropout):

@@ -7,18 +7,9 @@ import tensorflow as tf
 
 from rls_tf.evaluation import indicators
 from rls_tf.models.external import ExternalClassifier
+from tests.synthetic_data import quadrant_images as quadrants
 
 SHAPE = (16, 16, 1)
-
-
-def quadrants(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.uniform(-1.0, -0.6, (n, *SHAPE)).astype("float32")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 1.0
-    return x, y.astype("int64")
 
 
 @pytest.fixture(scope="module")

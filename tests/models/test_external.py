@@ -14,19 +14,9 @@ import rls_tf
 from rls_tf import pgd_core
 from rls_tf.models import external
 from rls_tf.models.external import ExternalClassifier
+from tests.synthetic_data import quadrant_images as quadrants
 
 SHAPE = (16, 16, 1)
-
-
-def quadrants(n, seed):
-    """[-1, 1] images whose class (0-3) is the bright quadrant."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, n)
-    x = rng.uniform(-1.0, -0.6, (n, *SHAPE)).astype("float32")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 1.0
-    return x, y.astype("int64")
 
 
 @keras.saving.register_keras_serializable(package="test_external")
