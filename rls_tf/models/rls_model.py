@@ -273,14 +273,32 @@ class RLSModel(RLSTraining, keras.Model, StochasticClassifier):
         per_example = draws.shape.rank == 3
         routing = current_scope().routing
         if forward == "loop" and num > 1:
-            return tf.stack([self.outputs(x, draws[d:d + 1], training=training)[0]
-                             for d in range(num)])
+            # Prefix sharing for given draws (inference only, so training's
+            # batch-norm statistics stay one update per draw): a draw whose
+            # copies agree with an earlier draw's up to a layer reuses that
+            # draw's output there. Exact; per-example draws never share.
+            share = (self._prefix_sharing(num)
+                     if not per_example and not training else None)
+            outputs = []
+            for d in range(num):
+                if share is not None:
+                    share.sample = d
+                outputs.append(self._pinned_forward(x, draws[d:d + 1], training, routing,
+                                                    share)[0])
+            return tf.stack(outputs)
+        return self._pinned_forward(x, draws, training, routing)
+
+    def _pinned_forward(self, x, draws, training, routing, share=None):
+        """One network call on `x` tiled per draw, each block on its given draw."""
+        num = draws.shape[0]
+        per_example = draws.shape.rank == 3
         batch = tf.shape(x)[0]
         inputs = x if num == 1 else tile_batch(x, num)
         pinned = {id(layer): tf.reshape(draws[..., j], [-1])
-                  for j, layer in enumerate(layers)}
+                  for j, layer in enumerate(self.rls_layers)}
         with sampling_scope(num_groups=1 if per_example else num, pinned=pinned,
-                            per_example=True if per_example else None, routing=routing):
+                            per_example=True if per_example else None, routing=routing,
+                            share=share):
             out = self.network(inputs, training=training)
         return tf.reshape(out, [num, batch, out.shape[-1]])
 

@@ -51,6 +51,34 @@ def test_same_outputs_and_gradients(backbone, shape):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("backbone,shape", [("small_cnn", (28, 28, 1)),
+                                            ("resnet20", (16, 16, 3))])
+def test_given_draws_share_prefixes_exactly(backbone, shape, monkeypatch):
+    plain, shared = _pair(backbone, shape)
+    x = np.random.default_rng(1).uniform(-1, 1, (4, *shape)).astype("float32")
+    draws = shared.draw(8, seed=5)
+    # The loop forward of given draws reuses earlier draws' outputs...
+    calls = []
+    original = PrefixSharing.route
+
+    def counting(self, layer, fn, inputs, **kwargs):
+        calls.append(self.sample)
+        return original(self, layer, fn, inputs, **kwargs)
+
+    monkeypatch.setattr(PrefixSharing, "route", counting)
+    looped = shared.outputs(x, draws, forward="loop").numpy()
+    assert calls and max(calls) == 7
+    # ... and gives what the tiled forward and the unshared model give.
+    np.testing.assert_allclose(looped, shared.outputs(x, draws).numpy(), atol=1e-6)
+    np.testing.assert_allclose(looped, plain.outputs(x, draws, forward="loop").numpy(),
+                               atol=1e-6)
+    # Per-example draws and training never share.
+    calls.clear()
+    shared.outputs(x, shared.draw(2 * 4, seed=1).numpy().reshape(2, 4, -1), forward="loop")
+    shared.outputs(x, draws, forward="loop", training=True)
+    assert not calls
+
+
 def test_shared_layers_are_the_early_ones():
     _, model = _pair("small_cnn", (28, 28, 1))
     names = {id(l): l.name for l in model.rls_layers}
