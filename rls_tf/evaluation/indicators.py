@@ -157,11 +157,15 @@ def incomplete_optimisation(losses):
 
 
 def _attacker_logits(model, x, draws):
-    """``[B, K]`` log of the mean of `draws` fresh forward passes (EOT)."""
+    """``[B, K]`` log of the mean of `draws` fresh forward passes (EOT).
+
+    A deterministic model is attacked through its defender's inference
+    (``defend``: an ensemble's mean over all its members, not one member).
+    """
     if model.is_stochastic:
         probs = tf.reduce_mean(model.sample(x, draws), axis=0)
     else:
-        probs = tf.reduce_mean(model.outputs(x, model.draw(1)), axis=0)
+        probs = model.defend(x)
     return tf.math.log(probs + 1e-12)
 
 
@@ -196,7 +200,9 @@ def _pgd_path(model, x, y, eps, steps, draws, rng):
 
 
 def _detected_random(model, x):
-    outs = [model.outputs(x, model.draw(1)).numpy() for _ in range(4)]
+    # The defender's inference, called four times: an ensemble whose draws
+    # name its members is deterministic there, whatever one draw picks.
+    outs = [np.asarray(model.defend(x)) for _ in range(4)]
     scores = [np.log(o + 1e-30) for o in outs]
     return bool(max(np.max(np.abs(s - scores[0])) for s in scores[1:]) > 1e-5)
 

@@ -79,6 +79,19 @@ def test_a_random_model_declared_deterministic_flags_randomness(net):
     assert found["randomness"].numbers == {"declared": False, "detected": True}
 
 
+def test_a_deterministic_ensemble_is_judged_by_its_defender():
+    # An ensemble's draws name members (one draw: a random member), but its
+    # defender averages all of them: deterministic, and attacked as a whole.
+    from rls_tf.defenses import build_defense  # pylint: disable=import-outside-toplevel
+    keras.utils.set_random_seed(0)
+    ensemble = build_defense("ensemble", "small_cnn", input_shape=SHAPE, num_classes=4,
+                             ensemble_size=3)
+    assert not ensemble.is_stochastic
+    found = _run(ensemble, steps=3)
+    assert found["randomness"].status == "pass"
+    assert found["randomness"].numbers == {"declared": False, "detected": False}
+
+
 def test_silent_success_counts_paths_that_passed_an_adversarial_point():
     along = np.array([[0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1]], bool)   # T=3, B=4
     end = np.array([0, 1, 0, 1], bool)
