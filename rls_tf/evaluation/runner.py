@@ -300,13 +300,14 @@ class Evaluation:
             if not ok:
                 self._skip(attack, threat_model, reason)
                 continue
-            settings = attack_settings(attack, threat_model, self.config.preset)
-            for setting in settings:
+            refused = {key: threat_model.spec.refuses(model)
+                       for key, model in self.models.items()}
+            for key, reason in refused.items():
+                if reason:
+                    self._skip(attack, threat_model, reason, model=key)
+            for setting in attack_settings(attack, threat_model, self.config.preset):
                 for key, model in self.models.items():
-                    refusal = threat_model.spec.refuses(model)
-                    if refusal:
-                        if setting is settings[0]:
-                            self._skip(attack, threat_model, refusal, model=key)
+                    if refused[key]:
                         continue
                     seed_id, surrogates = key, None
                     if on_surrogate:

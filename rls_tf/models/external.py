@@ -259,12 +259,16 @@ class ExternalClassifier(StochasticClassifier):
         """
         return tf.zeros([num_draws], tf.int32)
 
+    def _model_pixels(self, x):
+        """[-1, 1] pixels mapped to the model's `input_range`."""
+        low, high = self.input_range
+        if (low, high) == (-1.0, 1.0):
+            return x
+        return low + (x + 1.0) * ((high - low) / 2.0)
+
     def probabilities(self, x):
         """One forward pass: ``[B, K]`` probabilities of [-1, 1] images."""
-        x = tf.convert_to_tensor(x, tf.float32)
-        low, high = self.input_range
-        if (low, high) != (-1.0, 1.0):
-            x = low + (x + 1.0) * ((high - low) / 2.0)
+        x = self._model_pixels(tf.convert_to_tensor(x, tf.float32))
         out = tf.cast(self._fn(x), tf.float32)
         return tf.nn.softmax(out) if self.output_kind == "logits" else out
 
@@ -291,9 +295,8 @@ class ExternalClassifier(StochasticClassifier):
     def _probe(self):
         rng = np.random.default_rng(0)
         x = rng.uniform(-1.0, 1.0, (_PROBE_BATCH, *self._image_shape)).astype("float32")
-        low, high = self.input_range
-        raw = [np.asarray(self._fn(tf.constant(low + (x + 1.0) * (high - low) / 2.0)),
-                          np.float64) for _ in range(_PROBE_PASSES)]
+        pixels = self._model_pixels(tf.constant(x))
+        raw = [np.asarray(self._fn(pixels), np.float64) for _ in range(_PROBE_PASSES)]
         first = raw[0]
         if first.ndim != 2 or first.shape[0] != _PROBE_BATCH or first.shape[1] < 2:
             raise ValueError(f"{self.name} must return [batch, classes] scores. Received: "
