@@ -2,29 +2,31 @@
 
 For every model (``--model_dirs`` of train.py runs, or ``--tiny``: untrained
 small_cnn plain and RLS models built here, the CI size) the script exports a
-SavedModel (N = ``--eval_samples`` sampled models per request), loads it once
-and measures, in one process:
+SavedModel (N = ``--eval_samples`` sampled models per request; an ensemble
+averages its members whatever N), loads it once and measures, each model in
+its own fresh process (so that its peak memory is its own):
 
-* ``predict``: ``model.predict_on_batch`` at batch ``--batch_size`` (the
-  Keras path, prefix sharing on);
-* ``defend``: ``model.defend`` in a ``tf.function`` (the interface's
-  defender inference) at the same batch;
-* ``saved_model``: the ``serving_default`` signature at the same batch;
-* latency of one-image requests to the signature (p50, p99 over ``--calls``);
-* ``concurrent``: requests per second from ``--threads`` threads calling the
-  one loaded signature (the way a model server calls it);
-* ``tflite`` (``--tflite``, where ``ai_edge_litert`` is installed): the
-  interpreter's one-image latency (p50).
+* at batch ``--batch_size``, in interleaved rounds (`timing.time_interleaved`,
+  so their ratios share the machine's conditions): ``predict``
+  (``model.predict_on_batch``, the Keras path), ``defend`` (``model.defend``
+  in a ``tf.function``, the harness's defender), ``saved_model`` (the
+  ``serving_default`` signature) and, with ``--tflite``, ``tflite`` (the
+  interpreter's signature runner on the TFLite export);
+* latency of one-image requests (p50, p99 over ``--calls``) to the signature
+  and, with ``--tflite``, to the interpreter;
+* ``concurrent``: one-image requests per second and batch images per second
+  from ``--threads`` threads calling the one loaded signature (the way a
+  model server calls it);
+* the process's peak resident memory.
 
-Every time is a median (`benchmarks/timing.py`); the ratios (each model
-against plain, and served against predict) come from one run on one machine,
-as the other benchmarks' do. The peak resident memory of the process after
-each model is recorded too.
+Every time is a median; the ratios (each model against plain, served
+against predict) come from one run on one machine, as the other benchmarks'
+do.
 
 Usage:
 
     python benchmarks/serving_benchmark.py \\
-        --model_dirs=plain=runs/mnist_plain,rls=runs/mnist_rls \\
+        --model_dirs=plain=runs/mnist_plain,rls=runs/mnist_rls --tflite \\
         --output=benchmarks/results/serving_<machine>.json
     python benchmarks/serving_benchmark.py --tiny --calls=20 --output=/tmp/serving.json
 """
@@ -35,6 +37,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import time_calls  # noqa: E402  pylint: disable=wrong-import-position
+from timing import time_interleaved  # noqa: E402  pylint: disable=wrong-import-position
 
 import rls_tf.models  # noqa: E402  pylint: disable=wrong-import-position
 from rls_tf.export import export_saved_model  # noqa: E402  pylint: disable=wrong-import-position
@@ -63,7 +66,14 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="Timing rounds of the batch calls.")
     p.add_argument("--tflite", action="store_true", help="Also time the TFLite export.")
     p.add_argument("--output", default=None, help="JSON file to write.")
+    p.add_argument("--in_process", action="store_true",
+                   help="Measure every model in this process (faster; peak memory then "
+                        "accumulates over the models).")
+    p.add_argument("--only", default=None,
+                   help="Measure only the model of this name (what each per-model process runs).")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
+    args.argv = argv
     if not args.tiny and not args.model_dirs:
         p.error("pass --model_dirs=NAME=DIR,... or --tiny")
     for name in ("eval_samples", "batch_size", "calls", "threads", "repeats"):
@@ -72,19 +82,27 @@ def parse_args(argv=None):
     return args
 
 
-def _models(args):
+TINY = (("plain", 1), ("rls", 2))
+
+
+def _specs(args):
+    """``{name: spec}``: a run directory, or the M of a tiny model built here."""
     if args.tiny:
-        return {name: rls_tf.models.build_model("small_cnn", num_submodels=m,
-                                                input_shape=(28, 28, 1),
-                                                eval_samples=args.eval_samples)
-                for name, m in (("plain", 1), ("rls", 2))}
+        return dict(TINY)
     out = {}
     for entry in args.model_dirs.split(","):
         name, sep, directory = entry.partition("=")
         if not sep or not name or not directory:
             raise ValueError(f"--model_dirs entries must be NAME=DIR. Received: {entry!r}")
-        out[name] = rls_tf.models.load_model_dir(directory, flag="model_dirs")[0]
+        out[name] = directory
     return out
+
+
+def _load(spec, args):
+    if isinstance(spec, int):
+        return rls_tf.models.build_model("small_cnn", num_submodels=spec, input_shape=(28, 28, 1),
+                                         eval_samples=args.eval_samples)
+    return rls_tf.models.load_model_dir(spec, flag="model_dirs")[0]
 
 
 def _peak_rss_mb():
@@ -103,6 +121,7 @@ def _latencies(fn, calls):
 
 
 def _concurrent(fn, calls, threads):
+    """Calls per second of `fn` from a pool of `threads` threads (after one warm call each)."""
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda _: fn(), range(threads)))  # warm every thread
         start = time.perf_counter()
@@ -110,7 +129,8 @@ def _concurrent(fn, calls, threads):
     return calls / (time.perf_counter() - start)
 
 
-def _tflite_latency(model, args, workdir):
+def _tflite_runner(model, args, workdir):
+    """The TFLite export's signature runner and its input name, or ``{"skipped": why}``."""
     try:
         from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
     except ImportError:
@@ -121,9 +141,7 @@ def _tflite_latency(model, args, workdir):
     except ValueError as e:  # e.g. a defense whose randomness has no builtin op
         return {"skipped": str(e)}
     runner = Interpreter(model_path=path).get_signature_runner()
-    image = np.zeros((1, *model.image_shape), np.float32)
-    name = next(iter(runner.get_input_details()))
-    return _latencies(lambda: runner(**{name: image}), args.calls)
+    return runner, next(iter(runner.get_input_details()))
 
 
 def measure_model(model, args, workdir):
@@ -136,57 +154,116 @@ def measure_model(model, args, workdir):
                               eval_samples=args.eval_samples)
     signature = tf.saved_model.load(path).signatures["serving_default"]
     defend = tf.function(lambda x: model.defend(x, args.eval_samples))
-
-    def timed(fn):
-        return time_calls(fn, warmup=2, steps=1, repeats=args.repeats).seconds
-
-    out = {
-        "predict_s": timed(lambda: model.predict_on_batch(batch)),
-        "defend_s": timed(lambda: defend(batch)),
-        "saved_model_s": timed(lambda: signature(images=batch)["probabilities"]),
-        "saved_model_latency": _latencies(
-            lambda: signature(images=one)["probabilities"].numpy(), args.calls),
-        "concurrent_requests_per_s": _concurrent(
-            lambda: signature(images=one)["probabilities"].numpy(), args.calls,
-            args.threads),
-        "stochastic": bool(model.is_stochastic),
-    }
+    fns = {"predict": lambda: model.predict_on_batch(batch),
+           "defend": lambda: defend(batch),
+           "saved_model": lambda: signature(images=batch)["probabilities"]}
+    tflite = _tflite_runner(model, args, workdir) if args.tflite else None
+    if isinstance(tflite, tuple):
+        runner, name = tflite
+        batch_np, one_np = batch.numpy(), one.numpy()
+        fns["tflite"] = lambda: runner(**{name: batch_np})
+    timings = time_interleaved(fns, warmup=2, steps=1, repeats=args.repeats)
+    out = {f"{key}_s": t.wall for key, t in timings.items()}
+    out["spread"] = {key: t.spread for key, t in timings.items()}
+    out["images_per_s"] = {key: args.batch_size / t.wall for key, t in timings.items()}
+    out["saved_model_latency"] = _latencies(
+        lambda: signature(images=one)["probabilities"].numpy(), args.calls)
+    out["concurrent_requests_per_s"] = _concurrent(
+        lambda: signature(images=one)["probabilities"].numpy(), args.calls, args.threads)
+    batch_calls = max(2 * args.threads, args.calls // 10)
+    out["concurrent_batch_images_per_s"] = args.batch_size * _concurrent(
+        lambda: signature(images=batch)["probabilities"].numpy(), batch_calls, args.threads)
+    out["stochastic"] = bool(model.is_stochastic)
     out["saved_model_vs_predict"] = out["saved_model_s"] / out["predict_s"]
     out["defend_vs_predict"] = out["defend_s"] / out["predict_s"]
-    if args.tflite:
-        out["tflite_latency"] = _tflite_latency(model, args, workdir)
+    if isinstance(tflite, tuple):
+        out["tflite_vs_predict"] = out["tflite_s"] / out["predict_s"]
+        out["tflite_latency"] = _latencies(lambda: runner(**{name: one_np}), args.calls)
+    elif tflite is not None:
+        out["tflite_latency"] = tflite
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
 
+def _measure_spec(spec, args):
+    model = _load(spec, args)
+    with tempfile.TemporaryDirectory() as workdir:
+        return measure_model(model, args, workdir)
+
+
 def measure(args):
     """``{"machine", "settings", "models": {name: measurements}, "vs_plain"}``."""
-    results = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+    results = {"machine": {"platform": platform.platform(), "processor": _cpu_model(),
                            "cpus": os.cpu_count(), "tensorflow": tf.__version__},
-               "settings": {k: v for k, v in vars(args).items() if k != "output"},
+               "settings": {k: v for k, v in vars(args).items()
+                            if k not in ("output", "argv", "only", "in_process")},
                "models": {}}
-    for name, model in _models(args).items():
-        with tempfile.TemporaryDirectory() as workdir:
-            results["models"][name] = measure_model(model, args, workdir)
+    specs = _specs(args)
+    if args.only is not None:
+        if args.only not in specs:
+            raise ValueError(f"--only must name one of {sorted(specs)}. Received: "
+                             f"--only={args.only!r}")
+        specs = {args.only: specs[args.only]}
+    for name, spec in specs.items():
+        if args.in_process:
+            results["models"][name] = _measure_spec(spec, args)
+        else:
+            results["models"][name] = _measure_in_subprocess(name, args)
     plain = results["models"].get("plain")
     if plain:
-        results["vs_plain"] = {
-            name: {key: m[key] / plain[key] for key in ("predict_s", "defend_s",
-                                                          "saved_model_s")}
-            for name, m in results["models"].items()}
+        keys = [k for k in ("predict_s", "defend_s", "saved_model_s", "tflite_s") if k in plain]
+        results["vs_plain"] = {name: {key: m[key] / plain[key] for key in keys if key in m}
+                               for name, m in results["models"].items()}
     return results
 
 
+def _measure_in_subprocess(name, args):
+    """One model measured by this script in a fresh process.
+
+    Its peak memory is then its own, and no model's graphs or thread pools
+    slow down the next one.
+    """
+    with tempfile.TemporaryDirectory() as workdir:
+        output = os.path.join(workdir, "one.json")
+        argv = [a for a in args.argv if not a.startswith(("--output", "--only", "--in_process"))]
+        subprocess.run([sys.executable, os.path.abspath(__file__), *argv, "--in_process",
+                        f"--only={name}", f"--output={output}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(output, encoding="utf-8") as f:
+            return json.load(f)["models"][name]
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def markdown(results):
-    lines = ["| model | predict (ms) | defend (ms) | SavedModel (ms) | SavedModel / predict "
-             "| 1-image p50 / p99 (ms) | concurrent req/s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    """The results as a Markdown table (ms per batch; ratios to predict and to plain)."""
+    batch = results["settings"]["batch_size"]
+    lines = [f"| model | predict (ms / {batch}) | defend / predict | SavedModel / predict "
+             "| TFLite / predict | SavedModel x plain | 1-image p50 / p99 (ms) "
+             "| TFLite 1-image p50 (ms) | concurrent req/s | concurrent images/s "
+             "| peak RSS (MB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    vs_plain = results.get("vs_plain", {})
     for name, m in results["models"].items():
         lat = m["saved_model_latency"]
-        lines.append(f"| {name} | {1e3 * m['predict_s']:.1f} | {1e3 * m['defend_s']:.1f} | "
-                     f"{1e3 * m['saved_model_s']:.1f} | {m['saved_model_vs_predict']:.2f} | "
-                     f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} | "
-                     f"{m['concurrent_requests_per_s']:.0f} |")
+        tfl = m.get("tflite_latency")
+        tfl_p50 = f"{tfl['p50_ms']:.1f}" if tfl and "p50_ms" in tfl else "—"
+        tfl_ratio = f"{m['tflite_vs_predict']:.2f}" if "tflite_vs_predict" in m else "—"
+        x_plain = (f"{vs_plain[name]['saved_model_s']:.2f}" if name in vs_plain else "—")
+        lines.append(f"| {name} | {1e3 * m['predict_s']:.1f} | {m['defend_vs_predict']:.2f} | "
+                     f"{m['saved_model_vs_predict']:.2f} | {tfl_ratio} | {x_plain} | "
+                     f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} | {tfl_p50} | "
+                     f"{m['concurrent_requests_per_s']:.0f} | "
+                     f"{m['concurrent_batch_images_per_s']:.0f} | {m['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 

@@ -130,16 +130,43 @@ class StochasticClassifier(abc.ABC):
             self.draw_shape, tf.int32)], axis=0))
         return self.outputs(x, draws)
 
-    def defend(self, x, num_samples=None):
-        """The defender's inference: mean of N fresh draws, ``[B, K]``."""
+    def inference_outputs(self, x, draws):
+        """`outputs` of given draws at inference, by the model's fastest exact path.
+
+        The defender, the exports and the harness's defender view call this
+        rather than `outputs`, so that what is evaluated and served costs what
+        the model's own ``predict`` costs (an RLS model computes a layer once
+        for the draws that share its path prefix). Same values as
+        ``outputs(x, draws)``; the default is exactly that.
+
+        Args:
+            x: images ``[B, H, W, C]``.
+            draws: ``[D, *draw_shape]`` or ``[D, B, *draw_shape]``.
+        """
+        return self.outputs(x, draws)
+
+    def defender_outputs(self, x, num_samples=None):
+        """The defender's N sampled outputs, ``[N, B, K]``; `defend` is their mean.
+
+        Fixed `defender_draws` (an ensemble's members) whatever N; a
+        deterministic classifier gives one; per-example draws with `sample`.
+
+        Args:
+            x: images ``[B, H, W, C]``.
+            num_samples: N (``eval_samples`` if None).
+        """
         fixed = self.defender_draws()
         if fixed is not None:
-            return tf.reduce_mean(self.outputs(x, fixed), axis=0)
+            return self.inference_outputs(x, fixed)
         n = self.eval_samples if num_samples is None else check_int("num_samples", num_samples)
         n = n if self.is_stochastic else 1
         if self.draws_per_example:
-            return tf.reduce_mean(self.sample(x, n), axis=0)
-        return tf.reduce_mean(self.outputs(x, self.draw(n)), axis=0)
+            return self.sample(x, n)
+        return self.inference_outputs(x, self.draw(n))
+
+    def defend(self, x, num_samples=None):
+        """The defender's inference: mean of N fresh draws, ``[B, K]``."""
+        return tf.reduce_mean(self.defender_outputs(x, num_samples), axis=0)
 
     def describe(self):
         """JSON-able facts about the classifier, recorded with results."""

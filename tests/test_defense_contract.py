@@ -157,6 +157,26 @@ def test_the_defender_is_deterministic_unless_stochastic(classifier):
             classifier.outputs(x, fixed).numpy().mean(axis=0), first, atol=1e-5)
 
 
+def test_inference_outputs_equal_outputs_and_the_defender_averages_them(classifier):
+    # The defender and the exports run `inference_outputs` (an RLS model's
+    # prefix-sharing loop): it must be `outputs` exactly, eager and traced.
+    x = _images()
+    for draws in (classifier.draw(6, seed=4),
+                  classifier.draw(2 * 6, seed=5).numpy().reshape(2, 6, *classifier.draw_shape)):
+        reference = classifier.outputs(x, draws).numpy()
+        np.testing.assert_allclose(classifier.inference_outputs(x, draws).numpy(), reference,
+                                   atol=1e-5)
+        traced = tf.function(classifier.inference_outputs)
+        np.testing.assert_allclose(traced(x, draws).numpy(), reference, atol=1e-5)
+    samples = classifier.defender_outputs(x, 3).numpy()
+    fixed = classifier.defender_draws()
+    expected = (len(fixed) if fixed is not None else 3 if classifier.is_stochastic else 1)
+    assert samples.shape == (expected, 6, 5)
+    np.testing.assert_allclose(samples.sum(-1), 1.0, atol=1e-5)
+    if not classifier.is_stochastic:
+        np.testing.assert_allclose(samples.mean(0), classifier.defend(x, 3).numpy(), atol=1e-5)
+
+
 def test_per_example_draws_equal_the_per_draw_reference(classifier):
     x = _images(5, seed=2)
     draws = classifier.draw(3 * 5, seed=9).numpy().reshape(3, 5, *classifier.draw_shape)

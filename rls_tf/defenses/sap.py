@@ -14,8 +14,8 @@ conv map, ``FlatTo2D``):
 
 1. ``p_j = |h_j| / sum_i |h_i|`` (the caller's ``prob`` input there);
 2. draw ``k = int(frac * n)`` indices WITH replacement from p
-   (``std::discrete_distribution``; here inverse-CDF sampling from a
-   stateless key, `draw_with_replacement`);
+   (``std::discrete_distribution``; here inverse-CDF sampling of sorted
+   uniforms from a stateless key, `draw_counts`);
 3. keep the drawn activations, scaled by ``1 / (1 - (1 - p_j)^k)`` (the
    inverse of the probability that j is drawn at least once, so that
    ``E[output] = h``), zero the others;
@@ -43,7 +43,7 @@ from rls_tf.defenses.seeded import SeededNoiseLayer
 from rls_tf.defenses.seeded import SeededNoiseModel
 from rls_tf.validation import check_float
 
-__all__ = ["SAP", "SAPModel", "check_frac", "draw_with_replacement", "keep_probability",
+__all__ = ["SAP", "SAPModel", "check_frac", "draw_counts", "keep_probability",
            "num_draws_for"]
 
 
@@ -57,15 +57,22 @@ def num_draws_for(frac, num_activations):
     return max(1, int(frac * num_activations))
 
 
-def draw_with_replacement(p, k, seed):
-    """``[rows, k]`` int32 indices, each row's k drawn i.i.d. from its row of `p`.
+def draw_counts(p, k, seed):
+    """``[rows, n]`` int32 counts of k i.i.d. draws from each row of `p`.
 
-    Inverse-CDF sampling: ``searchsorted(cumsum(p), u * sum(p))`` with
-    ``u ~ U[0, 1)`` from the stateless key `seed`; an index of probability 0
-    is never drawn. The same distribution as ``stateless_categorical(log p,
-    k)``, which is not used because its GPU kernel materialises a ``[rows,
-    k, n]`` score tensor (k = n = C*H*W here: terabytes for a conv map)
-    while this is O(k log n) per row on every device.
+    Row r's counts are those of k indices drawn with replacement from
+    ``p[r]`` (a multinomial); an index of probability 0 is never drawn.
+    Inverse-CDF sampling with the k uniforms generated already sorted, as
+    the normalised partial sums of k + 1 standard exponentials (the joint
+    law of the order statistics of k uniforms; Devroye 1986, V.2.1): then
+    the count of index j is the number of uniforms in ``[cdf_{j-1},
+    cdf_j)``, one `searchsorted` of the CDF into the sorted uniforms. Only
+    the multiset of the draws matters to SAP, and it has exactly the law of
+    k independent draws; this is about 3x faster on CPU than searching k
+    unsorted uniforms in the CDF (monotone queries stay in cache; see
+    ``benchmarks/README.md``). ``stateless_categorical(log p, k)`` is not
+    used because its GPU kernel materialises a ``[rows, k, n]`` score
+    tensor (k = n = C*H*W here: terabytes for a conv map).
 
     Args:
         p: float64 ``[rows, n]`` probabilities (rows summing to 1).
@@ -73,9 +80,19 @@ def draw_with_replacement(p, k, seed):
         seed: ``[2]`` stateless key.
     """
     cdf = tf.cumsum(p, axis=1)
-    u = tf.random.stateless_uniform(tf.stack([tf.shape(p)[0], k]), seed, dtype=p.dtype)
-    drawn = tf.searchsorted(cdf, u * cdf[:, -1:], side="right", out_type=tf.int32)
-    return tf.minimum(drawn, p.shape[1] - 1)  # u * total rounded up to total
+    rows = tf.shape(p)[0]
+    # -log of a uniform on [tiny, 1): a standard exponential, never 0 or inf.
+    tiny = tf.constant(2.0 ** -1000, p.dtype)
+    spacings = -tf.math.log(tf.random.stateless_uniform(tf.stack([rows, k + 1]), seed,
+                                                         minval=tiny, dtype=p.dtype))
+    sums = tf.cumsum(spacings, axis=1)
+    uniforms = sums[:, :k] / sums[:, k:]
+    # The right edge of the last index is +inf: a uniform that rounds to 1
+    # (or a CDF that sums to just under it) still lands in the last index.
+    edges = tf.concat([(cdf / cdf[:, -1:])[:, :-1],
+                       tf.fill(tf.stack([rows, 1]), tf.constant(2.0, p.dtype))], axis=1)
+    below = tf.searchsorted(uniforms, edges, side="left", out_type=tf.int32)
+    return below - tf.pad(below[:, :-1], [[0, 0], [1, 0]])
 
 
 def keep_probability(p, k):
@@ -111,10 +128,7 @@ class SAP(SeededNoiseLayer):
         nonzero = total > 0.0
         # An all-zero row: a uniform p keeps the draw valid; its output is 0.
         p = tf.where(nonzero, flat / tf.where(nonzero, total, 1.0), 1.0 / size)
-        drawn = draw_with_replacement(p, k, seed)
-        # 1 where an activation was drawn at least once, per row.
-        hit = tf.math.bincount(drawn, minlength=size, maxlength=size, axis=-1,
-                               binary_output=True, dtype=tf.int32)
+        hit = draw_counts(p, k, seed)  # drawn at least once where > 0
         keep = keep_probability(p, k)
         scale = tf.where((hit > 0) & (p > 0.0), 1.0 / tf.maximum(keep, 1e-300), 0.0)
         return tf.cast(tf.reshape(scale, shape), inputs.dtype)

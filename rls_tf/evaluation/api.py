@@ -274,8 +274,8 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
         indicators: also run the attack-failure indicators
             (`rls_tf.evaluation.indicators`) on every model, on the first
             `indicator_examples` images at the largest PGD eps (EOT-PGD with
-            the preset's ``eot_pgd_steps`` and ``eot_samples``); unsharded
-            evaluations only.
+            the preset's ``eot_pgd_steps`` and ``eot_samples``); a sharded
+            evaluation runs them in shard 0, and its merge reports them.
         **options: the former keywords, still accepted: `EvalConfig` fields
             (attacks, threat_models, eval_samples, repeats, sample_counts,
             batch_size, seed, surrogates, convergence, reference), ``preset``
@@ -298,9 +298,6 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     num_examples = check_int("num_examples", num_examples)
     num_shards = check_int("num_shards", num_shards)
     indicator_examples = check_int("indicator_examples", indicator_examples)
-    if indicators and num_shards > 1:
-        raise ValueError("The attack-failure indicators run in an unsharded evaluation. "
-                         f"Received: indicators=True, num_shards={num_shards}")
     shard_index = check_int("shard_index", shard_index, minimum=0, maximum=num_shards - 1)
     models, configs = {}, {}
     for key, directory in model_dirs.items():
@@ -353,8 +350,13 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     else:
         results = runner.run_evaluation(models, x, y, config, log=log,
                                         surrogate_models=surrogate_models)
-    if indicators:
+    if indicators and (num_shards == 1 or shard_index == 0):
+        # On the first images of the whole evaluation: a sharded run probes
+        # them in shard 0, and the merge carries its section over.
         results["indicators"] = _run_indicators(models, x, y, config, indicator_examples, log)
+    elif indicators and log:
+        log("the attack-failure indicators run in shard 0 (on the first images of the "
+            "whole evaluation); the merge reports them")
     results["data"] = {"dataset": dataset, "split": "test", "data_dir": data_dir,
                        "num_examples": int(len(x)), "first_examples": True}
     for key in models:

@@ -167,10 +167,7 @@ def defender_outputs(model, x, num_samples):
     the model draws per example. A deterministic model gives ``[1, B, K]``
     (its N samples would be identical).
     """
-    n = int(num_samples) if model.is_stochastic else 1
-    if model.draws_per_example:
-        return model.sample(x, n)
-    return model.outputs(x, model.draw(n))
+    return model.defender_outputs(x, num_samples)
 
 
 @dataclasses.dataclass

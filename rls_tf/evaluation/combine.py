@@ -178,6 +178,44 @@ def _combined_timings(parts, owner, model_rank):
     return timings
 
 
+def _combined_indicators(parts, owner):
+    """The attack-failure indicators of every model, or None if no part ran them.
+
+    Parts that ran them must have run them alike (images, eps, steps, draws);
+    a model's entries come from the first part that has them. A
+    deterministic model probed in several parts must get the same verdicts
+    and numbers there (its probes are seeded); a random one's probes draw
+    its own fresh randomness, so they are not compared.
+    """
+    sections = [(i, part["indicators"]) for i, part in enumerate(parts)
+                if part.get("indicators")]
+    if not sections:
+        return None
+    settings = [{k: v for k, v in section.items() if k != "entries"} for _, section in sections]
+    for (i, _), setting in zip(sections[1:], settings[1:]):
+        if setting != settings[0]:
+            raise ValueError(
+                f"The attack-failure indicators of {_name(parts[sections[0][0]], sections[0][0])} "
+                f"and {_name(parts[i], i)} ran with different settings. Received: "
+                f"{short_json(settings[0])} vs {short_json(setting)}")
+    entries = []
+    for key in owner:
+        found = [(i, [e for e in section["entries"] if e["model"] == key])
+                 for i, section in sections]
+        found = [(i, e) for i, e in found if e]
+        stochastic = any((parts[i]["models"].get(key) or {}).get("stochastic", True)
+                         for i, _ in found)
+        for i, other in found[1:]:
+            if not stochastic and other != found[0][1]:
+                raise ValueError(
+                    f"Model {key!r} has different attack-failure indicators in "
+                    f"{_name(parts[found[0][0]], found[0][0])} and {_name(parts[i], i)}: the "
+                    "parts were not evaluated on the same weights, images or seed.")
+        if found:
+            entries += found[0][1]
+    return {**settings[0], "entries": entries}
+
+
 def combine_results(parts):
     """Combines evaluations that differ only in their models (module docstring).
 
@@ -228,6 +266,10 @@ def combine_results(parts):
         else:  # setting by setting, every model at each
             sort_key = lambda r: (rank[_setting_key(r)], model_rank[r["model"]])  # noqa: E731
         results[section] = sorted(chosen, key=sort_key)
+
+    indicators = _combined_indicators(parts, owner)
+    if indicators is not None:
+        results["indicators"] = indicators
 
     skipped = []
     for i, part in enumerate(parts):

@@ -61,14 +61,14 @@ class Defender:
 
             @tf.function(reduce_retracing=True)
             def outputs(x, paths):
-                return model.outputs(x, paths)
+                return model.inference_outputs(x, paths)
         elif self.pinned:
             self.paths = [np.asarray(model.draw(num_draws, seed=derive_seed(seed, "defender", r)))
                           for r in range(self.repeats)]
 
             @tf.function(reduce_retracing=True)
             def outputs(x, paths):
-                return model.outputs(x, paths)
+                return model.inference_outputs(x, paths)
         else:
             self.paths = None
 

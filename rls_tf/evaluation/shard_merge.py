@@ -191,6 +191,9 @@ def merge_shards(payloads):
             results[section] = [_merge_record(record, [s[section][i] for s in shards],
                                               eval_samples)
                                 for i, record in enumerate(first[section])]
+    probed = [s["indicators"] for s in shards if s.get("indicators")]
+    if probed:  # run by shard 0 alone, on the first images of the evaluation
+        results["indicators"] = json.loads(json.dumps(probed[0]))
     results["timings"] = _sum_timings([s.get("timings", {}) for s in shards])
     results["merged"] = {
         "num_shards": len(shards),

@@ -88,7 +88,7 @@ def sampled_probabilities(model, images, eval_samples, per_example=False,
     if fixed is not None:
         # The inference is exactly these draws (an ensemble's members): the
         # samples are the members, whatever N.
-        samples = model.outputs(images, fixed)
+        samples = model.inference_outputs(images, fixed)
     elif not model.is_stochastic:
         # Deterministic: the N samples are the same network; compute it once.
         samples = tf.tile(model.defend(images)[None], [eval_samples, 1, 1])
@@ -100,8 +100,10 @@ def sampled_probabilities(model, images, eval_samples, per_example=False,
             draws = tf.reshape(draws, tf.concat([[eval_samples, batch], tf.constant(
                 model.draw_shape, tf.int32)], axis=0))
         with sampling_scope(routing=routing):
-            # One network call per draw: each is the work of one plain pass.
-            samples = model.outputs(images, draws, forward="loop")
+            # The model's inference path for given draws, i.e. what its
+            # `predict` runs (an RLS model: one call per draw, sharing the
+            # layers whose path prefix repeats).
+            samples = model.inference_outputs(images, draws)
     return tf.cast(tf.transpose(samples, [1, 0, 2]), tf.float32)
 
 

@@ -288,6 +288,16 @@ class RLSModel(RLSTraining, keras.Model, StochasticClassifier):
             return tf.stack(outputs)
         return self._pinned_forward(x, draws, training, routing)
 
+    def inference_outputs(self, x, draws):
+        """`outputs` of given draws by ``eval_forward`` (prefix sharing in "loop").
+
+        What `predict` costs for fresh draws, the defender, the harness and
+        the exports pay for given ones: bitwise the same outputs as the
+        tiled forward on the networks tested
+        (``tests/models/test_prefix_sharing.py``).
+        """
+        return self.outputs(x, draws, forward=self.eval_forward)
+
     def _pinned_forward(self, x, draws, training, routing, share=None):
         """One network call on `x` tiled per draw, each block on its given draw."""
         num = draws.shape[0]

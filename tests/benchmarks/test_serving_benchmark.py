@@ -24,17 +24,23 @@ serving_benchmark = _load_script()
 def test_tiny_run_writes_every_measurement(tmp_path, capsys):
     out = tmp_path / "serving.json"
     serving_benchmark.main(["--tiny", "--calls=5", "--repeats=1", "--batch_size=8",
-                            "--threads=2", "--eval_samples=3", f"--output={out}"])
+                            "--threads=2", "--eval_samples=3", "--tflite", f"--output={out}"])
     results = json.loads(out.read_text())
     assert set(results["models"]) == {"plain", "rls"}
     for m in results["models"].values():
-        assert m["predict_s"] > 0 and m["saved_model_s"] > 0 and m["defend_s"] > 0
+        for key in ("predict_s", "defend_s", "saved_model_s", "tflite_s"):
+            assert m[key] > 0
         assert 0 < m["saved_model_latency"]["p50_ms"] <= m["saved_model_latency"]["p99_ms"]
-        assert m["concurrent_requests_per_s"] > 0
+        assert 0 < m["tflite_latency"]["p50_ms"] <= m["tflite_latency"]["p99_ms"]
+        assert m["concurrent_requests_per_s"] > 0 and m["concurrent_batch_images_per_s"] > 0
+        assert m["images_per_s"]["saved_model"] == pytest.approx(8 / m["saved_model_s"])
         assert m["saved_model_vs_predict"] == pytest.approx(m["saved_model_s"] / m["predict_s"])
+        assert m["tflite_vs_predict"] == pytest.approx(m["tflite_s"] / m["predict_s"])
+        # Each model ran in its own process: a TF process holds well over 50 MB.
+        assert m["peak_rss_mb"] > 50
     assert results["models"]["rls"]["stochastic"] and not results["models"]["plain"]["stochastic"]
     assert results["vs_plain"]["plain"] == {"predict_s": 1.0, "defend_s": 1.0,
-                                            "saved_model_s": 1.0}
+                                            "saved_model_s": 1.0, "tflite_s": 1.0}
     assert "| rls |" in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ from rls_tf.attacks import pgd
 from rls_tf.defenses import SAP
 from rls_tf.defenses import SAPModel
 from rls_tf.defenses import noise_scope
-from rls_tf.defenses.sap import draw_with_replacement
+from rls_tf.defenses.sap import draw_counts
 from rls_tf.evaluation.threat_models import ThreatModel
 from rls_tf.evaluation.threat_models import make_attacker
 from rls_tf.export import export_saved_model
@@ -98,13 +98,40 @@ def test_sap_is_unbiased_and_keeps_with_the_operators_probability(frac, shape):
     assert np.all(np.abs(out.mean(axis=0) - h) <= 5 * np.sqrt(var / times) + 1e-5)
 
 
-def test_draw_with_replacement_matches_the_distribution():
-    p = np.array([[0.5, 0.0, 0.3, 0.2], [0.0, 0.0, 1.0, 0.0]])
-    drawn = draw_with_replacement(tf.constant(p), 20000, tf.constant([3, 4], tf.int64)).numpy()
-    for row in range(2):
-        counts = np.bincount(drawn[row], minlength=4) / drawn.shape[1]
-        np.testing.assert_allclose(counts, p[row], atol=0.02)
-    assert not np.any(drawn[0] == 1) and np.all(drawn[1] == 2)
+def test_draw_counts_are_multinomial():
+    p = np.array([[0.5, 0.0, 0.3, 0.2], [0.0, 0.0, 1.0, 0.0], [0.0, 0.25, 0.25, 0.5]])
+    counts = draw_counts(tf.constant(p), 20000, tf.constant([3, 4], tf.int64)).numpy()
+    assert counts.shape == (3, 4) and counts.dtype == np.int32
+    np.testing.assert_array_equal(counts.sum(axis=1), 20000)
+    # Each count is Binomial(k, p_j): within 5 standard deviations.
+    assert np.all(np.abs(counts - 20000 * p) <= 5 * np.sqrt(20000 * p * (1 - p)) + 1e-9)
+    assert counts[0, 1] == 0 and counts[1, 2] == 20000 and counts[2, 0] == 0
+    # A uniform that rounds up to 1 still lands in the last index.
+    edge = draw_counts(tf.constant([[0.0, 1.0]]), 3, tf.constant([0, 1], tf.int64)).numpy()
+    np.testing.assert_array_equal(edge, [[0, 3]])
+
+
+def test_draw_counts_have_the_joint_law_of_draws_with_replacement():
+    # Pairs of units are kept together with the multinomial's probability
+    # 1 - q_i - q_j + (1 - p_i - p_j)^k (q = (1 - p)^k), which independent
+    # keeps (Athalye et al.'s approximation) would not give.
+    p = np.array([0.4, 0.3, 0.2, 0.1])
+    k, times = 3, 20000
+    rows = np.broadcast_to(p, (times, 4))
+    hit = draw_counts(tf.constant(rows), k, tf.constant([5, 6], tf.int64)).numpy() > 0
+    q = (1 - p) ** k
+    for i in range(4):
+        for j in range(i + 1, 4):
+            both = 1 - q[i] - q[j] + (1 - p[i] - p[j]) ** k
+            independent = (1 - q[i]) * (1 - q[j])
+            freq = np.mean(hit[:, i] & hit[:, j])
+            assert abs(freq - both) <= 5 * np.sqrt(both * (1 - both) / times)
+            assert abs(both - independent) > 10 * np.sqrt(both * (1 - both) / times)
+    # The number of distinct units kept: its NumPy-sampled distribution.
+    reference = np.random.default_rng(0).multinomial(k, p, size=times) > 0
+    for distinct in range(1, 4):
+        a, b = np.mean(hit.sum(1) == distinct), np.mean(reference.sum(1) == distinct)
+        assert abs(a - b) <= 6 * np.sqrt(max(b * (1 - b), 1e-4) / times)
 
 
 def test_k_draws_prune_to_at_most_k_units():

@@ -161,3 +161,44 @@ def results_checks(results):
     from rls_tf.evaluation import masking  # pylint: disable=import-outside-toplevel
     return json.loads(json.dumps(report.clean_json(masking.summarize(masking.masking_checks(
         results, reference=results["config"].get("reference"))))))
+
+
+def test_combine_keeps_every_models_attack_failure_indicators(runs):
+    from rls_tf.evaluation import indicators  # pylint: disable=import-outside-toplevel
+
+    settings = {"num_examples": 8, "eps": 0.3, "steps": 2, "eot_samples": 2}
+
+    def section(keys):
+        entries = []
+        for key in keys:
+            entries += [i.to_json() for i in indicators.run_indicators(
+                runs["models"][key], runs["x"], runs["y"], 0.3, name=key, steps=2,
+                eot_samples=2, seed=3)]
+        return json.loads(json.dumps({**settings, "entries": entries}))
+
+    a = {**runs["a"], "indicators": section(("baseline", "rls"))}
+    b = {**runs["b"], "indicators": section(("baseline", "rls2"))}
+    combined = combine.combine_results([a, b])
+    whole = section(("baseline", "rls", "rls2"))
+    # The deterministic baseline's seeded probes repeat exactly; the random
+    # models' probes draw fresh randomness: the same indicators, in order.
+    assert {k: v for k, v in combined["indicators"].items() if k != "entries"} == settings
+    ids = lambda entries: [(e["model"], e["id"]) for e in entries]  # noqa: E731
+    assert ids(combined["indicators"]["entries"]) == ids(whole["entries"])
+    baseline = lambda entries: [e for e in entries if e["model"] == "baseline"]  # noqa: E731
+    assert baseline(combined["indicators"]["entries"]) == baseline(whole["entries"])
+    assert {e["model"] for e in whole["entries"]} == {"baseline", "rls", "rls2"}
+    # A part without indicators adds its models without any.
+    only_a = combine.combine_results([a, runs["b"]])["indicators"]
+    assert {e["model"] for e in only_a["entries"]} == {"baseline", "rls"}
+    assert "indicators" not in combine.combine_results([runs["a"], runs["b"]])
+    other = json.loads(json.dumps(b))
+    other["indicators"]["eps"] = 0.1
+    with pytest.raises(ValueError, match=r"indicators .* ran with different settings"):
+        combine.combine_results([a, other])
+    other = json.loads(json.dumps(b))
+    entry = next(e for e in other["indicators"]["entries"] if e["model"] == "baseline")
+    entry["status"] = "fail" if entry["status"] != "fail" else "pass"
+    with pytest.raises(ValueError, match=r"Model 'baseline' has different attack-failure "
+                                         r"indicators in part 0 and part 1"):
+        combine.combine_results([a, other])

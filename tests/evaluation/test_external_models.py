@@ -18,6 +18,7 @@ from absl.testing import flagsaver
 import attack_eval
 import rls_tf
 from rls_tf.evaluation import evaluate_dirs
+from rls_tf.evaluation.api import merge_dir
 from rls_tf.evaluation import indicators
 from rls_tf.export import export_saved_model
 from rls_tf.models.external import ExternalOptions
@@ -149,9 +150,15 @@ def test_keras_objects_are_accepted(sources, tmp_path):
     assert found["zero_gradients"]["status"] == "fail"
     assert results["indicators"]["num_examples"] == 16
     assert "## Attack-failure indicators" in open(paths["markdown"], encoding="utf-8").read()
-    with pytest.raises(ValueError, match="num_shards=2"):
-        evaluate_dirs({"mine": model}, data_dir=sources["data_dir"], num_shards=2,
-                      indicators=True, output_dir=str(tmp_path), **_options())
+    # Sharded: shard 0 probes the same first images, the merge reports them.
+    shards = tmp_path / "shards"
+    for index in (0, 1):
+        evaluate_dirs({"mine": model}, data_dir=sources["data_dir"], attacks=("fgsm",),
+                      threat_models=("paper",), num_shards=2, shard_index=index,
+                      indicators=True, indicator_examples=16, output_dir=str(shards),
+                      **_options())
+    merged = merge_dir(str(shards), log=None)[0]
+    assert merged["indicators"] == json.loads(json.dumps(results["indicators"]))
 
 
 def test_attack_eval_cli_takes_a_keras_file(sources, tmp_path):
