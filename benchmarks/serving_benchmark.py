@@ -69,6 +69,9 @@ def parse_args(argv=None):
     p.add_argument("--in_process", action="store_true",
                    help="Measure every model in this process (faster; peak memory then "
                         "accumulates over the models).")
+    p.add_argument("--eval_forward", default=None, choices=("loop", "tiled"),
+                   help="Set the RLS models' eval_forward before exporting (default: the "
+                        "model's own; 'loop' shares prefixes). Compare both on a GPU.")
     p.add_argument("--only", default=None,
                    help="Measure only the model of this name (what each per-model process runs).")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -100,9 +103,16 @@ def _specs(args):
 
 def _load(spec, args):
     if isinstance(spec, int):
-        return rls_tf.models.build_model("small_cnn", num_submodels=spec, input_shape=(28, 28, 1),
-                                         eval_samples=args.eval_samples)
-    return rls_tf.models.load_model_dir(spec, flag="model_dirs")[0]
+        model = rls_tf.models.build_model("small_cnn", num_submodels=spec,
+                                          input_shape=(28, 28, 1))
+    else:
+        model = rls_tf.models.load_model_dir(spec, flag="model_dirs")[0]
+    # predict runs the model's own N: the same N as defend and the export.
+    if hasattr(model, "eval_samples") and model.defender_draws() is None:
+        model.eval_samples = args.eval_samples
+    if args.eval_forward and hasattr(model, "eval_forward"):
+        model.eval_forward = args.eval_forward
+    return model
 
 
 def _peak_rss_mb():
@@ -174,6 +184,7 @@ def measure_model(model, args, workdir):
     out["concurrent_batch_images_per_s"] = args.batch_size * _concurrent(
         lambda: signature(images=batch)["probabilities"].numpy(), batch_calls, args.threads)
     out["stochastic"] = bool(model.is_stochastic)
+    out["eval_forward"] = getattr(model, "eval_forward", None)
     out["saved_model_vs_predict"] = out["saved_model_s"] / out["predict_s"]
     out["defend_vs_predict"] = out["defend_s"] / out["predict_s"]
     if isinstance(tflite, tuple):
@@ -194,7 +205,9 @@ def _measure_spec(spec, args):
 def measure(args):
     """``{"machine", "settings", "models": {name: measurements}, "vs_plain"}``."""
     results = {"machine": {"platform": platform.platform(), "processor": _cpu_model(),
-                           "cpus": os.cpu_count(), "tensorflow": tf.__version__},
+                           "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                           "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                           "load_average_at_start": list(os.getloadavg())},
                "settings": {k: v for k, v in vars(args).items()
                             if k not in ("output", "argv", "only", "in_process")},
                "models": {}}

@@ -51,3 +51,11 @@ def test_bad_arguments_are_named():
         serving_benchmark.parse_args(["--tiny", "--calls=0"])
     with pytest.raises(ValueError, match="NAME=DIR"):
         serving_benchmark.main(["--model_dirs=runs/x"])
+
+
+def test_the_models_run_the_measured_n_and_forward():
+    args = serving_benchmark.parse_args(["--tiny", "--eval_samples=4", "--eval_forward=tiled"])
+    model = serving_benchmark._load(2, args)  # pylint: disable=protected-access
+    assert model.eval_samples == 4 and model.eval_forward == "tiled"
+    with pytest.raises(SystemExit):
+        serving_benchmark.parse_args(["--tiny", "--eval_forward=sideways"])
