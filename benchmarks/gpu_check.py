@@ -22,7 +22,11 @@ in CI. It records:
    run goes on; ratios between the variants follow;
 3. a 2-epoch RLS training run through the library (`rls_tf.training.train`)
    on the CIFAR-10 10,000-image file, with its test accuracy and wall time
-   (skipped, with the reason, when the data is absent).
+   (skipped, with the reason, when the data is absent);
+4. the serving paths (issue 26): ``predict``, ``defend`` and the exported
+   SavedModel of an untrained ``--serving_backbone`` (resnet9), plain and RLS
+   with each forward as its ``eval_forward``, at batch 1 and ``--batch_size``
+   (`serving_benchmark.measure_model`).
 
 Variant names are ``<policy>/<xla|noxla>/<kind>``, e.g.
 ``mixed_bfloat16/xla/train_rls_tiled``. One JSON line is printed per
@@ -128,6 +132,16 @@ def parse_args(argv=None):
                    help="skip the training run (recorded as skipped) when the variants "
                    "end after this many seconds of the run (it takes about 1.5 min "
                    "with resnet50 on a GPU, mostly tracing)")
+    p.add_argument("--serving_backbone", default="resnet9",
+                   help="backbone of the serving paths' check (predict, defend, SavedModel "
+                   "per forward, batch 1 and --batch_size; issue 26); 'none' skips it")
+    p.add_argument("--serving_width", type=int, default=None,
+                   help="width option of --serving_backbone (default: its own)")
+    p.add_argument("--serving_calls", type=int, default=50,
+                   help="one-image requests per latency measurement of the serving check")
+    p.add_argument("--serving_deadline_s", type=float, default=450.0,
+                   help="skip the serving check (recorded as skipped) when the run is "
+                   "already this many seconds old")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -539,6 +553,51 @@ def run_training(args, elapsed=0.0):
     return entry
 
 
+# -- serving paths (issue 26) --------------------------------------------------
+
+def run_serving(args, elapsed=0.0):
+    """predict, defend and the SavedModel of plain and of RLS per forward.
+
+    `serving_benchmark.measure_model` on an untrained ``--serving_backbone``
+    (float32): interleaved batch rounds at ``--batch_size`` and one-image
+    latencies, for the plain network and for RLS with each of ``--forwards``
+    as its ``eval_forward`` (loop shares prefixes; tiled is one call on the
+    batch tiled N times).
+    """
+    if args.serving_backbone == "none":
+        return {"skipped": "--serving_backbone=none"}
+    if elapsed > args.serving_deadline_s:
+        return {"skipped": f"the run was {elapsed:.0f} s old, past --serving_deadline_s="
+                           f"{args.serving_deadline_s:g}"}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import serving_benchmark  # pylint: disable=import-outside-toplevel
+    keras.mixed_precision.set_global_policy("float32")
+    options = {} if args.serving_width is None else {"width": args.serving_width}
+    settings = argparse.Namespace(eval_samples=args.eval_samples, batch_size=args.batch_size,
+                                  calls=args.serving_calls, threads=4, repeats=args.repeats,
+                                  tflite=False)
+    out = {"backbone": args.serving_backbone, "backbone_options": options, "paths": {}}
+    keys = ["plain"] + [f for f in args.forwards if f in ("loop", "tiled")]
+    for key in keys:
+        keras.utils.set_random_seed(args.seed)
+        common = dict(input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES,
+                      backbone_options=options, eval_samples=args.eval_samples)
+        try:
+            if key == "plain":
+                model = build_defense("plain", args.serving_backbone, **common)
+            else:
+                model = build_defense("rls", args.serving_backbone,
+                                      num_submodels=args.num_submodels, **common)
+                model.eval_forward = key
+            with tempfile.TemporaryDirectory() as workdir:
+                out["paths"][key] = serving_benchmark.measure_model(model, settings, workdir)
+        except Exception as err:  # noqa: BLE001 - recorded, the run goes on
+            out["paths"][key] = {"error": _error_line(err)}
+        print(json.dumps({"serving": key, **out["paths"][key]}), flush=True)
+        gc.collect()
+    return out
+
+
 # -- main ---------------------------------------------------------------------
 
 def _summary(data):
@@ -559,6 +618,17 @@ def _summary(data):
                      f"on {t['test_examples']} images, {t['wall_s']} s")
     else:
         lines.append(f"training: {t.get('error') or 'skipped: ' + str(t.get('skipped'))}")
+    serving = data.get("serving") or {}
+    for key, m in (serving.get("paths") or {}).items():
+        if "predict_s" in m:
+            lines.append(f"serving {key:6s} predict {1e3 * m['predict_s']:.1f} ms, defend "
+                         f"{m['defend_vs_predict']:.2f}x, SavedModel "
+                         f"{m['saved_model_vs_predict']:.2f}x predict; 1-image p50 "
+                         f"{m['saved_model_latency']['p50_ms']:.1f} ms")
+        else:
+            lines.append(f"serving {key}: {m.get('error')}")
+    if "skipped" in serving:
+        lines.append(f"serving: skipped: {serving['skipped']}")
     return "\n".join(lines)
 
 
@@ -572,6 +642,8 @@ def main(argv=None):
     record.write()
     record.data["training"] = run_training(args, record.elapsed())
     print(json.dumps({"training": record.data["training"]}), flush=True)
+    record.write()
+    record.data["serving"] = run_serving(args, record.elapsed())
     record.data["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds")
     record.write()

@@ -43,6 +43,9 @@ def _tiny_args(output, *extra):
     return ["--backbone=small_cnn", "--backbone_width=4", "--batch_size=4", "--steps=1",
             "--repeats=1", "--warmup=1", "--policies=float32,mixed_bfloat16", "--xla=both",
             "--forwards=tiled", "--num_samples=2", "--eval_samples=2",
+            "--serving_backbone=small_cnn", "--serving_width=4", "--serving_calls=2",
+            # Budgets far away even on a loaded CI machine (their own tests below).
+            "--serving_deadline_s=100000", "--budget_s=100000", "--train_deadline_s=100000",
             f"--data_dir={SHARED_DATA}",
             f"--output={output}", *extra]
 
@@ -81,7 +84,7 @@ def test_every_variant_is_timed_or_fails_with_a_message(run):
                 for x in ("noxla", "xla") for k in KINDS}
     assert {v["name"] for v in variants} == expected
     for v in variants:
-        assert "skipped" not in v, v  # the default budget is far away
+        assert "skipped" not in v, v  # the budget is far away
         if "error" in v:
             assert isinstance(v["error"], str) and v["error"], v
         else:
@@ -202,3 +205,15 @@ def test_error_line_takes_the_reason_of_graph_errors():
     assert gpu_check._error_line(err) == (
         "RuntimeError: Reading input as constant from a dynamic tensor is not yet "
         "supported. (node a/b/DynamicStitch)")
+
+
+def test_the_serving_paths_are_measured(run):
+    returned, written = run
+    serving = written["serving"]
+    assert serving["backbone"] == "small_cnn" and set(serving["paths"]) == {"plain", "tiled"}
+    for key, m in serving["paths"].items():
+        assert m["predict_s"] > 0 and m["defend_s"] > 0 and m["saved_model_s"] > 0, key
+        assert m["saved_model_latency"]["p50_ms"] > 0
+    assert serving["paths"]["tiled"]["eval_forward"] == "tiled"
+    assert serving["paths"]["tiled"]["stochastic"]
+    assert returned["serving"] == serving
