@@ -12,12 +12,13 @@ The loop/tiled ratios are checked on `compute_ratios` directly.
 
 import argparse
 
-import importlib.util
 import json
 import os
 
 import keras
 import pytest
+
+from benchmarks import gpu_check  # a folder of scripts, imported as a namespace package
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED_DATA = os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data"))
@@ -25,18 +26,6 @@ HAS_CIFAR10 = all(os.path.exists(os.path.join(SHARED_DATA, f))
                   for f in ("cifar10_train_10k.npz", "cifar10_test_1k.npz"))
 
 KINDS = ("train_plain", "train_rls_tiled", "predict_plain", "predict_rls_tiled")
-
-
-def _load_script():
-    # benchmarks/ is a folder of scripts, not a package.
-    path = os.path.join(_REPO_ROOT, "benchmarks", "gpu_check.py")
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_check = _load_script()
 
 
 def _tiny_args(output, *extra):
@@ -159,11 +148,18 @@ def test_policy_is_restored(run):
 def test_budget_skips_the_rest(tmp_path):
     output = str(tmp_path / "skipped.json")
     record = gpu_check.main(_tiny_args(output, "--policies=float32", "--xla=off",
-                                       "--budget_s=1e-9", "--train_epochs=0"))
+                                       "--budget_s=1e-9", "--train_epochs=0",
+                                       "--serving_backbone=none"))
     assert len(record["variants"]) == len(KINDS)
     assert all(v["skipped"].startswith("budget") for v in record["variants"])
     assert record["training"]["skipped"] == "--train_epochs=0"
+    assert record["serving"] == {"skipped": "--serving_backbone=none"}
     assert all(v is None for v in record["ratios"]["float32/noxla"].values())
+
+
+def test_serving_is_skipped_after_its_deadline(tmp_path):
+    args = gpu_check.parse_args(_tiny_args(str(tmp_path / "x.json"), "--serving_deadline_s=10"))
+    assert gpu_check.run_serving(args, elapsed=11.0)["skipped"].startswith("the run was 11 s old")
 
 
 def test_training_is_skipped_after_its_deadline(tmp_path):

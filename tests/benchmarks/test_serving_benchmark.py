@@ -1,24 +1,10 @@
 """`benchmarks/serving_benchmark.py` at a tiny size: it runs, writes its JSON and prints ratios."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _load_script():
-    # benchmarks/ is a folder of scripts, not a package.
-    path = os.path.join(_REPO_ROOT, "benchmarks", "serving_benchmark.py")
-    spec = importlib.util.spec_from_file_location("serving_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-serving_benchmark = _load_script()
+from benchmarks import serving_benchmark  # a folder of scripts, imported as a namespace package
 
 
 def test_tiny_run_writes_every_measurement(tmp_path, capsys):
