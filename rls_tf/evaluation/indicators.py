@@ -156,24 +156,40 @@ def incomplete_optimisation(losses):
     return bool(rise > _RISING_FRACTION), float(rise)
 
 
-def _attacker_logits(model, x, draws):
-    """``[B, K]`` log of the mean of `draws` fresh forward passes (EOT).
+def _key(rng):
+    """A ``[2]`` stateless key from the probes' generator: seeded draws, repeatable runs."""
+    return tf.constant(rng.integers(0, 2 ** 31 - 1, size=2), tf.int64)
+
+
+def _attacker_logits(model, x, draws, key):
+    """``[B, K]`` log of the mean of `draws` forward passes drawn with `key` (EOT).
 
     A deterministic model is attacked through its defender's inference
     (``defend``: an ensemble's mean over all its members, not one member).
+    A model whose randomness cannot be pinned draws fresh whatever the key.
     """
     if model.is_stochastic:
-        probs = tf.reduce_mean(model.sample(x, draws), axis=0)
+        probs = tf.reduce_mean(model.sample(x, draws, seed=key), axis=0)
     else:
         probs = model.defend(x)
     return tf.math.log(probs + 1e-12)
 
 
-def _loss_and_gradient(model, x, y, draws):
+def _defended(model, x, key):
+    """The defender's probabilities ``[B, K]``, its N draws drawn with `key`."""
+    if not model.is_stochastic or model.defender_draws() is not None:
+        return model.defend(x)
+    n = model.eval_samples
+    if model.pinnable and not model.draws_per_example:
+        return tf.reduce_mean(model.inference_outputs(x, model.draw(n, seed=key)), axis=0)
+    return tf.reduce_mean(model.sample(x, n, seed=key), axis=0)
+
+
+def _loss_and_gradient(model, x, y, draws, key):
     x = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        logits = _attacker_logits(model, x, draws)
+        logits = _attacker_logits(model, x, draws, key)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     return loss, logits, tape.gradient(loss, x)
 
@@ -187,15 +203,15 @@ def _pgd_path(model, x, y, eps, steps, draws, rng):
     step = 2.5 * eps / steps
     losses, along = [], []
     for _ in range(steps):
-        loss, logits, grad = _loss_and_gradient(model, x_adv, y, draws)
+        loss, logits, grad = _loss_and_gradient(model, x_adv, y, draws, _key(rng))
         losses.append(float(tf.reduce_mean(loss)))
         along.append((tf.argmax(logits, -1) != y).numpy())
         if grad is None:
             break
         x_adv = pgd_core.linf_project(pgd_core.linf_step(x_adv, grad, step), x, eps)
-    logits = _attacker_logits(model, x_adv, draws)
+    logits = _attacker_logits(model, x_adv, draws, _key(rng))
     at_end = (tf.argmax(logits, -1) != y).numpy()
-    defended = tf.argmax(model.defend(x_adv), -1).numpy() == y.numpy()
+    defended = tf.argmax(_defended(model, x_adv, _key(rng)), -1).numpy() == y.numpy()
     return np.asarray(losses), np.asarray(along), at_end, float(defended.mean())
 
 
@@ -218,7 +234,9 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
         name: the model's column name.
         steps: PGD steps of the probes' attack.
         eot_samples: E, draws per gradient (1 for a deterministic model).
-        seed: seed of the random starts and noise.
+        seed: seed of the random starts, the noise and the draws of the
+            probes' attacks (a model whose randomness cannot be pinned
+            draws fresh); the `randomness` probe always draws fresh.
     """
     eps = check_float("eps", eps, minimum=0.0, min_open=True)
     steps = check_int("steps", steps)
@@ -237,7 +255,7 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
         f"declared {'random' if declared else 'deterministic'}, four forward passes "
         f"{'differ' if detected else 'agree'}", declared=declared, detected=detected)
 
-    loss, _, grad = _loss_and_gradient(model, x, y, draws)
+    loss, _, grad = _loss_and_gradient(model, x, y, draws, _key(rng))
     if grad is None:
         add("zero_gradients", FAIL, "the attack loss has no gradient with respect to the "
             "input (a non-differentiable step)", zero_fraction=1.0)
@@ -252,9 +270,11 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
             zero_fraction=float(np.mean(zero)), nonfinite_fraction=float(np.mean(~finite)))
 
     base = loss.numpy()
-    again = _loss_and_gradient(model, x, y, draws)[0].numpy()
+    # Other draws at the same images: how much the loss estimate itself moves.
+    again = _loss_and_gradient(model, x, y, draws, _key(rng))[0].numpy()
     noise = rng.uniform(-eps / 10, eps / 10, x.shape).astype("float32")
-    noisy = _loss_and_gradient(model, np.clip(x + noise, -1, 1), y, draws)[0].numpy()
+    noisy = _loss_and_gradient(model, np.clip(x + noise, -1, 1), y, draws,
+                               _key(rng))[0].numpy()
     scale = max(float(np.mean(np.abs(base))), 1e-3)
     estimate_change = float(np.mean(np.abs(again - base))) / scale
     noise_change = float(np.mean(np.abs(noisy - base))) / scale

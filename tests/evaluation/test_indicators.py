@@ -92,6 +92,22 @@ def test_a_deterministic_ensemble_is_judged_by_its_defender():
     assert found["randomness"].numbers == {"declared": False, "detected": False}
 
 
+def test_a_seed_repeats_the_probes_of_a_random_model():
+    # The probes' EOT draws and the defender's come from the seed: the same
+    # seed gives the same numbers, another seed other draws.
+    from rls_tf.models import build_model  # pylint: disable=import-outside-toplevel
+    keras.utils.set_random_seed(1)
+    rls = build_model("small_cnn", num_submodels=2, input_shape=SHAPE, num_classes=4,
+                      eval_samples=3)
+    first, again = (_run(rls, steps=3, eot_samples=2, seed=5) for _ in range(2))
+    other = _run(rls, steps=3, eot_samples=2, seed=6)
+    assert first["randomness"].numbers == {"declared": True, "detected": True}
+    for key in ("unstable_predictions", "silent_success", "incomplete_optimisation",
+                "unconstrained_attack"):
+        assert first[key].numbers == again[key].numbers, key
+    assert first["incomplete_optimisation"].numbers != other["incomplete_optimisation"].numbers
+
+
 def test_silent_success_counts_paths_that_passed_an_adversarial_point():
     along = np.array([[0, 1, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1]], bool)   # T=3, B=4
     end = np.array([0, 1, 0, 1], bool)
