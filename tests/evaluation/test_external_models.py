@@ -156,7 +156,7 @@ def test_keras_objects_are_accepted(sources, tmp_path):
         evaluate_dirs({"mine": model}, data_dir=sources["data_dir"], attacks=("fgsm",),
                       threat_models=("paper",), num_shards=2, shard_index=index,
                       indicators=True, indicator_examples=16, output_dir=str(shards),
-                      **_options())
+                      **{**_options(), "batch_size": 16})
     merged = merge_dir(str(shards), log=None)[0]
     assert merged["indicators"] == json.loads(json.dumps(results["indicators"]))
 
