@@ -145,7 +145,7 @@ class StochasticClassifier(abc.ABC):
         """
         return self.outputs(x, draws)
 
-    def defender_outputs(self, x, num_samples=None):
+    def defender_outputs(self, x, num_samples=None, seed=None):
         """The defender's N sampled outputs, ``[N, B, K]``; `defend` is their mean.
 
         Fixed `defender_draws` (an ensemble's members) whatever N; a
@@ -154,6 +154,9 @@ class StochasticClassifier(abc.ABC):
         Args:
             x: images ``[B, H, W, C]``.
             num_samples: N (``eval_samples`` if None).
+            seed: None (fresh draws) or a ``[2]`` stateless key for the N
+                draws (a model whose randomness cannot be pinned draws
+                fresh whatever the key).
         """
         fixed = self.defender_draws()
         if fixed is not None:
@@ -161,8 +164,8 @@ class StochasticClassifier(abc.ABC):
         n = self.eval_samples if num_samples is None else check_int("num_samples", num_samples)
         n = n if self.is_stochastic else 1
         if self.draws_per_example:
-            return self.sample(x, n)
-        return self.inference_outputs(x, self.draw(n))
+            return self.sample(x, n, seed=seed)
+        return self.inference_outputs(x, self.draw(n, seed=seed))
 
     def defend(self, x, num_samples=None):
         """The defender's inference: mean of N fresh draws, ``[B, K]``."""

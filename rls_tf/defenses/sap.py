@@ -128,9 +128,10 @@ class SAP(SeededNoiseLayer):
         nonzero = total > 0.0
         # An all-zero row: a uniform p keeps the draw valid; its output is 0.
         p = tf.where(nonzero, flat / tf.where(nonzero, total, 1.0), 1.0 / size)
-        hit = draw_counts(p, k, seed)  # drawn at least once where > 0
+        counts = draw_counts(p, k, seed)
         keep = keep_probability(p, k)
-        scale = tf.where((hit > 0) & (p > 0.0), 1.0 / tf.maximum(keep, 1e-300), 0.0)
+        # Kept: drawn at least once.
+        scale = tf.where((counts > 0) & (p > 0.0), 1.0 / tf.maximum(keep, 1e-300), 0.0)
         return tf.cast(tf.reshape(scale, shape), inputs.dtype)
 
     def apply_block(self, inputs, seed):

@@ -58,19 +58,17 @@ class Defender:
         num_draws = self.num_draws
         if self.fixed:
             self.paths = [fixed]
-
-            @tf.function(reduce_retracing=True)
-            def outputs(x, paths):
-                return model.inference_outputs(x, paths)
         elif self.pinned:
             self.paths = [np.asarray(model.draw(num_draws, seed=derive_seed(seed, "defender", r)))
                           for r in range(self.repeats)]
+        else:
+            self.paths = None
+        if self.paths is not None:
 
             @tf.function(reduce_retracing=True)
             def outputs(x, paths):
                 return model.inference_outputs(x, paths)
         else:
-            self.paths = None
 
             @tf.function(reduce_retracing=True)
             def outputs(x, paths):  # pylint: disable=unused-argument

@@ -177,16 +177,6 @@ def _attacker_logits(model, x, draws, key):
     return tf.math.log(probs + 1e-12)
 
 
-def _defended(model, x, key):
-    """The defender's probabilities ``[B, K]``, its N draws drawn with `key`."""
-    if not model.is_stochastic or model.defender_draws() is not None:
-        return model.defend(x)
-    n = model.eval_samples
-    if model.pinnable and not model.draws_per_example:
-        return tf.reduce_mean(model.inference_outputs(x, model.draw(n, seed=key)), axis=0)
-    return tf.reduce_mean(model.sample(x, n, seed=key), axis=0)
-
-
 def _loss_and_gradient(model, x, y, draws, key):
     x = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
@@ -213,7 +203,9 @@ def _pgd_path(model, x, y, eps, steps, draws, rng):
         x_adv = pgd_core.linf_project(pgd_core.linf_step(x_adv, grad, step), x, eps)
     logits = _attacker_logits(model, x_adv, draws, _key(rng))
     at_end = (tf.argmax(logits, -1) != y).numpy()
-    defended = tf.argmax(_defended(model, x_adv, _key(rng)), -1).numpy() == y.numpy()
+    # The defender's N draws, from the probes' generator.
+    defended_probs = tf.reduce_mean(model.defender_outputs(x_adv, seed=_key(rng)), axis=0)
+    defended = tf.argmax(defended_probs, -1).numpy() == y.numpy()
     return np.asarray(losses), np.asarray(along), at_end, float(defended.mean())
 
 
