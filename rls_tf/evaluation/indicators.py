@@ -25,6 +25,9 @@ Attack Failure: Debugging and Improving Optimization of Adversarial Examples"
 * ``unconstrained_attack``: with eps large enough to reach any image the
   attack drives the accuracy to (about) zero; if not, the attack is broken on
   this model whatever its eps (Pintor: "unconstrained attack failure").
+* ``binarization``: the probe's attack finds an adversarial example that is
+  known to exist (Zimmermann et al. 2022's binarization test,
+  `rls_tf.evaluation.binarization`) on at least 95% of the images.
 
 Every probe attacks with EOT-PGD (`rls_tf.pgd_core`, cross-entropy of the
 attacker's E-draw mean, random start, step 2.5 eps / steps) on the first
@@ -42,7 +45,7 @@ Example:
 >>> model = ExternalClassifier.from_keras(net)
 >>> x = np.random.default_rng(0).uniform(-1, 1, (8, 4, 4, 1)).astype("float32")
 >>> found = run_indicators(model, x, np.zeros(8, "int64"), eps=0.1, steps=5)
->>> [i.id for i in found][:2], found[-1].id, found[-1].status
+>>> [i.id for i in found][:2], found[-2].id, found[-2].status
 (['randomness', 'zero_gradients'], 'unconstrained_attack', 'pass')
 """
 
@@ -53,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from rls_tf import pgd_core
+from rls_tf.evaluation import binarization
 from rls_tf.validation import check_float, check_int
 
 __all__ = ["INDICATORS", "Indicator", "IndicatorSpec", "incomplete_optimisation",
@@ -89,6 +93,10 @@ INDICATORS = (
     IndicatorSpec("unconstrained_attack", "Unbounded attack succeeds",
                   "With eps large enough to reach any image the attack still fails: it is "
                   "broken on this model, and its bounded numbers measure nothing."),
+    IndicatorSpec("binarization", "Known adversarial found",
+                  "Zimmermann et al.'s binarization test: on a 2-class task built so that an "
+                  "adversarial example exists within eps, the attack must find it; missing it "
+                  "means the attack, not the model, fails."),
 )
 
 # Thresholds, each a fraction (of images, or relative loss change).
@@ -188,7 +196,7 @@ def _loss_and_gradient(model, x, y, draws, key):
 
 
 def _pgd_path(model, x, y, eps, steps, draws, rng):
-    """EOT-PGD from a random start: per-image losses ``[T, B]``, verdicts, final accuracy."""
+    """EOT-PGD from a random start: losses ``[T, B]``, verdicts, final accuracy, x_adv."""
     x = tf.constant(x)
     y = tf.constant(y)
     uniform = tf.constant(rng.uniform(-1.0, 1.0, x.shape).astype("float32"))
@@ -207,7 +215,7 @@ def _pgd_path(model, x, y, eps, steps, draws, rng):
     # The defender's N draws, from the probes' generator.
     defended_probs = tf.reduce_mean(model.defender_outputs(x_adv, seed=_key(rng)), axis=0)
     defended = tf.argmax(defended_probs, -1).numpy() == y.numpy()
-    return np.asarray(losses), np.asarray(along), at_end, float(defended.mean())
+    return np.asarray(losses), np.asarray(along), at_end, float(defended.mean()), x_adv
 
 
 def _detected_random(model, x):
@@ -280,7 +288,7 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
         f"at the same images: {100 * estimate_change:.1f}%)",
         noise_change=noise_change, estimate_change=estimate_change)
 
-    losses, along, at_end, accuracy = _pgd_path(model, x, y, eps, steps, draws, rng)
+    losses, along, at_end, accuracy, _ = _pgd_path(model, x, y, eps, steps, draws, rng)
     silent = float(np.mean(silent_success(along, at_end))) if along.size else 0.0
     add("silent_success", FAIL if silent > _SILENT_FRACTION else PASS,
         f"{100 * silent:.1f}% of the images passed an adversarial point (the attacker's "
@@ -304,6 +312,25 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
     add("unconstrained_attack", FAIL if unbounded > _UNCONSTRAINED_ACCURACY else PASS,
         f"with eps unbounded ({_UNBOUNDED_EPS:g}, the whole range) the accuracy is "
         f"{100 * unbounded:.1f}%", robust_accuracy=unbounded)
+
+    def probe_attack(binarized, images, radius):
+        zeros = np.zeros(len(images), np.int64)
+        return _pgd_path(binarized, images, zeros, radius, steps, draws, rng)[4]
+
+    found = binarization.binarization_test(model, x, eps, probe_attack, draws=draws,
+                                           seed=int(rng.integers(2 ** 31 - 1)))
+    summary = found.to_json()
+    setup = (f"setup failed on {found.images - found.valid} of {found.images} "
+             f"({found.not_separable} not separable, {found.not_adversarial} boundary point "
+             f"not adversarial to the defender)")
+    if found.valid < binarization.MIN_VALID:
+        add("binarization", NA, f"fewer than {binarization.MIN_VALID} valid images: {setup}",
+            **summary)
+    else:
+        asr = found.attack_success_rate
+        add("binarization", FAIL if asr < binarization.PASS_ASR else PASS,
+            f"the attack found the known adversarial example on {100 * asr:.1f}% of "
+            f"{found.valid} images ({setup})", **summary)
     return out
 
 
