@@ -6,6 +6,9 @@
 * ``tiny_models``: a narrow ``small_cnn`` (width 4, 12x12x1 images, 4
   classes) as an RLS model (M=2) and its undefended M=1 twin, each fitted
   for a few steps on toy data (class = quadrant of a bright square).
+* ``quadrant_cnn``: a plain Keras CNN (16x16x1 -> 4 logits) fitted for 5
+  epochs on `tests.synthetic_data.quadrant_images`: the healthy external
+  model of the indicator and binarization tests.
 """
 
 import keras
@@ -15,6 +18,9 @@ import pytest
 from rls_tf.layers import RLSDense
 from rls_tf.models import RLSModel
 from rls_tf.models.backbones.small_cnn import small_cnn_network
+from tests.synthetic_data import quadrant_images
+
+QUADRANT_SHAPE = (16, 16, 1)
 
 
 def toy_images(n, size=12, num_classes=4, seed=0):
@@ -116,3 +122,16 @@ def tiny_results(micro_models, toy_test_data):
     results = runner.run_evaluation(micro_models, x, y, config, log=None)
     results["data"] = {"dataset": "toy"}
     return results
+
+
+@pytest.fixture(scope="session")
+def quadrant_cnn():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(QUADRANT_SHAPE),
+                              keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(4)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = quadrant_images(512, 0)
+    model.fit(x, y, epochs=5, batch_size=64, verbose=0)
+    return model

@@ -10,20 +10,12 @@ from rls_tf.evaluation import indicators
 from rls_tf.models.external import ExternalClassifier
 from tests.synthetic_data import quadrant_images as quadrants
 
-SHAPE = (16, 16, 1)
+SHAPE = (16, 16, 1)   # conftest's quadrant_cnn input
 
 
-@pytest.fixture(scope="module")
-def net():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(8, 3, strides=2,
-                                                                      activation="relu"),
-                              keras.layers.Flatten(), keras.layers.Dense(4)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x, y = quadrants(512, 0)
-    model.fit(x, y, epochs=5, batch_size=64, verbose=0)
-    return model
+@pytest.fixture
+def net(quadrant_cnn):
+    return quadrant_cnn
 
 
 def _pgd(steps):
