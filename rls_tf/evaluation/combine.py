@@ -182,10 +182,12 @@ def _combined_indicators(parts, owner):
     """The attack-failure indicators of every model, or None if no part ran them.
 
     Parts that ran them must have run them alike (images, eps, steps, draws);
-    a model's entries come from the first part that has them. A
-    deterministic model probed in several parts must get the same verdicts
-    and numbers there (its probes are seeded); a random one's probes draw
-    its own fresh randomness, so they are not compared.
+    a model's entry for an indicator comes from the first part that has it
+    (a part run by a later version may have more indicators: they are
+    added). A deterministic model probed in several parts must get the same
+    verdicts and numbers there for the indicators they share (its probes are
+    seeded); a random one's probes draw its own fresh randomness, so they
+    are not compared.
     """
     sections = [(i, part["indicators"]) for i, part in enumerate(parts)
                 if part.get("indicators")]
@@ -200,19 +202,23 @@ def _combined_indicators(parts, owner):
                 f"{short_json(settings[0])} vs {short_json(setting)}")
     entries = []
     for key in owner:
-        found = [(i, [e for e in section["entries"] if e["model"] == key])
+        found = [(i, {e["id"]: e for e in section["entries"] if e["model"] == key})
                  for i, section in sections]
         found = [(i, e) for i, e in found if e]
         stochastic = any((parts[i]["models"].get(key) or {}).get("stochastic", True)
                          for i, _ in found)
-        for i, other in found[1:]:
-            if not stochastic and other != found[0][1]:
-                raise ValueError(
-                    f"Model {key!r} has different attack-failure indicators in "
-                    f"{_name(parts[found[0][0]], found[0][0])} and {_name(parts[i], i)}: the "
-                    "parts were not evaluated on the same weights, images or seed.")
-        if found:
-            entries += found[0][1]
+        kept = {}
+        for i, by_id in found:
+            for indicator_id, entry in by_id.items():
+                first = kept.get(indicator_id)
+                if first is None:
+                    kept[indicator_id] = (i, entry)
+                elif not stochastic and entry != first[1]:
+                    raise ValueError(
+                        f"Model {key!r} has different attack-failure indicators in "
+                        f"{_name(parts[first[0]], first[0])} and {_name(parts[i], i)}: the "
+                        "parts were not evaluated on the same weights, images or seed.")
+        entries += [entry for _, entry in kept.values()]
     return {**settings[0], "entries": entries}
 
 

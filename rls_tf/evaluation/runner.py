@@ -157,7 +157,7 @@ def _check_surrogates(config, models, surrogate_models):
 
 
 def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examples=False,
-                   surrogate_models=None):
+                   surrogate_models=None, checkpoint=None):
     """Evaluates `models` under every attack x parameter x threat model.
 
     **Seeds.** Everything random is a function of ``config.seed`` and of
@@ -188,6 +188,9 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
         surrogate_models: ``{key: StochasticClassifier}``, independently
             trained copies of the evaluated defenses (key: the defense's
             key), the ``copy`` surrogates of ``transfer``; not evaluated.
+        checkpoint: a `rls_tf.evaluation.record_checkpoint.RecordCheckpoint`
+            (with `keep_examples`): records it holds are taken from it, not
+            recomputed, and every new record is saved to it.
 
     Returns:
         The results dict (see `rls_tf.evaluation.report` for its layout):
@@ -197,7 +200,8 @@ def run_evaluation(models, x, y, config, log=print, example_offset=0, keep_examp
         ``threat_model`` label), ``skipped`` and ``timings``.
     """
     return Evaluation(models, x, y, config, log=log, example_offset=example_offset,
-                      keep_examples=keep_examples, surrogate_models=surrogate_models).run()
+                      keep_examples=keep_examples, surrogate_models=surrogate_models,
+                      checkpoint=checkpoint).run()
 
 
 def _describe(model):
@@ -217,7 +221,7 @@ class Evaluation:
     """
 
     def __init__(self, models, x, y, config, log=print, example_offset=0, keep_examples=False,
-                 surrogate_models=None):
+                 surrogate_models=None, checkpoint=None):
         if not isinstance(config, EvalConfig):
             raise ValueError(f"`config` must be an EvalConfig. Received: config={config!r}")
         if not models:
@@ -242,6 +246,10 @@ class Evaluation:
         self.transfer_cache = {}  # a surrogate's examples serve every defense
         self.fingerprints = {}
         self.results = None
+        if checkpoint is not None and not keep_examples:
+            raise ValueError("A checkpoint saves records with their per-example data: "
+                             "keep_examples must be True. Received: keep_examples=False")
+        self.checkpoint = checkpoint
 
     def run(self):
         """Runs everything; returns the results dict (see `run_evaluation`)."""
@@ -409,6 +417,14 @@ class Evaluation:
         the surrogates', whose examples `cache` shares between the defenses.
         """
         attacker, config = crafter.attacker, self.config
+        saved_as = (*run_id, model_key, sweep, value)
+        if self.checkpoint is not None:
+            record = self.checkpoint.get(saved_as)
+            if record is not None:
+                if config.verbose:
+                    self.log(f"[{run_id[0]}] {REGISTRY[setting.attack].title} {run_id[2]} on "
+                             f"{model_key}: kept from the checkpoint")
+                return record
         threat_model = attacker.threat_model
         defender = self.defenders[model_key]
         spec = REGISTRY[setting.attack]
@@ -468,6 +484,8 @@ class Evaluation:
             self.log(f"  robust accuracy {acc['mean']:.4f} +- {acc['std']:.4f}; attacker's "
                      f"model {record.attacker_accuracy:.4f}; {attack_seconds:.1f}s attack, "
                      f"{defender_seconds:.1f}s defender")
+        if self.checkpoint is not None:
+            self.checkpoint.put(saved_as, record)
         return record
 
 

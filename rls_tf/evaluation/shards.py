@@ -36,8 +36,11 @@ in `rls_tf.evaluation.shard_files`, the checks and the merge in
 `rls_tf.evaluation.shard_merge` (both re-exported here).
 """
 
+import os
+
 import numpy as np
 
+from rls_tf.evaluation.record_checkpoint import RecordCheckpoint, partial_file_name
 from rls_tf.evaluation.records import model_fingerprint
 from rls_tf.evaluation import runner
 # The shard file and the merge live in two modules of their own; their public names
@@ -69,7 +72,8 @@ __all__ = [
 ]
 
 
-def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogate_models=None):
+def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogate_models=None,
+              checkpoint_dir=None):
     """Evaluates one shard of ``(x, y)``; returns the shard's payload.
 
     Args:
@@ -82,6 +86,9 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
         shard_index: i.
         log: function printing one line (None: silent).
         surrogate_models: the ``copy`` surrogates (see `runner.run_evaluation`).
+        checkpoint_dir: where the shard keeps its finished records
+            (`rls_tf.evaluation.record_checkpoint`), so that the same call
+            after an interruption resumes; None: nothing is kept.
 
     Returns:
         The results dict of `runner.run_evaluation` on the shard's examples,
@@ -92,14 +99,25 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
         `write_shard`.
     """
     start, stop = shard_range(len(x), config.batch_size, num_shards, shard_index)
+    fingerprint = data_fingerprint(np.clip(np.asarray(x, np.float32), -1, 1), y)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        context = {"config": config.to_json(), "data_fingerprint": fingerprint,
+                   "shard": [int(shard_index), int(num_shards), int(start), int(stop)],
+                   "models": {k: model_fingerprint(m) for k, m in models.items()},
+                   "surrogates": {k: model_fingerprint(m)
+                                  for k, m in (surrogate_models or {}).items()}}
+        checkpoint = RecordCheckpoint(
+            os.path.join(checkpoint_dir, partial_file_name(shard_index, num_shards)), context,
+            log=log)
     results = runner.run_evaluation(models, x[start:stop], y[start:stop], config, log=log,
                                     example_offset=start, keep_examples=True,
-                                    surrogate_models=surrogate_models)
+                                    surrogate_models=surrogate_models, checkpoint=checkpoint)
     results["config"]["num_examples"] = int(len(x))
     results["format"] = FORMAT
     results["shard"] = {"index": int(shard_index), "count": int(num_shards),
                         "start": int(start), "stop": int(stop)}
-    results["data_fingerprint"] = data_fingerprint(np.clip(np.asarray(x, np.float32), -1, 1), y)
+    results["data_fingerprint"] = fingerprint
     for key, model in models.items():
         results["models"][key]["fingerprint"] = model_fingerprint(model)
     results["examples"] = {"clean": {key: _encode_examples(value)

@@ -202,3 +202,12 @@ def test_combine_keeps_every_models_attack_failure_indicators(runs):
     with pytest.raises(ValueError, match=r"Model 'baseline' has different attack-failure "
                                          r"indicators in part 0 and part 1"):
         combine.combine_results([a, other])
+    # A part run by an earlier version (no binarization entries): the shared
+    # indicators are compared, the later part's extra ones added.
+    older = json.loads(json.dumps(a))
+    older["indicators"]["entries"] = [e for e in older["indicators"]["entries"]
+                                      if e["id"] != "binarization"]
+    mixed = combine.combine_results([older, b])["indicators"]["entries"]
+    assert ("baseline", "binarization") in ids(mixed)
+    assert ("rls", "binarization") not in ids(mixed)
+    assert ("rls2", "binarization") in ids(mixed)

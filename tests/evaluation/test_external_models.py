@@ -159,6 +159,8 @@ def test_keras_objects_are_accepted(sources, tmp_path):
                       **{**_options(), "batch_size": 16})
     merged = merge_dir(str(shards), log=None)[0]
     assert merged["indicators"] == json.loads(json.dumps(results["indicators"]))
+    # Each shard kept its finished records while it ran, and removed the file at the end.
+    assert sorted(p.name for p in shards.iterdir() if p.name.startswith("partial")) == []
 
 
 def test_attack_eval_cli_takes_a_keras_file(sources, tmp_path):

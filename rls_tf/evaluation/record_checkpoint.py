@@ -1,0 +1,108 @@
+"""A shard's finished records on disk, so that an interrupted shard resumes.
+
+A shard of a long evaluation (a SAP model under Square and SPSA, a CIFAR-10
+stage) can run for hours; killed before it writes ``shard-<i>-of-<S>.json``
+it used to lose everything. `RecordCheckpoint` keeps every finished record
+(with its per-example data) in ``<output_dir>/partial-shard-<i>-of-<S>.json``,
+written atomically after each record; the same command run again loads the
+file and skips the records it holds. `api.evaluate_dirs` deletes the file
+once the shard file is written.
+
+**Exactness.** Every random choice of a record is seeded by the seed, the
+model's key, the attack run and the batch's global index, never by what ran
+before it (`runner.run_evaluation`), so a record computed in an earlier
+process is the record this process would compute: a resumed shard equals an
+uninterrupted one, number for number, wherever the run is deterministic
+(tested). The file is used only by a run with the same settings, images,
+shard and weights (its ``context``); another one is moved aside to
+``partial-shard-<i>-of-<S>.stale-<time>.json``, never deleted.
+
+Example:
+
+>>> import tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "partial-shard-0-of-2.json")
+>>> saved = RecordCheckpoint(path, {"seed": 0})
+>>> saved.get(("paper", "pgd", "eps=0.3", "rls")) is None
+True
+>>> len(RecordCheckpoint(path, {"seed": 1}).records)   # other settings: starts afresh
+0
+"""
+
+import datetime
+import json
+import os
+
+from rls_tf.atomic import write_bytes_atomic
+from rls_tf.evaluation.formatting import clean_json
+from rls_tf.evaluation.records import RobustRecord
+from rls_tf.evaluation.shard_files import _decode_examples, _encode_examples
+
+__all__ = ["RecordCheckpoint", "partial_file_name"]
+
+FORMAT = "rls-tf/attack-eval-partial-shard/1"
+
+
+def partial_file_name(shard_index, num_shards):
+    return f"partial-shard-{shard_index}-of-{num_shards}.json"
+
+
+def _key_text(key):
+    return json.dumps(clean_json(list(key)), sort_keys=True)
+
+
+class RecordCheckpoint:
+    """The finished records of one shard, kept in one JSON file.
+
+    Args:
+        path: the partial file.
+        context: JSON-able facts the records depend on (settings, data and
+            weight fingerprints, the shard's slice); a file written with
+            another context is moved aside and the shard starts afresh.
+        log: function printing one line (None: silent).
+    """
+
+    def __init__(self, path, context, log=None):
+        self.path = path
+        self.context = json.loads(json.dumps(clean_json(context), sort_keys=True))
+        self.records = {}
+        log = log or (lambda *_: None)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path, encoding="utf-8") as f:
+                payload = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            payload = None
+        if (isinstance(payload, dict) and payload.get("format") == FORMAT
+                and payload.get("context") == self.context):
+            self.records = dict(payload.get("records", {}))
+            log(f"resuming: {len(self.records)} finished record(s) kept in {path}")
+            return
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stale = f"{path[:-len('.json')]}.stale-{stamp}.json"
+        os.replace(path, stale)
+        log(f"{path} was written by another evaluation (other settings, images or "
+            f"weights): moved to {stale}; this shard starts afresh")
+
+    def get(self, key):
+        """The `RobustRecord` saved under `key` (with its per-example data), or None."""
+        data = self.records.get(_key_text(key))
+        if data is None:
+            return None
+        data = dict(data)
+        data["examples"] = _decode_examples(data["examples"])
+        return RobustRecord.from_json(data)
+
+    def put(self, key, record):
+        """Saves `record` (a `RobustRecord` with per-example data) under `key`."""
+        data = record.to_json()
+        data["examples"] = _encode_examples(record.examples)
+        self.records[_key_text(key)] = clean_json(data)
+        text = json.dumps({"format": FORMAT, "context": self.context, "records": self.records},
+                          allow_nan=False)
+        write_bytes_atomic(self.path, text.encode("utf-8"))
+
+    def remove(self):
+        """Deletes the file (the shard file now holds everything)."""
+        if os.path.exists(self.path):
+            os.remove(self.path)
