@@ -320,9 +320,10 @@ def run_indicators(model, x, y, eps, *, name="model", steps=50, eot_samples=10, 
     found = binarization.binarization_test(model, x, eps, probe_attack, draws=draws,
                                            seed=int(rng.integers(2 ** 31 - 1)))
     summary = found.to_json()
-    setup = (f"setup failed on {found.images - found.valid} of {found.images} "
-             f"({found.not_separable} not separable, {found.not_adversarial} boundary point "
-             f"not adversarial to the defender)")
+    setup = (f"setup failed on {found.images - found.valid} of {found.images}: "
+             f"{found.not_separable} not separable, {found.not_adversarial} not valid under "
+             f"the binarized defender (corner not adversarial, or x or an inner point "
+             f"adversarial, in one of its calls)")
     if found.valid < binarization.MIN_VALID:
         add("binarization", NA, f"fewer than {binarization.MIN_VALID} valid images: {setup}",
             **summary)
