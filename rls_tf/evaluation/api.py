@@ -33,7 +33,7 @@ from rls_tf.evaluation import report
 from rls_tf.evaluation import runner
 from rls_tf.evaluation import shards as rls_shards
 from rls_tf.evaluation.config import EvalConfig
-from rls_tf.evaluation.record_checkpoint import partial_file_name
+from rls_tf.evaluation import record_checkpoint
 from rls_tf.interface import StochasticClassifier
 from rls_tf.models import load_model_dir
 from rls_tf.models import external as rls_external
@@ -374,9 +374,7 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     if num_shards > 1:
         results["command"] = command
         path = rls_shards.write_shard(results, output_dir)
-        partial = os.path.join(output_dir, partial_file_name(shard_index, num_shards))
-        if os.path.exists(partial):
-            os.remove(partial)
+        record_checkpoint.discard(output_dir, shard_index, num_shards)
         if log:
             log(f"wrote {path} ({results['timings']['total']:.0f}s); merge the "
                 f"{num_shards} shards with: python attack_eval.py --merge={output_dir}")

@@ -228,11 +228,16 @@ def _features(model, points, draws, key):
     return tf.reduce_mean(tf.math.log(outs + 1e-12), axis=0).numpy()
 
 
+def _key(rng):
+    """A ``[2]`` stateless key from the test's generator."""
+    return tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int64)
+
+
 def _adversarial(binarized, points, rng):
     """``[calls, B]`` bool: the binarized defender's class-1 verdicts, seeded calls."""
     points = tf.constant(points)
     return np.stack([tf.argmax(tf.reduce_mean(binarized.defender_outputs(
-        points, seed=tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int64)), axis=0),
+        points, seed=_key(rng)), axis=0),
         -1).numpy() == 1 for _ in range(_CHECK_CALLS)])
 
 
@@ -272,7 +277,7 @@ def binarization_test(model, x, eps, attack, *, num_inner=99, draws=10, seed=0):
     points = np.clip(np.concatenate([x[:, None], inner, corner[:, None]], axis=1), -1, 1)
     labels = np.zeros(num_inner + 2)
     labels[-1] = 1
-    key = tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int64)
+    key = _key(rng)
     per_image = num_inner + 2
     flat = points.reshape((-1,) + shape)
     feats = np.concatenate([_features(model, flat[c], draws, key)

@@ -37,13 +37,20 @@ from rls_tf.evaluation.formatting import clean_json
 from rls_tf.evaluation.records import RobustRecord
 from rls_tf.evaluation.shard_files import _decode_examples, _encode_examples
 
-__all__ = ["RecordCheckpoint", "partial_file_name"]
+__all__ = ["RecordCheckpoint", "discard", "partial_file_name"]
 
 FORMAT = "rls-tf/attack-eval-partial-shard/1"
 
 
 def partial_file_name(shard_index, num_shards):
     return f"partial-shard-{shard_index}-of-{num_shards}.json"
+
+
+def discard(directory, shard_index, num_shards):
+    """Deletes a shard's partial file, if any (its shard file now holds everything)."""
+    path = os.path.join(directory, partial_file_name(shard_index, num_shards))
+    if os.path.exists(path):
+        os.remove(path)
 
 
 def _key_text(key):
@@ -102,7 +109,3 @@ class RecordCheckpoint:
                           allow_nan=False)
         write_bytes_atomic(self.path, text.encode("utf-8"))
 
-    def remove(self):
-        """Deletes the file (the shard file now holds everything)."""
-        if os.path.exists(self.path):
-            os.remove(self.path)

@@ -100,11 +100,12 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
     """
     start, stop = shard_range(len(x), config.batch_size, num_shards, shard_index)
     fingerprint = data_fingerprint(np.clip(np.asarray(x, np.float32), -1, 1), y)
+    weights = {key: model_fingerprint(model) for key, model in models.items()}
     checkpoint = None
     if checkpoint_dir is not None:
         context = {"config": config.to_json(), "data_fingerprint": fingerprint,
                    "shard": [int(shard_index), int(num_shards), int(start), int(stop)],
-                   "models": {k: model_fingerprint(m) for k, m in models.items()},
+                   "models": weights,
                    "surrogates": {k: model_fingerprint(m)
                                   for k, m in (surrogate_models or {}).items()}}
         checkpoint = RecordCheckpoint(
@@ -118,8 +119,8 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
     results["shard"] = {"index": int(shard_index), "count": int(num_shards),
                         "start": int(start), "stop": int(stop)}
     results["data_fingerprint"] = fingerprint
-    for key, model in models.items():
-        results["models"][key]["fingerprint"] = model_fingerprint(model)
+    for key in models:
+        results["models"][key]["fingerprint"] = weights[key]
     results["examples"] = {"clean": {key: _encode_examples(value)
                                      for key, value in results["examples"]["clean"].items()}}
     for section in _RECORD_SECTIONS:
