@@ -356,7 +356,23 @@ def test_masking_flags_transfer_from_a_copy_and_convergence(run_dirs):
     assert "## Gradient-masking checks" in (out_dir / "results.md").read_text()
 
 
+def test_threat_model_attacks_flag_restricts_a_threat_model(run_dirs):
+    out_dir = run_dirs["root"] / "pairs"
+    overrides = {**TOY_FLAGS, "attacks": ["fgsm", "pgd"], "threat_models": ["paper", "transfer"]}
+    with flagsaver.flagsaver(model_dirs=[f"plain={run_dirs['plain']}", f"rls={run_dirs['rls']}"],
+                             threat_model_attacks=["transfer=pgd"], transfer_steps=2,
+                             output_dir=str(out_dir), **overrides):
+        attack_eval.main(["attack_eval.py"])
+    results = json.loads((out_dir / "results.json").read_text())
+    assert "--threat_model_attacks=transfer=pgd" in results["command"]
+    assert results["config"]["threat_model_attacks"] == {"transfer": ["pgd"]}
+    pairs = {(r["threat_model_name"], r["attack"]) for r in results["robust"]}
+    assert pairs == {("paper", "fgsm"), ("paper", "pgd"), ("transfer", "pgd")}
+
+
 @pytest.mark.parametrize("flag, value, message", [
+    ("threat_model_attacks", ["transfer"], "every entry is THREAT_MODEL=ATTACK"),
+    ("threat_model_attacks", ["transfer=fgsm"], "subset of `attacks`"),
     ("surrogate_dirs", ["rls"], "every entry is NAME=DIR"),
     ("surrogate_dirs", ["ghost=/nowhere"], "names 'ghost', which is not an evaluated model"),
     ("surrogates", ["nobody"], "surrogate='nobody'"),

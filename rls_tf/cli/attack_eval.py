@@ -78,6 +78,9 @@ flags.DEFINE_list("attacks", ",".join(ATTACK_NAMES),
                   f"Attacks, a subset of {','.join(ATTACK_NAMES)}.")
 flags.DEFINE_list("threat_models", "paper", "Threat models, a subset of "
                   f"{','.join(rls_threat_models.THREAT_MODELS)}.")
+flags.DEFINE_list("threat_model_attacks", None, "Restrict a threat model to some of --attacks, "
+                  "THREAT_MODEL=ATTACK+ATTACK entries, e.g. paper=fgsm+pgd,eot=fgsm+pgd to run "
+                  "APGD under apgd_rand only (threat models not named run every attack).")
 flags.DEFINE_integer("num_examples", 1000, "Evaluate on the first this many test images.")
 flags.DEFINE_integer("repeats", 5, "R: repeats of the defender's N-sample draw (mean +- std).")
 flags.DEFINE_list("sample_counts", ",".join(map(str, DEFAULT_SAMPLE_COUNTS)),
@@ -231,7 +234,8 @@ def _check_preset(value):
 
 # The flags that describe an evaluation, in the order the command is recorded.
 _COMMAND_FLAGS = ("model_dir", "baseline_dir", "model_dirs", "dataset", "data_dir", "attacks",
-                  "threat_models", "surrogates", "surrogate_dirs", "convergence", "reference",
+                  "threat_models", "threat_model_attacks", "surrogates", "surrogate_dirs",
+                  "convergence", "reference",
                   "indicators", "indicator_examples", "input_range", "model_output", "randomness",
                   "custom_objects", "signature",
                   "output_key", "num_examples", "eval_samples", "repeats",
@@ -287,6 +291,7 @@ def evaluate_from_flags():
         "seed": shared.value("seed", DEFAULTS["seed"]),
         "surrogates": FLAGS.surrogates, "convergence": FLAGS.convergence,
         "reference": FLAGS.reference,
+        "threat_model_attacks": _threat_model_attacks(FLAGS.threat_model_attacks),
     }
     config = None
     # The typed configuration, built once here. Without --preset the preset is the
@@ -326,6 +331,20 @@ def _external_options():
         custom_objects=FLAGS.custom_objects, signature=FLAGS.signature,
         output_key=FLAGS.output_key,
         eval_samples=shared.value("eval_samples", DEFAULTS["eval_samples"]))
+
+
+def _threat_model_attacks(entries):
+    """``{threat model: attacks}`` of --threat_model_attacks (None when not given)."""
+    if not entries:
+        return None
+    out = {}
+    for entry in entries:
+        name, sep, attacks = entry.partition("=")
+        if not sep or not name or not attacks or name in out:
+            raise ValueError("--threat_model_attacks: every entry is THREAT_MODEL=ATTACK+ATTACK "
+                             f"with its own threat model. Received: {entry!r}")
+        out[name] = tuple(attacks.split("+"))
+    return out
 
 
 def _named_dirs(flag, entries, taken=(), bare=False):

@@ -162,7 +162,8 @@ _RANGE_CHECK_EXAMPLES = 200
 # The keywords `evaluate_dirs` took before it took an `EvalConfig`: the config's
 # fields, the preset (a `Preset`, a name or None) and its overrides. They still work.
 _CONFIG_FIELDS = ("attacks", "threat_models", "eval_samples", "repeats", "sample_counts",
-                  "batch_size", "seed", "surrogates", "convergence", "reference")
+                  "batch_size", "seed", "surrogates", "convergence", "reference",
+                  "threat_model_attacks")
 _PRESET_KEYWORDS = ("preset", "preset_overrides")
 # Defaults of the fields that `EvalConfig` leaves to its caller.
 _CONFIG_DEFAULTS = {"attacks": ATTACK_NAMES, "threat_models": ("paper",)}
@@ -178,9 +179,10 @@ def eval_config(dataset, config=None, *, log=print, **options):
         log: None: the config is quiet (``verbose=0``) when it is made here.
         **options: `EvalConfig` fields (attacks, threat_models, eval_samples,
             repeats, sample_counts, batch_size, seed, surrogates, convergence,
-            reference), ``preset`` (a `Preset`, a preset name, or None: the
-            dataset's paper preset) and ``preset_overrides`` (``{parameter:
-            value}``); with a `config` they change it.
+            reference, threat_model_attacks), ``preset`` (a `Preset`, a preset
+            name, or None: the dataset's paper preset) and
+            ``preset_overrides`` (``{parameter: value}``); with a `config`
+            they change it.
 
     Raises:
         ValueError: an unknown option, or a value the config refuses.
@@ -215,6 +217,9 @@ def _normalised(key, value):
         return tuple(value)
     if key == "convergence":
         return bool(value)
+    if key == "threat_model_attacks" and value is not None and hasattr(value, "items"):
+        return {name: tuple(dict.fromkeys([attacks] if isinstance(attacks, str) else attacks))
+                for name, attacks in value.items()}
     return value
 
 
@@ -279,7 +284,8 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
             evaluation runs them in shard 0, and its merge reports them.
         **options: the former keywords, still accepted: `EvalConfig` fields
             (attacks, threat_models, eval_samples, repeats, sample_counts,
-            batch_size, seed, surrogates, convergence, reference), ``preset``
+            batch_size, seed, surrogates, convergence, reference,
+            threat_model_attacks), ``preset``
             (a `Preset` or preset name; default: the dataset's paper one) and
             ``preset_overrides`` (``{parameter: value}``); with a `config`
             they change it. See `eval_config`.

@@ -9,7 +9,7 @@ import dataclasses
 import platform
 import sys
 import zlib
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import keras
 import numpy as np
@@ -57,6 +57,11 @@ class EvalConfig:
             steps, draws and eps; see the preset's ``convergence_*``).
         reference: key of the undefended model the masking checks compare
             with (None: ``plain`` or ``baseline`` if present).
+        threat_model_attacks: ``{threat model: attacks}``: a threat model
+            named here runs only these of `attacks` (the others: every attack
+            of `attacks` it admits). Keeps a long evaluation to the pairs it
+            needs, e.g. APGD under ``apgd_rand`` only, FGSM and PGD under
+            ``paper`` and ``eot``.
     """
 
     attacks: Tuple[str, ...]
@@ -71,9 +76,11 @@ class EvalConfig:
     surrogates: Tuple[str, ...] = ("plain",)
     convergence: bool = False
     reference: Optional[str] = None
+    threat_model_attacks: Optional[Mapping[str, Tuple[str, ...]]] = None
 
     def __post_init__(self):
         object.__setattr__(self, "attacks", tuple(self.attacks))
+        self._check_threat_model_attacks()
         object.__setattr__(self, "surrogates", tuple(str(s) for s in self.surrogates))
         object.__setattr__(self, "threat_models", tuple(self.threat_models))
         for name in self.threat_models:
@@ -99,6 +106,33 @@ class EvalConfig:
                 f"`sample_counts` must be ints >= 1. Received: sample_counts={self.sample_counts!r}"
             )
         check_seed("seed", self.seed, allow_none=False)
+
+    def _check_threat_model_attacks(self):
+        pairs = self.threat_model_attacks
+        if pairs is None:
+            return
+        if not isinstance(pairs, Mapping):
+            raise ValueError("`threat_model_attacks` must map threat-model names to attack "
+                             f"names. Received: threat_model_attacks={pairs!r}")
+        checked = {}
+        for name, attacks in pairs.items():
+            if name not in self.threat_models:
+                raise ValueError(
+                    f"`threat_model_attacks` names a threat model that is not run. Received: "
+                    f"threat_model_attacks[{name!r}], threat_models={tuple(self.threat_models)}")
+            attacks = (attacks,) if isinstance(attacks, str) else tuple(attacks)
+            unknown = [a for a in attacks if a not in self.attacks]
+            if not attacks or unknown:
+                raise ValueError(
+                    f"`threat_model_attacks[{name!r}]` must be a non-empty subset of `attacks` "
+                    f"{self.attacks}. Received: {attacks!r}")
+            checked[str(name)] = tuple(dict.fromkeys(attacks))
+        object.__setattr__(self, "threat_model_attacks", checked)
+
+    def attacks_under(self, threat_model_name):
+        """The attacks run under a threat model (`threat_model_attacks`, else `attacks`)."""
+        pairs = self.threat_model_attacks or {}
+        return pairs.get(threat_model_name, self.attacks)
 
     @property
     def uses_surrogates(self):
@@ -128,6 +162,9 @@ class EvalConfig:
             **({"surrogates": list(self.surrogates)} if self.uses_surrogates else {}),
             **({"convergence": True} if self.convergence else {}),
             **({"reference": self.reference} if self.reference else {}),
+            **({"threat_model_attacks": {k: list(v) for k, v in
+                                         self.threat_model_attacks.items()}}
+               if self.threat_model_attacks else {}),
         }
 
 

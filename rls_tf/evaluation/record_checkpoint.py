@@ -15,7 +15,10 @@ process is the record this process would compute: a resumed shard equals an
 uninterrupted one, number for number, wherever the run is deterministic
 (tested). The file is used only by a run with the same settings, images,
 shard and weights (its ``context``); another one is moved aside to
-``partial-shard-<i>-of-<S>.stale-<time>.json``, never deleted.
+``partial-shard-<i>-of-<S>.stale-<time>.json``, never deleted. Which
+attacks run is not part of that comparison (``run_list``): a record is
+keyed by its threat model, attack, parameter and model, so a run that drops
+or adds an attack keeps the records it shares with the interrupted one.
 
 Example:
 
@@ -53,6 +56,18 @@ def discard(directory, shard_index, num_shards):
         os.remove(path)
 
 
+def _without(context, paths):
+    """`context` less the entries at `paths` (tuples of keys), for comparison."""
+    context = json.loads(json.dumps(context))
+    for path in paths:
+        node = context
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return context
+
+
 def _key_text(key):
     return json.dumps(clean_json(list(key)), sort_keys=True)
 
@@ -66,11 +81,16 @@ class RecordCheckpoint:
             weight fingerprints, the shard's slice); a file written with
             another context is moved aside and the shard starts afresh.
         log: function printing one line (None: silent).
+        run_list: paths (tuples of keys) of the context entries that say
+            which records run rather than what a record is (e.g. the list of
+            attacks): a file that differs from `context` only there is
+            resumed, and its records outside the new run list are kept.
     """
 
-    def __init__(self, path, context, log=None):
+    def __init__(self, path, context, log=None, run_list=()):
         self.path = path
         self.context = json.loads(json.dumps(clean_json(context), sort_keys=True))
+        run_list = tuple(tuple(p) for p in run_list)
         self.records = {}
         log = log or (lambda *_: None)
         if not os.path.exists(path):
@@ -81,7 +101,8 @@ class RecordCheckpoint:
         except (OSError, json.JSONDecodeError):
             payload = None
         if (isinstance(payload, dict) and payload.get("format") == FORMAT
-                and payload.get("context") == self.context):
+                and isinstance(payload.get("context"), dict)
+                and _without(payload["context"], run_list) == _without(self.context, run_list)):
             self.records = dict(payload.get("records", {}))
             log(f"resuming: {len(self.records)} finished record(s) kept in {path}")
             return

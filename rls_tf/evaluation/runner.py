@@ -303,7 +303,7 @@ class Evaluation:
         """Every applicable attack setting on every model under one threat model."""
         crafters = {}  # one attacker (and traced functions) per attacker id
         on_surrogate = threat_model.spec.crafted_on_surrogate
-        for attack in self.config.attacks:
+        for attack in self.config.attacks_under(threat_model.name):
             ok, reason = is_applicable(attack, threat_model, self.config.preset)
             if not ok:
                 self._skip(attack, threat_model, reason)

@@ -72,6 +72,12 @@ __all__ = [
 ]
 
 
+# The config entries that say which records a shard runs, not what a record is
+# (a record is keyed by threat model, attack, parameter and model, and seeded by
+# them): a resumed shard keeps its records when only these changed.
+_RUN_LIST = (("config", "attacks"), ("config", "threat_model_attacks"))
+
+
 def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogate_models=None,
               checkpoint_dir=None):
     """Evaluates one shard of ``(x, y)``; returns the shard's payload.
@@ -110,7 +116,7 @@ def run_shard(models, x, y, config, num_shards, shard_index, log=print, surrogat
                                   for k, m in (surrogate_models or {}).items()}}
         checkpoint = RecordCheckpoint(
             os.path.join(checkpoint_dir, partial_file_name(shard_index, num_shards)), context,
-            log=log)
+            log=log, run_list=_RUN_LIST)
     results = runner.run_evaluation(models, x[start:stop], y[start:stop], config, log=log,
                                     example_offset=start, keep_examples=True,
                                     surrogate_models=surrogate_models, checkpoint=checkpoint)

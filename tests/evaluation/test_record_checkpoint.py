@@ -1,5 +1,6 @@
 """An interrupted shard resumes from its finished records and equals an uninterrupted one."""
 
+import dataclasses
 import json
 import os
 
@@ -93,3 +94,29 @@ def test_a_checkpoint_needs_the_per_example_data(micro_models, tmp_path):
     with pytest.raises(ValueError, match="keep_examples must be True"):
         runner.run_evaluation(micro_models, x, y, _config(), log=None,
                               checkpoint=RecordCheckpoint(str(tmp_path / "p.json"), {}))
+
+
+def test_a_shorter_run_list_keeps_the_shared_records(micro_models, tmp_path, monkeypatch):
+    """Dropping an attack (or restricting a threat model) resumes; the kept records match."""
+    x, y = toy_images(6, size=8, seed=21)
+    full = _roundtrip(shards.run_shard(micro_models, x, y, _config_eot(), 2, 0, log=None,
+                                       checkpoint_dir=tmp_path))
+    shorter = dataclasses.replace(_config_eot(), attacks=("fgsm", "pgd"),
+                                  threat_model_attacks={"transfer": ("fgsm",)})
+    crafted = []
+    craft = runner.Evaluation._craft
+    monkeypatch.setattr(runner.Evaluation, "_craft",
+                        lambda self, *a, **k: crafted.append(1) or craft(self, *a, **k))
+    lines = []
+    resumed = _roundtrip(shards.run_shard(micro_models, x, y, shorter, 2, 0, log=lines.append,
+                                          checkpoint_dir=tmp_path))
+    assert any("resuming:" in line for line in lines)
+    assert not crafted  # every record of the shorter list was in the file
+    kept = {(r["threat_model"], r["attack"], r["param"], r["model"]): r["accuracy"]
+            for r in full["robust"]}
+    assert {(r["threat_model_name"], r["attack"]) for r in resumed["robust"]} == {
+        ("paper", "fgsm"), ("paper", "pgd"), ("eot", "fgsm"), ("eot", "pgd"),
+        ("transfer", "fgsm")}
+    for r in resumed["robust"]:
+        assert r["accuracy"] == kept[(r["threat_model"], r["attack"], r["param"], r["model"])]
+    assert os.listdir(tmp_path) == [record_checkpoint.partial_file_name(0, 2)]  # none stale

@@ -164,3 +164,36 @@ def test_worst_case_selection_uses_the_attackers_margin():
     assert calls == [2]
     np.testing.assert_allclose(best_margin, [1.0, 0.6, -0.2], atol=1e-6)
     np.testing.assert_allclose(best[:, 0, 0, 0], [0.5, 0.3, -0.1])
+
+
+def test_threat_model_attacks_restrict_the_pairs(micro_models):
+    preset = presets.get_preset("paper_mnist").replace(
+        pgd_eps=(0.2,), fgsm_eps=(0.2,), pgd_steps=2, apgd_steps=2, eot_samples=2,
+        eot_pgd_steps=2, eot_pgd_restarts=1)
+    config = runner.EvalConfig(attacks=("fgsm", "pgd", "apgd"),
+                               threat_models=("paper", "eot", "apgd_rand"), preset=preset,
+                               eval_samples=2, repeats=1, batch_size=4, seed=3, verbose=0,
+                               threat_model_attacks={"paper": ("fgsm", "pgd"), "eot": "pgd"})
+    assert config.attacks_under("eot") == ("pgd",)
+    assert config.attacks_under("apgd_rand") == ("fgsm", "pgd", "apgd")
+    assert config.to_json()["threat_model_attacks"] == {"paper": ["fgsm", "pgd"],
+                                                         "eot": ["pgd"]}
+    x, y = toy_images(4, size=8, seed=12)
+    results = runner.run_evaluation({"rls": micro_models["rls"]}, x, y, config, log=None)
+    pairs = {(r["threat_model_name"], r["attack"]) for r in results["robust"]}
+    assert pairs == {("paper", "fgsm"), ("paper", "pgd"), ("eot", "pgd"), ("apgd_rand", "apgd")}
+    # apgd_rand admits APGD only: its refusals of FGSM and PGD are still reported.
+    assert {(s["threat_model"], s["attack"]) for s in results["skipped"]} == {
+        ("apgd_rand[E=2]", "fgsm"), ("apgd_rand[E=2]", "pgd")}
+
+
+@pytest.mark.parametrize("pairs, match", [
+    ({"eot": ("pgd",)}, r"names a threat model that is not run.*'eot'"),
+    ({"paper": ("apgd",)}, r"threat_model_attacks\['paper'\].*subset of `attacks`"),
+    ({"paper": ()}, r"non-empty subset"),
+    ([("paper", "pgd")], r"must map threat-model names"),
+])
+def test_threat_model_attacks_checks(pairs, match):
+    with pytest.raises(ValueError, match=match):
+        runner.EvalConfig(attacks=("fgsm", "pgd"), threat_models=("paper",),
+                          preset=presets.get_preset("paper_mnist"), threat_model_attacks=pairs)

@@ -107,6 +107,10 @@ def test_cpu_cifar10_eps_and_attack_constants():
         assert main.preset_overrides[field] == pytest.approx(expected)
     assert main.preset_overrides["fgsm_eps"][:2] == base.fgsm_eps  # the paper's, Table 1
     assert set(main.threat_models) == {"paper", "eot", "apgd_rand", "transfer"}
+    # APGD under apgd_rand only; FGSM and PGD under the other three.
+    assert set(main.attacks) == {"fgsm", "pgd", "apgd"}
+    assert {k: set(v) for k, v in main.options["threat_model_attacks"].items()} == {
+        t: {"fgsm", "pgd"} for t in ("paper", "eot", "transfer")}
     assert main.num_examples >= 500
     assert evals["cifar10_clean"].num_examples == 1000 and "sap" in evals["cifar10_clean"].models
     assert evals["cifar10_multi"].num_examples >= 500
@@ -158,6 +162,11 @@ def _smoke():
     (lambda d: d["evaluate"][0]["preset_overrides"].update(pgd_stepz=3), "preset_field",
      "pgd_stepz"),
     (lambda d: d["evaluate"][0]["options"].update(repeat=2), "evaluation_option", "repeat"),
+    (lambda d: d["evaluate"][0]["options"].update(threat_model_attacks={"arc": ["fgsm"]}),
+     "threat_model", "arc"),
+    (lambda d: d["evaluate"][0]["options"].update(
+        threat_model_attacks={d["evaluate"][0]["threat_models"][0]: ["square"]}),
+     "attack", "square"),
 ])
 def test_unknown_names_are_refused_with_the_allowed_values(edit, kind, value):
     data = _smoke()
