@@ -29,7 +29,12 @@ draw (theirs: the penultimate layer of the network, which an external model
 does not expose), and the readout applies to every draw, so the binarized
 classifier is itself a `StochasticClassifier` with the model's randomness.
 A random model's features are the mean over the evaluation's draws (their
-``n_inference_repetitions``); the boundary point must be adversarial and x
+``n_inference_repetitions``). A model whose defender is a fixed set of draws
+(an ensemble's members) gets one row per member instead: its binarized
+defender averages the members' 2-class outputs, so a readout fitted on the
+members' mean log-probabilities can separate the points while the averaged
+outputs do not (ADP's members disagree most); separated member by member with
+a margin, the average is on the same side. The boundary point must be adversarial and x
 and the inner points clean under three seeded calls of the binarized
 defender; the kept margin is the smallest of 1e-4, 1e-3, ... 1 at which the
 boundary point stays adversarial under those calls (a point 1e-4 from the
@@ -222,10 +227,13 @@ def fit_readouts(features, labels):
     return weights, biases, separated
 
 
-def _features(model, points, draws, key):
-    """``[P, K]`` mean over `draws` of the log-probabilities (the defender's draws)."""
-    outs = model.defender_outputs(tf.constant(points), num_samples=draws, seed=key)
-    return tf.reduce_mean(tf.math.log(outs + 1e-12), axis=0).numpy()
+def _features(model, points, draws, key, per_draw):
+    """``[P, D, K]`` log-probabilities of the defender's draws (``D`` = 1: their mean)."""
+    logs = tf.math.log(model.defender_outputs(tf.constant(points), num_samples=draws,
+                                              seed=key) + 1e-12)
+    if not per_draw:
+        logs = tf.reduce_mean(logs, axis=0, keepdims=True)
+    return np.moveaxis(logs.numpy(), 0, 1)
 
 
 def _key(rng):
@@ -280,10 +288,15 @@ def binarization_test(model, x, eps, attack, *, num_inner=99, draws=10, seed=0):
     key = _key(rng)
     per_image = num_inner + 2
     flat = points.reshape((-1,) + shape)
-    feats = np.concatenate([_features(model, flat[c], draws, key)
-                            for c in _chunks(len(flat))]).reshape(images, per_image, -1)
-    weights, biases, separated = fit_readouts(feats, labels)
-    margin = np.einsum("sk,sk->s", feats[:, -1], weights) + biases
+    # A fixed-draw defender (an ensemble's members): one row per member.
+    per_draw = model.defender_draws() is not None
+    feats = np.concatenate([_features(model, flat[c], draws, key, per_draw)
+                            for c in _chunks(len(flat))])
+    rows = feats.shape[1]
+    feats = feats.reshape(images, per_image * rows, -1)
+    weights, biases, separated = fit_readouts(feats, np.repeat(labels, rows))
+    # The boundary point's margin: its smallest over the rows (members).
+    margin = np.min(np.einsum("sdk,sk->sd", feats[:, -rows:], weights), axis=1) + biases
     # The tightest kept margin at which the boundary point stays adversarial.
     keep = np.full(images, np.nan)
     for fraction in KEEP_FRACTIONS:

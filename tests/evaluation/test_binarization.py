@@ -119,3 +119,43 @@ def test_bad_arguments_raise_clear_errors(net):
     with pytest.raises(ValueError, match="eps-ball"):
         binarization.binarization_test(model, x, 0.3, lambda b, v, e: v + 2 * e,
                                        num_inner=10)
+
+
+class _Members(binarization.StochasticClassifier):
+    """A deterministic ensemble of fixed members: its defender averages their softmaxes."""
+
+    def __init__(self, nets):
+        self.nets = nets
+        self.eval_samples = len(nets)
+
+    is_stochastic = False
+    draw_shape = (1,)
+    image_shape = SHAPE
+    pinnable = True
+
+    def defender_draws(self):
+        return tf.range(len(self.nets))[:, None]
+
+    def draw(self, num_draws, seed=None):
+        return tf.range(num_draws)[:, None] % len(self.nets)
+
+    def outputs(self, x, draws, training=False):
+        members = tf.stack([tf.nn.softmax(net(x)) for net in self.nets])
+        return tf.gather(members, draws[:, 0])
+
+
+def test_an_ensemble_readout_is_fitted_on_every_member(net):
+    # Three members that disagree (the first's logits reversed and rolled). A
+    # readout fitted on their mean log-probabilities scores the mean of the
+    # members' scores, but the binarized defender averages their 2-class
+    # softmaxes: with three members the two can disagree (scores 10, -2, -2),
+    # and the boundary point was then not adversarial on 18 of these 24 images.
+    # Fitted member by member, every separated image is valid.
+    flipped = keras.Sequential([net, keras.layers.Lambda(lambda z: tf.reverse(z, [-1]))])
+    rolled = keras.Sequential([net, keras.layers.Lambda(lambda z: tf.roll(z, 1, -1))])
+    x, _ = quadrants(24, 1)
+    found = binarization.binarization_test(_Members([net, flipped, rolled]), x, 0.5, _pgd(40))
+    assert found.valid + found.not_separable + found.not_adversarial == 24
+    assert found.not_adversarial == 0
+    assert found.valid >= 18
+    assert found.attack_success_rate == 1.0
