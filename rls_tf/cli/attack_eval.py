@@ -335,23 +335,16 @@ def _external_options():
 
 def _threat_model_attacks(entries):
     """``{threat model: attacks}`` of --threat_model_attacks (None when not given)."""
-    if not entries:
-        return None
-    out = {}
-    for entry in entries:
-        name, sep, attacks = entry.partition("=")
-        if not sep or not name or not attacks or name in out:
-            raise ValueError("--threat_model_attacks: every entry is THREAT_MODEL=ATTACK+ATTACK "
-                             f"with its own threat model. Received: {entry!r}")
-        out[name] = tuple(attacks.split("+"))
-    return out
+    pairs = _named_dirs("threat_model_attacks", entries, form="THREAT_MODEL=ATTACK+ATTACK")
+    return {name: tuple(attacks.split("+")) for name, attacks in pairs.items()} or None
 
 
-def _named_dirs(flag, entries, taken=(), bare=False):
-    """``{NAME: DIR}`` of a list flag of ``NAME=DIR`` entries (the one parser of both).
+def _named_dirs(flag, entries, taken=(), bare=False, form="NAME=DIR"):
+    """``{NAME: DIR}`` of a list flag of ``NAME=DIR`` entries (the one parser of all).
 
     ``bare``: a plain ``DIR`` is named by its last path component (--model_dirs).
-    Names must be distinct, also from `taken`.
+    Names must be distinct, also from `taken`. ``form``: the entry's form in
+    the error (--threat_model_attacks: ``THREAT_MODEL=ATTACK+ATTACK``).
     """
     out = {}
     for entry in entries or []:
@@ -359,7 +352,7 @@ def _named_dirs(flag, entries, taken=(), bare=False):
         if not sep and bare:
             name, directory = os.path.basename(os.path.normpath(entry)), entry
         if not name or not directory or name in out or name in taken:
-            raise ValueError(f"--{flag}: every entry is NAME=DIR with its own NAME"
+            raise ValueError(f"--{flag}: every entry is {form} with its own NAME"
                              f"{' (or a DIR named by its last component)' if bare else ''}. "
                              f"Received: {entry!r}")
         out[name] = directory

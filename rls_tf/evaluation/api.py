@@ -217,9 +217,6 @@ def _normalised(key, value):
         return tuple(value)
     if key == "convergence":
         return bool(value)
-    if key == "threat_model_attacks" and value is not None and hasattr(value, "items"):
-        return {name: tuple(dict.fromkeys([attacks] if isinstance(attacks, str) else attacks))
-                for name, attacks in value.items()}
     return value
 
 

@@ -29,8 +29,8 @@ Built-in suites (`SUITES`):
   Table 5 and accuracy against N on all 1,000 test images
   (``cifar10_clean``); FGSM and PGD under paper / eot / transfer and
   APGD-CE + APGD-DLR under apgd_rand at the paper's eps (0.01, 0.02) and
-  4/255, 8/255, 16/255 of the [0, 1] range on 500 (``cifar10``); Table 4's multi_sample
-  FGSM/PGD on 500 and C&W on 100 (``cifar10_multi``, ``cifar10_multi_cw``);
+  4/255, 8/255, 16/255 of the [0, 1] range on 500 (``cifar10``); Table 4's
+  multi_sample FGSM/PGD on 500 and C&W on 100 (``cifar10_multi``, ``cifar10_multi_cw``);
   DeepFool, C&W, EAD with the paper's constants (c = 0.01, 0.1; 1,000
   steps) on 200 under paper and 100 under eot (``cifar10_minnorm``,
   ``cifar10_minnorm_eot``); Square, ARC and the convergence sweeps at 8/255
@@ -584,7 +584,8 @@ _CPU = {
         "10,000-image training file of ../shared/data, a fifth of the training set.",
         "CIFAR-10 images: clean accuracy, Table 5 and accuracy against N on all 1,000 test "
         "images (stage cifar10_clean); FGSM and PGD (paper, eot, transfer) and APGD "
-        "(apgd_rand only) on the first 500; multi_sample FGSM/PGD on 500; the 1,000-step C&W and EAD and DeepFool "
+        "(apgd_rand only) on the first 500; multi_sample FGSM/PGD on 500; the 1,000-step "
+        "C&W and EAD and DeepFool "
         "on 200 (paper protocol) and 100 (eot); Table 4's C&W on 100, rls_mse only; Square, "
         "ARC and the convergence sweeps on 100 at 8/255 only; SAP on 200, without C&W and "
         "EAD. Every table names the stage and image count of each number.",
