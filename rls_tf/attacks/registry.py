@@ -186,6 +186,7 @@ def _rate(name, default, what, **bounds):
 # declared once in `rls_tf.evaluation.presets.EVALUATION_PARAMS`; an entry names
 # those it reads in `reads`.
 _MIN_NORM_EOT = ("eot_min_norm", "eot_min_norm_steps", "eot_kappa")
+_MIN_NORM_OPT = (*_MIN_NORM_EOT, "min_norm_opt_num_examples")
 
 REGISTRY = {spec.name: spec for spec in (
     AttackSpec("fgsm", fgsm, "FGSM", "loss", False, _fgsm_settings,
@@ -217,7 +218,8 @@ REGISTRY = {spec.name: spec for spec in (
                        _rate("cw_confidence", 0.0, "C&W-L2 confidence (kappa)."),
                        _steps("cw_binary_search_steps", 1, "C&W-L2 binary-search steps of c "
                               "(1: the constant c).")),
-               reads=_MIN_NORM_EOT, optional_when_adaptive=True),
+               reads=_MIN_NORM_OPT, optional_when_adaptive=True,
+               subset="min_norm_opt_num_examples"),
     AttackSpec("ead", ead, "EAD", "min_norm", False,
                _optimised_min_norm_settings("ead", "ead", (("beta", "ead_beta"),
                                                            ("decision_rule",
@@ -231,7 +233,8 @@ REGISTRY = {spec.name: spec for spec in (
                        _rate("ead_beta", 0.01, "EAD elastic-net weight beta."),
                        Param("ead_decision_rule", "EN", str,
                              "EAD decision rule, EN (elastic net) or L1.")),
-               reads=_MIN_NORM_EOT, optional_when_adaptive=True),
+               reads=_MIN_NORM_OPT, optional_when_adaptive=True,
+               subset="min_norm_opt_num_examples"),
     AttackSpec("mifgsm", mi_fgsm, "MI-FGSM", "loss", False, _mifgsm_settings,
                params=(_rate("mifgsm_decay", 1.0, "MI-FGSM momentum decay mu.", minimum=0),),
                reads=("pgd_eps", "transfer_steps", "transfer_loss"),

@@ -90,7 +90,8 @@ class AttackSpec:
             the preset's ``eot_min_norm`` is set (the costly minimum-norm
             attacks).
         subset: a preset field naming how many of the first images the
-            attack runs on (the expensive score-based attacks), or None.
+            attack runs on (the expensive score-based and optimisation
+            attacks; a value of 0 there: all images), or None.
         reports_queries: the function takes ``return_info`` and reports
             per-example ``queries`` (score-based attacks).
         attacker_fns: keyword arguments the function takes from the

@@ -107,6 +107,9 @@ EVALUATION_PARAMS = (
     # The score-based attacks (Square, SPSA).
     Param("score_num_examples", 100, int, "Square and SPSA run on the first this many images.",
           minimum=1),
+    # The optimisation attacks' images (C&W, EAD: 1,000 steps each by the paper).
+    Param("min_norm_opt_num_examples", 0, int, "C&W and EAD run on the first this many "
+          "images (0: all of them).", minimum=0),
     Param("score_eps", (), float, "The eps of Square and SPSA (empty: pgd_eps).",
           sequence=True, minimum=0),
     # The convergence sweeps (--convergence).

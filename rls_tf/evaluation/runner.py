@@ -431,10 +431,11 @@ class Evaluation:
         x, y = self.x, self.y
         if spec.subset is not None:
             # The first n images of the whole evaluation (of this shard: those
-            # with a global index below n).
+            # with a global index below n); n = 0: all of them.
             limit = int(getattr(config.preset, spec.subset))
-            stop = max(0, min(len(x), limit - self.example_offset))
-            x, y = x[:stop], y[:stop]
+            if limit > 0:
+                stop = max(0, min(len(x), limit - self.example_offset))
+                x, y = x[:stop], y[:stop]
         if config.verbose:
             on = (model_key if run_id[3] == model_key
                   else f"{model_key} (crafted on {run_id[3]})")

@@ -31,11 +31,13 @@ Built-in suites (`SUITES`):
   APGD-CE + APGD-DLR under apgd_rand at the paper's eps (0.01, 0.02) and
   4/255, 8/255, 16/255 of the [0, 1] range on 500 (``cifar10``); Table 4's
   multi_sample FGSM/PGD on 500 and C&W on 100 (``cifar10_multi``, ``cifar10_multi_cw``);
-  DeepFool, C&W, EAD with the paper's constants (c = 0.01, 0.1; 1,000
-  steps) on 200 under paper and 100 under eot (``cifar10_minnorm``,
-  ``cifar10_minnorm_eot``); Square, ARC and the convergence sweeps at 8/255
-  on 100 (``cifar10_masking``); SAP beside plain on 200 (``cifar10_sap``).
-  About 4 hours of 2 cores for MNIST and 15 for CIFAR-10 (``estimate_s``).
+  DeepFool on 500 and C&W, EAD with the paper's constants (c = 0.01, 0.1;
+  1,000 steps) on 200 under paper, and the three on 500 / 100 under eot
+  (``cifar10_minnorm``, ``cifar10_minnorm_eot``); Square and ARC at 8/255 on
+  500 (``cifar10_blackbox``); the masking checks (FGSM vs PGD, paper vs eot,
+  Square, ARC) and the convergence sweeps at 8/255 on 100
+  (``cifar10_masking``); SAP beside plain on 200 (``cifar10_sap``).
+  About 4 hours of 2 cores for MNIST and 28 for CIFAR-10 (``estimate_s``).
 * ``paper``: the paper's own setting (ResNet-50 and VGG-16; MNIST 50 epochs,
   CIFAR-10 and SVHN 150; lr 0.01 / 10 every 50 epochs; M=2, K=3, N=10; the
   full test sets), for a GPU machine; ``estimate_s`` is per stage on one GPU.
@@ -506,15 +508,14 @@ _CIFAR_EVALUATE = [
     _cifar_eval("cifar10_clean", _CIFAR_MODELS + ("sap",), ["fgsm"], ["paper"], 1000, 2,
                 1500, {"fgsm_eps": (0.01,)}, repeats=5, batch_size=100),
     # The loss attacks on 500 images at every eps under the paper's protocol and
-    # the adaptive threat models: ~1,900 s per stochastic model (paper 31 +
-    # eot 410 + apgd_rand ~150 passes an image and eps, 2,500 image-eps, plus 50
-    # defender records), 370-840 s per deterministic one.
+    # the adaptive threat models: measured, a shard of 50 images took 4,300 s of
+    # record time on 2 busy cores (apgd_rand 46%, eot PGD 20%, paper PGD 12%).
     # APGD runs under apgd_rand only (APGD-CE + APGD-DLR with EOT; for a
     # deterministic model the white-box pair): under paper and eot it would
     # repeat apgd_rand's first stage, and MI-FGSM is none of the paper's attacks
     # (measured on shard 1: the two were half of the stage's time).
     _cifar_eval("cifar10", _CIFAR_MODELS, ["fgsm", "pgd", "apgd"],
-                ["paper", "eot", "apgd_rand", "transfer"], 500, 10, 14000,
+                ["paper", "eot", "apgd_rand", "transfer"], 500, 10, 40000,
                 {"fgsm_eps": _CIFAR_EPS, "pgd_eps": _CIFAR_EPS, **_CIFAR_ADAPTIVE},
                 threat_model_attacks={"paper": ["fgsm", "pgd"], "eot": ["fgsm", "pgd"],
                                       "transfer": ["fgsm", "pgd"]}),
@@ -528,16 +529,27 @@ _CIFAR_EVALUATE = [
     # and the paper's objective (rls_mse) at its first c only.
     _cifar_eval("cifar10_multi_cw", ("rls_mse",), ["cw"], ["multi_sample"], 100, 2, 3200,
                 {"cw_c": (0.01,), "cw_steps": 1000, "multi_sample_paths": (1, 5, 10, 15)}),
-    # Table 3's DeepFool, C&W and EAD with the paper's constants, on 200 images
-    # (2 c x 1,000 steps each of C&W and EAD: ~900 s a model).
-    _cifar_eval("cifar10_minnorm", _CIFAR_MODELS, ["deepfool", "cw", "ead"], ["paper"], 200,
-                4, 8200, _CIFAR_MIN_NORM),
+    # Table 3's DeepFool, C&W and EAD with the paper's constants: DeepFool on
+    # 500 images, the 1,000-step C&W and EAD on the first 200 (2 c x 1,000
+    # steps each: ~900 s a model).
+    _cifar_eval("cifar10_minnorm", _CIFAR_MODELS, ["deepfool", "cw", "ead"], ["paper"], 500,
+                10, 12000, {**_CIFAR_MIN_NORM, "min_norm_opt_num_examples": 200}),
     # The same under eot (E=10, 100 steps, zero and kappa=1 confidence; DeepFool
-    # also with overshoot 1): ~1,150 s per stochastic model on 100 images.
+    # also with overshoot 1): DeepFool on 500, C&W and EAD on the first 100
+    # (~1,150 s per stochastic model).
     _cifar_eval("cifar10_minnorm_eot", _CIFAR_MODELS, ["deepfool", "cw", "ead"], ["eot"],
-                100, 2, 5800,
+                500, 10, 9000,
                 {**_CIFAR_MIN_NORM, "eot_min_norm": True, "eot_min_norm_steps": 100,
-                 "eot_samples": 10}),
+                 "eot_samples": 10, "min_norm_opt_num_examples": 100}),
+    # The score-based and ARC threat models at 8/255 on 500 images: Square
+    # (1,000 queries, each the mean of E=10 draws) under eot, and ARC (P=10,
+    # 20 steps). The masking stage runs them again on its 100 images beside
+    # the white-box attacks its checks compare them with.
+    _cifar_eval("cifar10_blackbox", _CIFAR_MODELS, ["square", "arc"], ["eot", "arc"], 500,
+                10, 12000,
+                {"pgd_eps": (_CIFAR_EPS_8,), "score_eps": (_CIFAR_EPS_8,),
+                 "square_queries": 1000, "score_num_examples": 500, "eot_samples": 10,
+                 "arc_paths": 10, "arc_steps": 20}),
     # The gradient-masking checks at 8/255: FGSM vs PGD, paper vs eot, Square
     # (1,000 queries, E=10), ARC (P=10, 20 steps: ~2.5 s an image on a stochastic
     # model) and the convergence sweeps (steps, draws, eps to chance) on 100 images.
@@ -584,11 +596,11 @@ _CPU = {
         "10,000-image training file of ../shared/data, a fifth of the training set.",
         "CIFAR-10 images: clean accuracy, Table 5 and accuracy against N on all 1,000 test "
         "images (stage cifar10_clean); FGSM and PGD (paper, eot, transfer) and APGD "
-        "(apgd_rand only) on the first 500; multi_sample FGSM/PGD on 500; the 1,000-step "
-        "C&W and EAD and DeepFool "
-        "on 200 (paper protocol) and 100 (eot); Table 4's C&W on 100, rls_mse only; Square, "
-        "ARC and the convergence sweeps on 100 at 8/255 only; SAP on 200, without C&W and "
-        "EAD. Every table names the stage and image count of each number.",
+        "(apgd_rand only) on the first 500; multi_sample FGSM/PGD on 500; DeepFool on 500 "
+        "and the 1,000-step C&W and EAD on the first 200 (paper protocol), and 100 under "
+        "eot; Table 4's C&W on 100, rls_mse only; Square and ARC at 8/255 on 500; the "
+        "masking checks and convergence sweeps on 100 at 8/255 only; SAP on 200, without "
+        "C&W and EAD. Every table names the stage and image count of each number.",
         "CIFAR-10 adversarial training is FGSM-RS (Wong et al. 2020; 8/255, with the "
         "catastrophic-overfitting guard), not PGD: PGD-7 would cost 8 passes a step.",
         "eps are in the models' [-1, 1] pixel units: the paper's 0.01 and 0.02 as printed, "

@@ -3,9 +3,9 @@
 Tiny models (`conftest.make_micro_model`); what is asserted is the plumbing a
 wrong result would hide in: a transfer attack really crafts on the surrogate
 (fingerprint, attacker accuracy, identical examples for every defense), ARC
-sees the members unaveraged, a score-based attack runs on its subset, the
-sweeps produce one record per point, and sharded runs merge to the same
-numbers.
+sees the members unaveraged, a score-based attack (and C&W, EAD) runs on its
+subset, the sweeps produce one record per point, and sharded runs merge to the
+same numbers.
 """
 
 import numpy as np
@@ -165,6 +165,32 @@ def test_score_based_attacks_run_on_their_subset_and_count_queries(models):
         assert a["num_examples"] == b["num_examples"]
         assert a["accuracy"]["values"] == pytest.approx(b["accuracy"]["values"])
         assert a["queries"] == pytest.approx(b["queries"])
+
+
+def test_cw_and_ead_run_on_their_subset_and_deepfool_on_every_image(models):
+    x, y = toy_images(16, size=8, seed=11)
+    preset = presets.get_preset("paper_mnist").replace(
+        **{**SMALL, "cw_steps": 3, "ead_steps": 3, "cw_c": (0.1,), "ead_c": (0.1,),
+           "deepfool_max_iter": 3, "min_norm_opt_num_examples": 8})
+    config = _config(attacks=("deepfool", "cw", "ead"), threat_models=("paper",),
+                     preset=preset)
+    single = runner.run_evaluation(models, x, y, config, log=None)
+    sizes = {(r["attack"], r["model"]): r["num_examples"] for r in single["robust"]}
+    assert sizes == {(a, m): (16 if a == "deepfool" else 8)
+                     for a in ("deepfool", "cw", "ead") for m in models}
+    # Shard 1 (images 8-15) lies past the C&W / EAD subset: the merge equals
+    # the single run.
+    parts = [shards.run_shard(models, x, y, config, 2, i, log=None) for i in range(2)]
+    merged = shards.merge_shards(parts)
+    for a, b in zip(merged["robust"], single["robust"]):
+        assert (a["attack"], a["model"], a["num_examples"]) == (
+            b["attack"], b["model"], b["num_examples"])
+        assert a["accuracy"]["values"] == pytest.approx(b["accuracy"]["values"])
+    # 0, the default: every image.
+    everything = runner.run_evaluation(
+        models, x, y, _config(attacks=("cw",), threat_models=("paper",),
+                              preset=preset.replace(min_norm_opt_num_examples=0)), log=None)
+    assert {r["num_examples"] for r in everything["robust"]} == {16}
 
 
 def test_arc_threat_model_runs_arc_only(models):
