@@ -17,6 +17,9 @@ plots, copied beside it):
   beside the paper's printed ones (`rls_tf.reproduction.paper_numbers`) at
   the same dataset, defense, attack and parameter: Table 1 (plain vs rls),
   Table 5 (interrater agreement);
+* per dataset, the worst case per model at each eps over every loss attack,
+  threat model and stage (`worst_cases`), each cell named with where it
+  comes from;
 * the headline: per model, the accuracy at each eps under every threat model
   (the paper's, then the adaptive, transfer and black-box ones) and the
   worst of them;
@@ -49,7 +52,7 @@ from rls_tf.reproduction.paper_layout import paper_tables
 from rls_tf.reproduction.report_render import _kappa_text
 from rls_tf.reproduction.report_render import _render
 
-__all__ = ["collect", "first_params", "paper_tables", "write_report"]
+__all__ = ["collect", "first_params", "paper_tables", "worst_cases", "write_report"]
 
 
 def _param_key(attack, param):
@@ -126,6 +129,64 @@ def _headline(results):
     return out
 
 
+def worst_cases(stages):
+    """Per trained run of the stages (one dataset's): at each eps, the worst over every stage.
+
+    Every loss-based attack record (attack, threat model, eps) is taken from the
+    stage with the most images that ran it (the first such stage on a tie); the
+    worst case at an eps is the lowest accuracy among them, named with its
+    attack@threat model, stage and images. Clean accuracy likewise comes from
+    the stage with the most images. Rows are trained runs, named by the first
+    stage's key for them (stages may call one run by the same key or not).
+
+    Args:
+        stages: the report's stage entries of one dataset (with ``_results``).
+
+    Returns:
+        ``{"eps": [{"key", "eps", "unit_255"}], "rows": [{"model", "run",
+        "adversarial", "clean": {"accuracy", "stage", "num_examples"} or None,
+        "cells": {key: {"accuracy", "label", "stage", "num_examples"}}}]}``, eps
+        in increasing order (``unit_255``: the eps in 1/255 of the [0, 1] range
+        where that is a whole number, else None).
+    """
+    chosen, clean, names, adversarial, eps_info = {}, {}, {}, {}, {}
+    for stage in stages:
+        results, columns = stage["_results"], stage["columns"]
+        count = int(stage.get("num_examples") or 0)
+        for model, info in columns.items():
+            names.setdefault(info["run"], model)
+            adversarial.setdefault(info["run"], info["adversarial"])
+            accuracy = (results.get("clean", {}).get(model) or {}).get("accuracy")
+            if accuracy is not None and count > clean.get(info["run"], {}).get(
+                    "num_examples", -1):
+                clean[info["run"]] = {"accuracy": accuracy, "stage": stage["name"],
+                                      "num_examples": count}
+        for record in results.get("robust", []):
+            eps = record.get("eps")
+            if eps is None or record.get("min_norm") or record["model"] not in columns:
+                continue
+            key = f"{eps:g}"
+            unit = record.get("eps_unit_range")
+            whole = None if unit is None else round(unit * 255)
+            eps_info.setdefault(key, {"key": key, "eps": float(eps), "unit_255": (
+                whole if whole and abs(unit * 255 - whole) < 1e-3 else None)})
+            n = int(record.get("num_examples") or count)
+            label = f"{record['attack']}@{record['threat_model']}"
+            slot = (columns[record["model"]]["run"], key, label)
+            if n > chosen.get(slot, {}).get("num_examples", -1):
+                chosen[slot] = {"accuracy": record["accuracy"], "label": label,
+                                "stage": stage["name"], "num_examples": n}
+    cells = {}
+    for (run, key, _), cell in chosen.items():
+        best = cells.setdefault(run, {}).get(key)
+        if best is None or cell["accuracy"]["mean"] < best["accuracy"]["mean"]:
+            cells[run][key] = cell
+    return {"eps": sorted(eps_info.values(), key=lambda e: e["eps"]),
+            "rows": [{"model": names[run], "run": run, "adversarial": adversarial[run],
+                      "clean": clean.get(run), "cells": cells[run]}
+                     for run in names if run in cells]}
+
+
 def collect(suite, output_dir):
     """The report's data: per evaluation stage of its current spec, its numbers; per
     dataset, the paper's Tables 3, 4 and 6; the stages' completion records."""
@@ -163,6 +224,8 @@ def collect(suite, output_dir):
         if stage.get("dataset") and stage["dataset"] not in datasets:
             datasets.append(stage["dataset"])
     tables = {dataset: paper_tables(dataset, stages) for dataset in datasets}
+    worst = {dataset: worst_cases([s for s in stages if s.get("dataset") == dataset])
+             for dataset in datasets}
     for stage in stages:
         stage.pop("_results", None)
     records, orphans = {}, []
@@ -181,6 +244,7 @@ def collect(suite, output_dir):
         state, record = runner.record_state(suite, output_dir, known[key])
         records[key] = {**record, "state": state}
     return {"suite": suite.to_json(), "paper_tables": {k: v for k, v in tables.items() if v},
+            "worst_cases": {k: v for k, v in worst.items() if v["rows"]},
             "stages": stages, "stage_records": records, "other_records": orphans}
 
 

@@ -1,10 +1,11 @@
 """``REPORT.md`` as Markdown from the report's data (`rls_tf.reproduction.report.collect`).
 
 `_render` writes the document: the paper's tables per dataset (from
-`rls_tf.reproduction.paper_layout`), then per evaluation stage its clean
-accuracy, the paper-protocol cells beside the paper's, interrater agreement,
-the headline worst cases, the gradient-masking checks and "what holds up"
-(`_holds_up`, sentences computed from the numbers), then the stage records.
+`rls_tf.reproduction.paper_layout`) and the worst case per defense, then per
+evaluation stage its clean accuracy, the paper-protocol cells beside the
+paper's, interrater agreement, the headline worst cases, the gradient-masking
+checks and "what holds up" (`_holds_up`, sentences computed from the
+numbers), then the stage records.
 """
 
 import json
@@ -225,6 +226,33 @@ def _render_paper_tables(dataset, tables):
     return out
 
 
+def _render_worst_cases(dataset, worst):
+    title = _DATASET_TITLES.get(dataset, dataset)
+    out = [f"## {title}: the worst case per defense", "",
+           "Per model and eps: the lowest robust accuracy (%) over every loss-based attack "
+           "and threat model of every stage of the dataset, each attack and threat model "
+           "taken from the stage with the most images that ran it; the cell names the "
+           "attack@threat model, the stage and its images. Clean: from the stage with the "
+           "most images. eps in the models' [-1, 1] units (in brackets: /255 of the [0, 1] "
+           "range).", ""]
+    heads = [e["key"] + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
+             for e in worst["eps"]]
+    out += ["| Model | adversarially trained | clean | " + " | ".join(heads) + " |",
+            "|" + "---|" * (3 + len(heads))]
+    for row in worst["rows"]:
+        clean = row["clean"]
+        line = (f"| {row['model']} | {'yes' if row['adversarial'] else 'no'} | "
+                + (_DASH if clean is None else
+                   f"{_pct(clean['accuracy'])} ({clean['num_examples']})") + " |")
+        for e in worst["eps"]:
+            cell = row["cells"].get(e["key"])
+            line += (f" {_DASH} |" if cell is None else
+                     f" {_pct(cell['accuracy'])} ({cell['label']}, {cell['stage']}, "
+                     f"{cell['num_examples']}) |")
+        out.append(line)
+    return out + [""]
+
+
 def _render(data):
     suite = data["suite"]
     out = [f"# Reproduction report: suite `{suite['name']}`", "", suite["description"], ""]
@@ -236,6 +264,8 @@ def _render(data):
             "defender's repeats; eps in the models' [-1, 1] pixel units.", ""]
     for dataset, tables in data.get("paper_tables", {}).items():
         out += _render_paper_tables(dataset, tables)
+    for dataset, worst in data.get("worst_cases", {}).items():
+        out += _render_worst_cases(dataset, worst)
     for stage in data["stages"]:
         out.append(f"## {stage['name']}")
         out.append("")

@@ -325,6 +325,33 @@ def test_the_existing_sections_stay(written):
         in text
 
 
+def test_worst_case_per_defense_takes_each_attack_from_its_largest_stage(written):
+    worst = written["data"]["worst_cases"]["cifar10"]
+    rows = {r["model"]: r for r in worst["rows"]}
+    assert [e["key"] for e in worst["eps"]] == ["0.01", "0.02"]
+    # plain's paper FGSM ran in "main" (500 images, 40%) and "sap" (200, 39%):
+    # the 500-image number is the one compared.
+    plain = rows["plain"]["cells"]["0.01"]
+    assert (plain["label"], plain["stage"], plain["num_examples"]) == (
+        "pgd@eot[E=10]", "main", 500)
+    assert round(100 * plain["accuracy"]["mean"], 6) == 29.0
+    # rls: the lowest over paper, eot, apgd_rand and multi_sample.
+    rls = rows["rls"]["cells"]["0.01"]
+    assert (rls["label"], rls["stage"]) == ("apgd@apgd_rand[E=10]", "main")
+    assert round(100 * rls["accuracy"]["mean"], 6) == 18.0
+    # sap only ran in its own 200-image stage; rls_at is adversarially trained.
+    assert (rows["sap"]["cells"]["0.01"]["stage"], rows["sap"]["cells"]["0.01"]["num_examples"]) \
+        == ("sap", 200)
+    assert rows["rls_at"]["adversarial"] and not rows["rls"]["adversarial"]
+    assert rows["plain"]["clean"]["num_examples"] == 500
+    # DeepFool / C&W / EAD (no eps) are not in it; the Markdown names the source.
+    assert "0.02" in rows["plain"]["cells"] and "0.02" not in rows["rls"]["cells"]
+    text = written["text"]
+    section = text.split("## CIFAR-10: the worst case per defense")[1].split("\n## ")[0]
+    assert "| rls | no | 90.0 ± 0.5 (500) | 18.0 ± 0.5 (apgd@apgd_rand[E=10], main, 500) | — |" \
+        in section
+
+
 def test_first_params_are_table_1s():
     assert report.first_params("cifar10") == {
         "fgsm": "eps=0.01", "pgd": "eps=0.01", "deepfool": "", "cw": "c=0.01",
