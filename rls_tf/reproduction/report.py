@@ -19,7 +19,8 @@ plots, copied beside it):
   Table 5 (interrater agreement);
 * per dataset, the worst case per model at each eps over every loss attack,
   threat model and stage (`worst_cases`), each cell named with where it
-  comes from;
+  comes from, with the ranking at each eps and, where RLS was trained both
+  ways, the paper's MSE objective against cross-entropy;
 * the headline: per model, the accuracy at each eps under every threat model
   (the paper's, then the adaptive, transfer and black-box ones) and the
   worst of them;
@@ -67,7 +68,9 @@ def _columns(suite, stage):
         train = by_name[ref]
         adversarial = train.options.get("adv_train", "none") != "none"
         out[key] = {"run": ref, "defense": train.defense, "backbone": train.backbone,
-                    "adversarial": adversarial}
+                    "adversarial": adversarial,
+                    # TrainConfig's default loss is cross-entropy.
+                    "loss": train.options.get("loss", "crossentropy")}
         if train.defense in ("ensemble", "adp"):
             # TrainConfig's default ensemble_size is 3.
             out[key]["ensemble_size"] = int(train.options.get("ensemble_size", 3))
@@ -144,18 +147,19 @@ def worst_cases(stages):
 
     Returns:
         ``{"eps": [{"key", "eps", "unit_255"}], "rows": [{"model", "run",
-        "adversarial", "clean": {"accuracy", "stage", "num_examples"} or None,
+        "defense", "loss", "adversarial", "clean": {"accuracy", "stage",
+        "num_examples"} or None,
         "cells": {key: {"accuracy", "label", "stage", "num_examples"}}}]}``, eps
         in increasing order (``unit_255``: the eps in 1/255 of the [0, 1] range
         where that is a whole number, else None).
     """
-    chosen, clean, names, adversarial, eps_info = {}, {}, {}, {}, {}
+    chosen, clean, names, runs, eps_info = {}, {}, {}, {}, {}
     for stage in stages:
         results, columns = stage["_results"], stage["columns"]
         count = int(stage.get("num_examples") or 0)
         for model, info in columns.items():
             names.setdefault(info["run"], model)
-            adversarial.setdefault(info["run"], info["adversarial"])
+            runs.setdefault(info["run"], info)
             accuracy = (results.get("clean", {}).get(model) or {}).get("accuracy")
             if accuracy is not None and count > clean.get(info["run"], {}).get(
                     "num_examples", -1):
@@ -182,7 +186,8 @@ def worst_cases(stages):
         if best is None or cell["accuracy"]["mean"] < best["accuracy"]["mean"]:
             cells[run][key] = cell
     return {"eps": sorted(eps_info.values(), key=lambda e: e["eps"]),
-            "rows": [{"model": names[run], "run": run, "adversarial": adversarial[run],
+            "rows": [{"model": names[run], "run": run, "defense": runs[run]["defense"],
+                      "loss": runs[run].get("loss"), "adversarial": runs[run]["adversarial"],
                       "clean": clean.get(run), "cells": cells[run]}
                      for run in names if run in cells]}
 

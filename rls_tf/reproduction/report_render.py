@@ -250,7 +250,43 @@ def _render_worst_cases(dataset, worst):
                      f" {_pct(cell['accuracy'])} ({cell['label']}, {cell['stage']}, "
                      f"{cell['num_examples']}) |")
         out.append(line)
-    return out + [""]
+    out.append("")
+    lines = _worst_holds_up(worst)
+    if lines:
+        out += ["### What holds up (worst cases)", ""] + [f"- {l}" for l in lines] + [""]
+    return out
+
+
+def _eps_text(e):
+    return f"eps {e['key']}" + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
+
+
+def _worst_holds_up(worst):
+    """Sentences from the worst-case table: the ranking at each eps, and RLS's two objectives."""
+    lines = []
+    for e in worst["eps"]:
+        ranked = sorted(((row["cells"][e["key"]]["accuracy"]["mean"], row["model"])
+                         for row in worst["rows"] if e["key"] in row["cells"]), reverse=True)
+        if len(ranked) > 1:
+            lines.append(f"Worst case at {_eps_text(e)}, highest first: "
+                         + ", ".join(f"{m} {100 * v:.1f}%" for v, m in ranked) + ".")
+    rls = {row["loss"]: row for row in worst["rows"]
+           if row["defense"] == "rls" and not row["adversarial"]}
+    if "mse" in rls and "crossentropy" in rls:
+        mse, ce = rls["mse"], rls["crossentropy"]
+        common = [e for e in worst["eps"] if e["key"] in mse["cells"] and e["key"] in ce["cells"]]
+        above = [e for e in common if mse["cells"][e["key"]]["accuracy"]["mean"]
+                 > ce["cells"][e["key"]]["accuracy"]["mean"]]
+        below = [e for e in common if mse["cells"][e["key"]]["accuracy"]["mean"]
+                 < ce["cells"][e["key"]]["accuracy"]["mean"]]
+        lines.append(
+            f"RLS with the paper's MSE objective ({mse['model']}) against cross-entropy "
+            f"({ce['model']}), worst case over every threat model: higher at {len(above)} of "
+            f"{len(common)} eps" + (f" ({', '.join(_eps_text(e) for e in above)})" if above
+                                    else "")
+            + f", lower at {len(below)}" + (
+                f" ({', '.join(_eps_text(e) for e in below)})" if below else "") + ".")
+    return lines
 
 
 def _render(data):

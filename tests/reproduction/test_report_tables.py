@@ -352,6 +352,31 @@ def test_worst_case_per_defense_takes_each_attack_from_its_largest_stage(written
         in section
 
 
+def test_worst_case_sentences_rank_the_defenses_and_compare_rls_objectives(written):
+    from rls_tf.reproduction import report_render  # pylint: disable=import-outside-toplevel
+
+    text = written["text"]
+    assert ("- Worst case at eps 0.01, highest first: rls_at 77.0%, sap 56.0%, rse 55.0%, "
+            "adp 52.0%, ensemble5 49.0%, ensemble 48.0%, plain 29.0%, rls 18.0%.") in text
+
+    def row(model, loss, values, adversarial=False):
+        return {"model": model, "defense": "rls", "loss": loss, "adversarial": adversarial,
+                "cells": {k: {"accuracy": {"mean": v}} for k, v in values.items()}}
+
+    eps = [{"key": k, "eps": float(k), "unit_255": u}
+           for k, u in (("0.0314", 4), ("0.0627", 8), ("0.125", 16))]
+    worst = {"eps": eps, "rows": [
+        row("rls_mse", "mse", {"0.0314": 0.20, "0.0627": 0.05, "0.125": 0.0}),
+        row("rls_ce", "crossentropy", {"0.0314": 0.10, "0.0627": 0.07, "0.125": 0.0}),
+        # An adversarially trained cross-entropy RLS is not the comparison's.
+        row("rls_at", "crossentropy", {"0.0314": 0.50, "0.0627": 0.40}, adversarial=True)]}
+    lines = report_render._worst_holds_up(worst)  # pylint: disable=protected-access
+    assert lines[-1] == (
+        "RLS with the paper's MSE objective (rls_mse) against cross-entropy (rls_ce), worst "
+        "case over every threat model: higher at 1 of 3 eps (eps 0.0314 (4/255)), lower at "
+        "1 (eps 0.0627 (8/255)).")
+
+
 def test_first_params_are_table_1s():
     assert report.first_params("cifar10") == {
         "fgsm": "eps=0.01", "pgd": "eps=0.01", "deepfool": "", "cw": "c=0.01",
