@@ -149,7 +149,9 @@ def worst_cases(stages):
         ``{"eps": [{"key", "eps", "unit_255"}], "rows": [{"model", "run",
         "defense", "loss", "adversarial", "clean": {"accuracy", "stage",
         "num_examples"} or None,
-        "cells": {key: {"accuracy", "label", "stage", "num_examples"}}}]}``, eps
+        "cells": {key: {"accuracy", "label", "stage", "num_examples",
+        "compared"}}}]}`` (``compared``: how many attack@threat model results
+        the worst is of), eps
         in increasing order (``unit_255``: the eps in 1/255 of the [0, 1] range
         where that is a whole number, else None).
     """
@@ -180,11 +182,15 @@ def worst_cases(stages):
             if n > chosen.get(slot, {}).get("num_examples", -1):
                 chosen[slot] = {"accuracy": record["accuracy"], "label": label,
                                 "stage": stage["name"], "num_examples": n}
-    cells = {}
+    cells, compared = {}, {}
     for (run, key, _), cell in chosen.items():
+        compared[run, key] = compared.get((run, key), 0) + 1
         best = cells.setdefault(run, {}).get(key)
         if best is None or cell["accuracy"]["mean"] < best["accuracy"]["mean"]:
             cells[run][key] = cell
+    for run, by_eps in cells.items():
+        for key, cell in by_eps.items():
+            by_eps[key] = {**cell, "compared": compared[run, key]}
     return {"eps": sorted(eps_info.values(), key=lambda e: e["eps"]),
             "rows": [{"model": names[run], "run": run, "defense": runs[run]["defense"],
                       "loss": runs[run].get("loss"), "adversarial": runs[run]["adversarial"],

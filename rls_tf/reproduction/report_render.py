@@ -232,9 +232,10 @@ def _render_worst_cases(dataset, worst):
            "Per model and eps: the lowest robust accuracy (%) over every loss-based attack "
            "and threat model of every stage of the dataset, each attack and threat model "
            "taken from the stage with the most images that ran it; the cell names the "
-           "attack@threat model, the stage and its images. Clean: from the stage with the "
-           "most images. eps in the models' [-1, 1] units (in brackets: /255 of the [0, 1] "
-           "range).", ""]
+           "attack@threat model, the stage, its images and how many attack@threat model "
+           "results it is the lowest of (few: a weak worst case). Clean: from the stage "
+           "with the most images. eps in the models' [-1, 1] units (in brackets: /255 "
+           "of the [0, 1] range).", ""]
     heads = [e["key"] + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
              for e in worst["eps"]]
     out += ["| Model | adversarially trained | clean | " + " | ".join(heads) + " |",
@@ -248,7 +249,7 @@ def _render_worst_cases(dataset, worst):
             cell = row["cells"].get(e["key"])
             line += (f" {_DASH} |" if cell is None else
                      f" {_pct(cell['accuracy'])} ({cell['label']}, {cell['stage']}, "
-                     f"{cell['num_examples']}) |")
+                     f"{cell['num_examples']}; of {cell['compared']}) |")
         out.append(line)
     out.append("")
     lines = _worst_holds_up(worst)

@@ -348,8 +348,11 @@ def test_worst_case_per_defense_takes_each_attack_from_its_largest_stage(written
     assert "0.02" in rows["plain"]["cells"] and "0.02" not in rows["rls"]["cells"]
     text = written["text"]
     section = text.split("## CIFAR-10: the worst case per defense")[1].split("\n## ")[0]
-    assert "| rls | no | 90.0 ± 0.5 (500) | 18.0 ± 0.5 (apgd@apgd_rand[E=10], main, 500) | — |" \
-        in section
+    # rls at 0.01: paper FGSM / PGD, eot PGD / APGD, apgd_rand APGD, multi_sample
+    # FGSM / PGD at S = 1, 5, 10, 15.
+    assert rls["compared"] == 13
+    assert ("| rls | no | 90.0 ± 0.5 (500) | 18.0 ± 0.5 (apgd@apgd_rand[E=10], main, 500; "
+            "of 13) | — |") in section
 
 
 def test_worst_case_sentences_rank_the_defenses_and_compare_rls_objectives(written):
