@@ -37,7 +37,7 @@ Built-in suites (`SUITES`):
   500 (``cifar10_blackbox``); the masking checks (FGSM vs PGD, paper vs eot,
   Square, ARC) and the convergence sweeps at 8/255 on 100
   (``cifar10_masking``); SAP beside plain on 200 (``cifar10_sap``).
-  About 4 hours of 2 cores for MNIST and 33 for CIFAR-10 (``estimate_s``).
+  About 4 hours of 2 cores for MNIST and 27 for CIFAR-10 (``estimate_s``).
 * ``paper``: the paper's own setting (ResNet-50 and VGG-16; MNIST 50 epochs,
   CIFAR-10 and SVHN 150; lr 0.01 / 10 every 50 epochs; M=2, K=3, N=10; the
   full test sets), for a GPU machine; ``estimate_s`` is per stage on one GPU.
@@ -508,14 +508,14 @@ _CIFAR_EVALUATE = [
     _cifar_eval("cifar10_clean", _CIFAR_MODELS + ("sap",), ["fgsm"], ["paper"], 1000, 2,
                 1500, {"fgsm_eps": (0.01,)}, repeats=5, batch_size=100),
     # The loss attacks on 500 images at every eps under the paper's protocol and
-    # the adaptive threat models: measured, a shard of 50 images took 4,300 s of
-    # record time on 2 busy cores (apgd_rand 46%, eot PGD 20%, paper PGD 12%).
+    # the adaptive threat models: measured, a shard of 50 images takes 1,600-1,800 s
+    # on one core beside another one-thread run (apgd_rand about half of it).
     # APGD runs under apgd_rand only (APGD-CE + APGD-DLR with EOT; for a
     # deterministic model the white-box pair): under paper and eot it would
     # repeat apgd_rand's first stage, and MI-FGSM is none of the paper's attacks
     # (measured on shard 1: the two were half of the stage's time).
     _cifar_eval("cifar10", _CIFAR_MODELS, ["fgsm", "pgd", "apgd"],
-                ["paper", "eot", "apgd_rand", "transfer"], 500, 10, 40000,
+                ["paper", "eot", "apgd_rand", "transfer"], 500, 10, 17000,
                 {"fgsm_eps": _CIFAR_EPS, "pgd_eps": _CIFAR_EPS, **_CIFAR_ADAPTIVE},
                 threat_model_attacks={"paper": ["fgsm", "pgd"], "eot": ["fgsm", "pgd"],
                                       "transfer": ["fgsm", "pgd"]}),
