@@ -147,13 +147,13 @@ def worst_cases(stages):
 
     Returns:
         ``{"eps": [{"key", "eps", "unit_255"}], "rows": [{"model", "run",
-        "defense", "loss", "adversarial", "clean": {"accuracy", "stage",
-        "num_examples"} or None,
-        "cells": {key: {"accuracy", "label", "stage", "num_examples",
-        "compared"}}}]}`` (``compared``: how many attack@threat model results
-        the worst is of), eps
-        in increasing order (``unit_255``: the eps in 1/255 of the [0, 1] range
-        where that is a whole number, else None).
+        "defense", "loss", "adversarial", "clean", "cells"}]}``: eps in
+        increasing order (``unit_255``: the eps in 1/255 of the [0, 1] range
+        where that is a whole number, else None); ``clean`` is ``{"accuracy",
+        "stage", "num_examples"}`` or None; ``cells`` maps an eps key to
+        ``{"accuracy", "label", "stage", "num_examples", "compared"}``
+        (``compared``: how many attack@threat model results it is the
+        lowest of).
     """
     chosen, clean, names, runs, eps_info = {}, {}, {}, {}, {}
     for stage in stages:
@@ -200,7 +200,8 @@ def worst_cases(stages):
 
 def collect(suite, output_dir):
     """The report's data: per evaluation stage of its current spec, its numbers; per
-    dataset, the paper's Tables 3, 4 and 6; the stages' completion records."""
+    dataset, the paper's Tables 3, 4 and 6 and the worst cases (`worst_cases`); the
+    stages' completion records."""
     stages = []
     for stage in suite.evaluate:
         path = os.path.join(output_dir, "eval", stage.name, "results.json")
