@@ -119,16 +119,20 @@ def _interrater_rows(dataset, columns, results):
     return rows
 
 
-def _headline(results):
-    """``{model: {eps: {label: summary}}}`` of the eps-parametrised loss attacks."""
-    out = {}
+def _loss_records(results):
+    """``(eps key, attack@threat model, record)`` of the eps-parametrised loss attacks."""
     for record in results.get("robust", []):
         eps = record.get("eps")
         if eps is None or record.get("min_norm"):
             continue
-        label = f"{record['attack']}@{record['threat_model']}"
-        out.setdefault(record["model"], {}).setdefault(f"{eps:g}", {})[label] = \
-            record["accuracy"]
+        yield f"{eps:g}", f"{record['attack']}@{record['threat_model']}", record
+
+
+def _headline(results):
+    """``{model: {eps: {label: summary}}}`` of the eps-parametrised loss attacks."""
+    out = {}
+    for key, label, record in _loss_records(results):
+        out.setdefault(record["model"], {}).setdefault(key, {})[label] = record["accuracy"]
     return out
 
 
@@ -155,29 +159,25 @@ def worst_cases(stages):
         (``compared``: how many attack@threat model results it is the
         lowest of).
     """
-    chosen, clean, names, runs, eps_info = {}, {}, {}, {}, {}
+    chosen, clean, runs, eps_info = {}, {}, {}, {}
     for stage in stages:
         results, columns = stage["_results"], stage["columns"]
         count = int(stage.get("num_examples") or 0)
         for model, info in columns.items():
-            names.setdefault(info["run"], model)
-            runs.setdefault(info["run"], info)
+            runs.setdefault(info["run"], {**info, "model": model})
             accuracy = (results.get("clean", {}).get(model) or {}).get("accuracy")
             if accuracy is not None and count > clean.get(info["run"], {}).get(
                     "num_examples", -1):
                 clean[info["run"]] = {"accuracy": accuracy, "stage": stage["name"],
                                       "num_examples": count}
-        for record in results.get("robust", []):
-            eps = record.get("eps")
-            if eps is None or record.get("min_norm") or record["model"] not in columns:
+        for key, label, record in _loss_records(results):
+            if record["model"] not in columns:
                 continue
-            key = f"{eps:g}"
             unit = record.get("eps_unit_range")
             whole = None if unit is None else round(unit * 255)
-            eps_info.setdefault(key, {"key": key, "eps": float(eps), "unit_255": (
+            eps_info.setdefault(key, {"key": key, "eps": float(record["eps"]), "unit_255": (
                 whole if whole and abs(unit * 255 - whole) < 1e-3 else None)})
             n = int(record.get("num_examples") or count)
-            label = f"{record['attack']}@{record['threat_model']}"
             slot = (columns[record["model"]]["run"], key, label)
             if n > chosen.get(slot, {}).get("num_examples", -1):
                 chosen[slot] = {"accuracy": record["accuracy"], "label": label,
@@ -192,10 +192,10 @@ def worst_cases(stages):
         for key, cell in by_eps.items():
             by_eps[key] = {**cell, "compared": compared[run, key]}
     return {"eps": sorted(eps_info.values(), key=lambda e: e["eps"]),
-            "rows": [{"model": names[run], "run": run, "defense": runs[run]["defense"],
-                      "loss": runs[run].get("loss"), "adversarial": runs[run]["adversarial"],
+            "rows": [{"model": info["model"], "run": run, "defense": info["defense"],
+                      "loss": info.get("loss"), "adversarial": info["adversarial"],
                       "clean": clean.get(run), "cells": cells[run]}
-                     for run in names if run in cells]}
+                     for run, info in runs.items() if run in cells]}
 
 
 def collect(suite, output_dir):

@@ -236,8 +236,7 @@ def _render_worst_cases(dataset, worst):
            "results it is the lowest of (few: a weak worst case). Clean: from the stage "
            "with the most images. eps in the models' [-1, 1] units (in brackets: /255 "
            "of the [0, 1] range).", ""]
-    heads = [e["key"] + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
-             for e in worst["eps"]]
+    heads = [_eps_label(e) for e in worst["eps"]]
     out += ["| Model | adversarially trained | clean | " + " | ".join(heads) + " |",
             "|" + "---|" * (3 + len(heads))]
     for row in worst["rows"]:
@@ -258,8 +257,12 @@ def _render_worst_cases(dataset, worst):
     return out
 
 
+def _eps_label(e):
+    return e["key"] + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
+
+
 def _eps_text(e):
-    return f"eps {e['key']}" + (f" ({e['unit_255']}/255)" if e["unit_255"] else "")
+    return f"eps {_eps_label(e)}"
 
 
 def _worst_holds_up(worst):
@@ -275,11 +278,12 @@ def _worst_holds_up(worst):
            if row["defense"] == "rls" and not row["adversarial"]}
     if "mse" in rls and "crossentropy" in rls:
         mse, ce = rls["mse"], rls["crossentropy"]
-        common = [e for e in worst["eps"] if e["key"] in mse["cells"] and e["key"] in ce["cells"]]
-        above = [e for e in common if mse["cells"][e["key"]]["accuracy"]["mean"]
-                 > ce["cells"][e["key"]]["accuracy"]["mean"]]
-        below = [e for e in common if mse["cells"][e["key"]]["accuracy"]["mean"]
-                 < ce["cells"][e["key"]]["accuracy"]["mean"]]
+        gap = {e["key"]: (mse["cells"][e["key"]]["accuracy"]["mean"]
+                          - ce["cells"][e["key"]]["accuracy"]["mean"])
+               for e in worst["eps"] if e["key"] in mse["cells"] and e["key"] in ce["cells"]}
+        common = [e for e in worst["eps"] if e["key"] in gap]
+        above = [e for e in common if gap[e["key"]] > 0]
+        below = [e for e in common if gap[e["key"]] < 0]
         lines.append(
             f"RLS with the paper's MSE objective ({mse['model']}) against cross-entropy "
             f"({ce['model']}), worst case over every threat model: higher at {len(above)} of "
