@@ -45,3 +45,9 @@ def test_bad_presets():
         mnist.replace(cw_steps=0)
     with pytest.raises(ValueError, match="eot_kappa"):
         mnist.replace(eot_kappa=0.0)
+    # 0 means every image; a negative count or a fraction is refused by name.
+    assert mnist.replace(min_norm_opt_num_examples=0).min_norm_opt_num_examples == 0
+    for bad in (-1, 0.5):
+        with pytest.raises(ValueError, match=r"`min_norm_opt_num_examples` must be an int "
+                                             r">= 0\. Received: min_norm_opt_num_examples="):
+            mnist.replace(min_norm_opt_num_examples=bad)
