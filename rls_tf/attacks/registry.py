@@ -138,7 +138,11 @@ def _deepfool_settings(preset, budget):
 
 
 def _optimised_min_norm_settings(name, prefix, extra):
-    """Settings of C&W / EAD: one row per c (and per kappa under eot)."""
+    """Settings of C&W / EAD: one row per c (and per kappa under eot).
+
+    The label is ``c=...``, with ``, search=S`` where a binary search of S > 1
+    steps starts from that c.
+    """
 
     def build(preset, budget):
         out = []
@@ -153,8 +157,12 @@ def _optimised_min_norm_settings(name, prefix, extra):
             else:
                 base["steps"] = getattr(preset, f"{prefix}_steps")
                 kappas = [confidence]
+            # A searched c is another attack than the constant c it starts from:
+            # its records must not share the constant's key (seeds, resume, report).
+            search = base["binary_search_steps"]
+            label = f"c={_fmt(c)}" + (f", search={search}" if search > 1 else "")
             for kappa in kappas:
-                param = f"c={_fmt(c)}" + (f", kappa={_fmt(kappa)}" if kappa else "")
+                param = label + (f", kappa={_fmt(kappa)}" if kappa else "")
                 out.append(AttackSetting(name, param, {**base, "confidence": float(kappa)},
                                          value=float(c)))
         return out

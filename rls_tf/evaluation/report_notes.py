@@ -9,6 +9,11 @@ lines.
 
 from rls_tf.evaluation.report_tables import _ATTACK_TITLES, _DASH, _pct, _title
 
+
+def _c_search(steps):
+    return "constant c" if steps == 1 else f"binary search of c over {steps} steps from each c"
+
+
 def _render_notes(ctx):
     """Settings, weak-attack warnings, skipped runs, versions."""
     results = ctx.results
@@ -38,11 +43,11 @@ def _render_notes(ctx):
         "its own model (EOT estimate) finds worst; the defender is never consulted."
     )
     out.append(
-        f"- C&W-L2: constant c, {preset['cw_steps']} Adam steps at lr {preset['cw_lr']:g}, "
-        f"confidence {preset['cw_confidence']:g}, {preset['cw_binary_search_steps']} "
-        f"binary-search step(s). EAD: beta {preset['ead_beta']:g}, {preset['ead_steps']} "
-        f"steps at lr {preset['ead_lr']:g}, {preset['ead_binary_search_steps']} binary-search "
-        f"step(s), rule {preset['ead_decision_rule']}. DeepFool: "
+        f"- C&W-L2: {_c_search(preset['cw_binary_search_steps'])}, {preset['cw_steps']} Adam steps at lr {preset['cw_lr']:g}, "
+        f"confidence {preset['cw_confidence']:g}. EAD: "
+        f"{_c_search(preset['ead_binary_search_steps'])}, beta {preset['ead_beta']:g}, "
+        f"{preset['ead_steps']} steps at lr {preset['ead_lr']:g}, rule "
+        f"{preset['ead_decision_rule']}. DeepFool: "
         f"overshoot {preset['deepfool_overshoot']:g}, {preset['deepfool_max_iter']} "
         "iterations at most."
     )

@@ -4,8 +4,8 @@
 Table 3 (every defense x FGSM, PGD, DeepFool, C&W, EAD at the paper's first
 parameter, `first_params`), Table 4 (``multi_sample``: the attacker attacks S
 sampled models) and Table 6 (accuracy against the defender's N samples), each
-again under the adaptive threat models where those ran. A cell comes from the
-stage with the most images that holds it. The tables are data (dicts);
+again under the adaptive threat models where those ran. A cell is the lowest
+setting of the stages with the most images that hold it. The tables are data (dicts);
 `rls_tf.reproduction.report_render` writes them as Markdown.
 """
 
@@ -102,15 +102,19 @@ def _index(stages):
 
 
 def _cell(records, row, attack, wanted, threat, value):
-    """Our cell: the stage with the most images holding it, its lowest setting."""
+    """Our cell: the lowest setting among the stages with the most images holding it.
+
+    Two stages of as many images (e.g. EAD at the paper's constant c and
+    searched from it) both count: the cell is the strongest reading.
+    """
     found = [e for e in records.get(((row["run"], row["weights"]), attack), [])
              if threat(e["record"]) and _matches(attack, wanted, e["record"].get("param"))]
     if not found:
         return None
-    best = max(found, key=lambda e: (e["n"] or 0, -e["order"]))["stage"]
+    most = max(e["n"] or 0 for e in found)
     chosen = []
     for entry in found:
-        if entry["stage"] == best:
+        if (entry["n"] or 0) == most:
             summary = value(entry["record"])
             if summary and summary.get("mean") is not None:
                 chosen.append((summary, entry))

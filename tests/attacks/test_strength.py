@@ -125,6 +125,22 @@ def test_ead_succeeds_with_small_distortion(victim):
         assert l1[fooled].mean() < victim.max_mean_l1, rule  # 784 pixels, up to 2 each
 
 
+def test_ead_searched_from_a_small_c_succeeds_where_the_constant_cannot_move(victim):
+    # At a small constant c the step lr x c x gradient stays below the
+    # shrinkage threshold beta, which puts every pixel back (the CIFAR-10
+    # paper-constant finding); a binary search raising c from it must fool.
+    x, y = victim.x[:30], victim.y[:30]
+    kwargs = dict(c=1e-3, steps=100, lr=0.1, beta=1e-2)
+    constant = attacks.ead(victim.model, x, y, **kwargs)
+    searched = attacks.ead(victim.model, x, y, binary_search_steps=6, **kwargs)
+    moved = attacks.linf_distance(x, constant) > 0
+    fooled = victim.fooled(searched, y)
+    report("ead c=0.001", constant_moved=float(moved.mean()),
+           searched_success=float(fooled.mean()))
+    assert not victim.fooled(constant, y).any() and not moved.any()
+    assert fooled.mean() >= 0.95
+
+
 # Every attack in rls_tf.attacks.REGISTRY has its strength test here
 # (tests/attacks/test_registry.py checks that none is missing).
 # The attacks with modules of their own keep their strength tests there

@@ -30,6 +30,12 @@ def test_attack_settings_follow_the_preset():
     # Under eot the minimum-norm attacks also run with a confidence margin.
     eot_cw = runner.attack_settings("cw", eot, preset.replace(eot_min_norm=True))
     assert [s.param for s in eot_cw] == ["c=0.1", "c=0.1, kappa=1", "c=1", "c=1, kappa=1"]
+    # A binary search from c is labelled apart from the constant c.
+    searched = runner.attack_settings("ead", eot, preset.replace(eot_min_norm=True,
+                                                               ead_binary_search_steps=5))
+    assert [s.param for s in searched] == ["c=0.1, search=5", "c=0.1, search=5, kappa=1",
+                                           "c=1, search=5", "c=1, search=5, kappa=1"]
+    assert all(s.kwargs["binary_search_steps"] == 5 for s in searched)
     rand = runner.attack_settings("apgd", tm.ThreatModel("apgd_rand"), preset)
     assert all(s.recipe == "ce+dlr" and s.kwargs["nb_iter"] == 100 for s in rand)
     # eps units: "unit" doubles the printed eps for the [-1, 1] pixels.

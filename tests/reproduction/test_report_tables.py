@@ -386,3 +386,31 @@ def test_first_params_are_table_1s():
         "ead": "c=0.01", "apgd": "eps=0.01"}
     assert report.first_params("mnist")["pgd"] == "eps=0.05"
     assert report.first_params("fashion_mnist") == {}
+
+
+def test_a_cell_takes_the_strongest_of_equally_large_stages():
+    # EAD at the paper's constant c (fools nothing) and searched from it, each
+    # on 200 images in its own stage: the cell is the lower accuracy, whichever
+    # stage comes first; a larger stage still wins over a stronger smaller one.
+    from rls_tf.reproduction import paper_layout  # pylint: disable=import-outside-toplevel
+
+    def stage(name, records, n):
+        return {"name": name, "dataset": "cifar10", "num_examples": n,
+                "columns": {"plain": {"run": "c_plain", "defense": "plain",
+                                      "adversarial": False}},
+                "_results": _results(("plain",), records, n)}
+
+    constant = stage("minnorm", [_record("plain", "paper", "ead", "c=0.01", 90.0, 200,
+                                         success_rate=0.0),
+                                 _record("plain", "paper", "cw", "c=0.01", 60.0, 100)], 200)
+    searched = stage("ead", [_record("plain", "paper", "ead", "c=0.01, search=5", 4.0, 200,
+                                     success_rate=0.96),
+                             _record("plain", "paper", "cw", "c=0.01", 10.0, 50)], 200)
+    for order in ((constant, searched), (searched, constant)):
+        table = _find(paper_layout.paper_tables("cifar10", list(order)), 3, "paper")
+        cell = table["rows"][0]["cells"]["ead"]
+        assert (cell["stage"], cell["param"], round(100 * cell["ours"]["mean"], 6)) == (
+            "ead", "c=0.01, search=5", 4.0)
+        assert not cell["weak"]
+        cw = table["rows"][0]["cells"]["cw"]
+        assert (cw["stage"], cw["num_examples"]) == ("minnorm", 100)
