@@ -56,6 +56,7 @@ import time
 
 # What a stage is and whether it is done live in a module of their own; their
 # names are re-exported here, their former home.
+from rls_tf.reproduction import claims
 from rls_tf.reproduction.stages import (STATUSES, Stage, _model_path, _record_path,
                                         fingerprint, is_done, plan, record_state, spec_hash,
                                         stage_spec)
@@ -210,17 +211,30 @@ def _eval_stage(stage, suite, output_dir, data_dir, log):
                   **options)
     if spec.num_shards == 1:
         api.evaluate_dirs(dirs, **kwargs)
-        return
+        return True
     for index in range(spec.num_shards):
         name = shards.shard_file_name(index, spec.num_shards)
         if os.path.isfile(os.path.join(out, name)):
             if log:
                 log(f"  shard {index + 1}/{spec.num_shards}: done, kept ({name})")
             continue
+        with claims.claim(out, name) as mine:
+            if not mine:
+                if log:
+                    log(f"  shard {index + 1}/{spec.num_shards}: another run is computing it")
+                continue
+            if log:
+                log(f"  shard {index + 1}/{spec.num_shards}")
+            api.evaluate_dirs(dirs, num_shards=spec.num_shards, shard_index=index, **kwargs)
+    missing = [i for i in range(spec.num_shards) if not os.path.isfile(
+        os.path.join(out, shards.shard_file_name(i, spec.num_shards)))]
+    if missing:  # held by another run, which merges the stage when it writes the last
         if log:
-            log(f"  shard {index + 1}/{spec.num_shards}")
-        api.evaluate_dirs(dirs, num_shards=spec.num_shards, shard_index=index, **kwargs)
+            log(f"  shards {', '.join(str(i + 1) for i in missing)} are another run's: "
+                f"{spec.name} is merged by the run that finishes last")
+        return False
     api.merge_dir(out, log=log)
+    return True
 
 
 def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stages=None):
@@ -285,7 +299,8 @@ def reproduce(suite, output_dir, data_dir=None, log=print, stop_after=None, stag
                        f"other weights than its earlier record ({before} -> "
                        f"{record.get('fingerprint')})"))
         elif stage.kind == "evaluate":
-            _eval_stage(stage, suite, output_dir, data_dir, log)
+            if not _eval_stage(stage, suite, output_dir, data_dir, log):
+                continue  # its other shards are being computed by another run
         else:
             path = report.write_report(suite, output_dir)
         seconds = time.time() - start

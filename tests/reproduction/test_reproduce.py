@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,20 @@ def test_interrater_cells_say_why_there_is_no_number():
                                "repeats": 1}).startswith("undefined")
     assert report._kappa_text({"mean": 0.5, "std": None}) == "0.500 ± 0.000"
     assert report._kappa_text(None).startswith("— (deterministic")
+
+
+def test_a_stage_whose_shards_another_run_holds_is_left_unrecorded(smoke_run, tmp_path,
+                                                                     monkeypatch):
+    # Another run still computes a shard (rls_tf/reproduction/claims.py): this run
+    # goes on to the report and does not record the stage; the other run will.
+    out = str(tmp_path / "copy")
+    shutil.copytree(smoke_run["out"], out)
+    evaluation = next(name for name in os.listdir(os.path.join(out, "stages"))
+                      if name.startswith("evaluate-"))
+    os.remove(os.path.join(out, "stages", evaluation))
+    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: False)
+    lines = []
+    assert reproduce("smoke", out, data_dir="unused", log=lines.append)
+    assert not os.path.exists(os.path.join(out, "stages", evaluation))
+    assert not [line for line in lines if re.match(r"\[\d+/\d+\] evaluate \S+: ", line)]
+    assert [line for line in lines if re.match(r"\[\d+/\d+\] evaluate \S+ \(", line)]
