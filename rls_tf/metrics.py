@@ -99,7 +99,9 @@ def wilson_interval(mean, num_examples, confidence=0.95):
     n = float(num_examples)
     centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval holds the mean; at 0 and 1 the two terms cancel only up to
+    # rounding, which would put the mean a hair outside its own interval.
+    return max(0.0, min(mean, centre - half)), min(1.0, max(mean, centre + half))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,16 @@ def test_wilson_interval_matches_the_closed_form_reference():
     assert low99 < low and high99 > high  # wider at a higher level
 
 
+
+def test_wilson_interval_always_holds_its_mean():
+    # At 0 and 1 the closed form cancels only up to rounding (0 of 500 gave a
+    # low bound of 1e-17 above 0, and a plot's error bar went negative).
+    for n in range(1, 1001):
+        for mean in (0.0, 1.0, 1 / n, 1 - 1 / n):
+            low, high = metrics.wilson_interval(mean, n)
+            assert 0.0 <= low <= mean <= high <= 1.0, (mean, n)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"mean": 1.5, "num_examples": 10}, "mean=1.5"),
     ({"mean": 0.5, "num_examples": 0}, "num_examples=0"),

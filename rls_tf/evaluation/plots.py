@@ -55,8 +55,11 @@ def plot_robustness(results, path):
             entries = [results["clean"][m]] + records
             if all(e.get("interval") for e in entries):
                 # Format 3: the 95% interval over the images (asymmetric).
-                yerr = [[mu - e["interval"]["low"] for mu, e in zip(mean, entries)],
-                        [e["interval"]["high"] - mu for mu, e in zip(mean, entries)]]
+                # Clipped at 0: intervals written before wilson_interval clamped
+                # them may miss a mean of 0 or 1 by a rounding error.
+                yerr = np.maximum(0.0, [[mu - e["interval"]["low"] for mu, e in zip(mean, entries)],
+                                        [e["interval"]["high"] - mu
+                                         for mu, e in zip(mean, entries)]])
             else:
                 yerr = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
             color = colors[i % len(colors)]
