@@ -192,6 +192,12 @@ def _adopt_legacy_records(suite, output_dir, steps, log):
 
 
 def _eval_stage(stage, suite, output_dir, data_dir, log):
+    """Evaluates a stage's missing shards and merges them.
+
+    Returns:
+        True when the stage is merged; False when another run still holds
+        some of its shards (`claims`): that run merges it.
+    """
     from rls_tf.evaluation import api  # pylint: disable=import-outside-toplevel
     from rls_tf.evaluation import shards  # pylint: disable=import-outside-toplevel
 

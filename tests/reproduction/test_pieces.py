@@ -145,7 +145,7 @@ def test_a_retrained_stage_says_whether_its_weights_repeat(tmp_path, monkeypatch
         return {"fingerprint": again if stage.name == "b" else "fc"}
 
     monkeypatch.setattr(runner, "_train_stage", fake_train)
-    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: True)
     lines = []
     runner.reproduce(suite, out, log=lines.append, stages=["e2"])
     assert trained == ["b", "c"]
@@ -257,6 +257,7 @@ def test_a_changed_stage_moves_its_old_outputs_aside_and_records_its_spec(tmp_pa
 
     def fake_eval(stage, suite_, output_dir, data_dir, log):
         seen[stage.name] = sorted(os.listdir(os.path.join(output_dir, "eval", stage.name)))
+        return True  # every shard written here
 
     monkeypatch.setattr(runner, "_train_stage", fake_train)
     monkeypatch.setattr(runner, "_eval_stage", fake_eval)
@@ -310,7 +311,7 @@ def test_a_changed_stage_interrupted_resumes_its_new_version(tmp_path, monkeypat
         return {}
 
     monkeypatch.setattr(runner, "_train_stage", resumed)
-    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "_eval_stage", lambda *a, **k: True)
     monkeypatch.setattr("rls_tf.reproduction.report.write_report", lambda *a: None)
     runner.reproduce(changed, out, log=None, stages=["e1"])
     # When the first attempt started, runs/ held only the old version's run, set aside.
