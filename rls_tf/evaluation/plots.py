@@ -57,9 +57,9 @@ def plot_robustness(results, path):
                 # Format 3: the 95% interval over the images (asymmetric).
                 # Clipped at 0: intervals written before wilson_interval clamped
                 # them may miss a mean of 0 or 1 by a rounding error.
-                yerr = np.maximum(0.0, [[mu - e["interval"]["low"] for mu, e in zip(mean, entries)],
-                                        [e["interval"]["high"] - mu
-                                         for mu, e in zip(mean, entries)]])
+                yerr = np.maximum(0.0, [
+                    [mu - e["interval"]["low"] for mu, e in zip(mean, entries)],
+                    [e["interval"]["high"] - mu for mu, e in zip(mean, entries)]])
             else:
                 yerr = [clean["std"] or 0.0] + [r["accuracy"]["std"] or 0.0 for r in records]
             color = colors[i % len(colors)]

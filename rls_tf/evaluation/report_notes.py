@@ -43,7 +43,8 @@ def _render_notes(ctx):
         "its own model (EOT estimate) finds worst; the defender is never consulted."
     )
     out.append(
-        f"- C&W-L2: {_c_search(preset['cw_binary_search_steps'])}, {preset['cw_steps']} Adam steps at lr {preset['cw_lr']:g}, "
+        f"- C&W-L2: {_c_search(preset['cw_binary_search_steps'])}, {preset['cw_steps']} "
+        f"Adam steps at lr {preset['cw_lr']:g}, "
         f"confidence {preset['cw_confidence']:g}. EAD: "
         f"{_c_search(preset['ead_binary_search_steps'])}, beta {preset['ead_beta']:g}, "
         f"{preset['ead_steps']} steps at lr {preset['ead_lr']:g}, rule "

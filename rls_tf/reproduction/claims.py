@@ -71,10 +71,13 @@ def _owner(path):
         return None
 
 
+def _another_live(owner):
+    return bool(owner) and owner.get("pid") != os.getpid() and _alive(owner)
+
+
 def held_elsewhere(folder, shard_file):
     """Whether another live process of this machine holds the shard's claim."""
-    owner = _owner(_path(folder, shard_file))
-    return bool(owner) and owner.get("pid") != os.getpid() and _alive(owner)
+    return _another_live(_owner(_path(folder, shard_file)))
 
 
 @contextlib.contextmanager
@@ -88,13 +91,11 @@ def claim(folder, shard_file):
     """
     path = _path(folder, shard_file)
     os.makedirs(folder, exist_ok=True)
-    if held_elsewhere(folder, shard_file):
+    if _another_live(_owner(path)):
         yield False
         return
-    stale = _owner(path)  # None: no claim, or an unreadable one
-    if os.path.exists(path) and _owner(path) == stale:  # not replaced meanwhile
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)  # its process is gone, or it is this process's own
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)  # stale (gone, unreadable) or this process's own
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:  # another process took it between the check and now

@@ -5,8 +5,8 @@ Table 3 (every defense x FGSM, PGD, DeepFool, C&W, EAD at the paper's first
 parameter, `first_params`), Table 4 (``multi_sample``: the attacker attacks S
 sampled models) and Table 6 (accuracy against the defender's N samples), each
 again under the adaptive threat models where those ran. A cell is the lowest
-setting of the stages with the most images that hold it. The tables are data (dicts);
-`rls_tf.reproduction.report_render` writes them as Markdown.
+setting of the stages with the most images that hold it. The tables are data
+(dicts); `rls_tf.reproduction.report_render` writes them as Markdown.
 """
 
 import re
