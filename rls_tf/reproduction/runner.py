@@ -222,22 +222,23 @@ def _eval_stage(stage, suite, output_dir, data_dir, log):
         name = shards.shard_file_name(index, spec.num_shards)
         if os.path.isfile(os.path.join(out, name)):
             if log:
-                log(f"  shard {index + 1}/{spec.num_shards}: done, kept ({name})")
+                log(f"  {name}: done, kept")
             continue
         with claims.claim(out, name) as mine:
             if not mine:
                 if log:
-                    log(f"  shard {index + 1}/{spec.num_shards}: another run is computing it")
+                    log(f"  {name}: another run is computing it")
                 continue
             if log:
-                log(f"  shard {index + 1}/{spec.num_shards}")
+                log(f"  {name}: computing")
             api.evaluate_dirs(dirs, num_shards=spec.num_shards, shard_index=index, **kwargs)
     missing = [i for i in range(spec.num_shards) if not os.path.isfile(
         os.path.join(out, shards.shard_file_name(i, spec.num_shards)))]
     if missing:  # held by another run, which merges the stage when it writes the last
         if log:
-            log(f"  shards {', '.join(str(i + 1) for i in missing)} are another run's: "
-                f"{spec.name} is merged by the run that finishes last")
+            log(f"  shards {', '.join(str(i) for i in missing)} of {spec.num_shards} "
+                f"(0-based, as the files) are another run's: {spec.name} is merged by the "
+                f"run that finishes last")
         return False
     api.merge_dir(out, log=log)
     return True
