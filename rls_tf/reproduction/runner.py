@@ -232,13 +232,13 @@ def _eval_stage(stage, suite, output_dir, data_dir, log):
             if log:
                 log(f"  {name}: computing")
             api.evaluate_dirs(dirs, num_shards=spec.num_shards, shard_index=index, **kwargs)
-    missing = [i for i in range(spec.num_shards) if not os.path.isfile(
-        os.path.join(out, shards.shard_file_name(i, spec.num_shards)))]
+    missing = [name for name in (shards.shard_file_name(i, spec.num_shards)
+                                 for i in range(spec.num_shards))
+               if not os.path.isfile(os.path.join(out, name))]
     if missing:  # held by another run, which merges the stage when it writes the last
         if log:
-            log(f"  shards {', '.join(str(i) for i in missing)} of {spec.num_shards} "
-                f"(0-based, as the files) are another run's: {spec.name} is merged by the "
-                f"run that finishes last")
+            log(f"  {', '.join(missing)}: another run's; {spec.name} is merged by the run "
+                f"that finishes last")
         return False
     api.merge_dir(out, log=log)
     return True
