@@ -389,9 +389,14 @@ def evaluate_dirs(model_dirs, config=None, *, dataset=None, data_dir=None, num_e
     return results, paths
 
 
-def merge_dir(directory, output_dir=None, log=print):
-    """Merges the shard files of `directory`; returns ``(results, paths)``."""
-    results, paths = rls_shards.merge_directory(directory, output_dir=output_dir)
+def merge_dir(directory, output_dir=None, log=print, allow_missing=False):
+    """Merges the shard files of `directory`; returns ``(results, paths)``.
+
+    ``allow_missing=True`` merges the shards there are of an unfinished
+    evaluation (`rls_tf.evaluation.shard_merge.merge_shards`).
+    """
+    results, paths = rls_shards.merge_directory(directory, output_dir=output_dir,
+                                                allow_missing=allow_missing)
     if log:
         log(f"merged {results['merged']['num_shards']} shards: wrote {paths['json']}, "
             f"{paths['markdown']}, {paths['plot']}")

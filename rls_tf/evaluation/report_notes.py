@@ -97,6 +97,13 @@ def _render_notes(ctx):
             f"{merged['num_shards']}`): every number is recomputed from the shards' per-example "
             "data; timings are summed over the shards (device time, not wall time)."
         )
+        if merged.get("missing"):
+            out.append(
+                f"- **Partial**: shard(s) {', '.join(map(str, merged['missing']))} of "
+                f"{merged['of_shards']} not computed yet; these numbers are of the "
+                f"{merged['num_examples']} images the other shards "
+                f"cover, of the evaluation's {merged['planned_examples']}."
+            )
     combined = results.get("combined")
     if combined:
         sources = "; ".join(

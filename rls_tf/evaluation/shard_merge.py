@@ -81,7 +81,7 @@ def short_json(value, limit=120):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_shards(payloads):
+def check_shards(payloads, allow_missing=False):
     """Checks that `payloads` are the S shards of one evaluation, once each.
 
     The shards must agree on everything but their index (and per-machine
@@ -90,12 +90,18 @@ def check_shards(payloads):
     size, seed, number of examples), number of shards, the evaluated data
     and models (by fingerprint) and the run list.
 
+    Args:
+        payloads: the shards' payloads (`load_shards`).
+        allow_missing: accept a subset of the S shards (an evaluation still
+            running: `merge_shards`'s partial merge).
+
     Returns:
         The payloads sorted by shard index.
 
     Raises:
-        ValueError: an empty list, mismatched configurations, a missing or
-            duplicate shard, or a shard whose slice is not `shard_range`'s.
+        ValueError: an empty list, mismatched configurations, a missing
+            (unless `allow_missing`) or duplicate shard, or a shard whose
+            slice is not `shard_range`'s.
     """
     if not payloads:
         raise ValueError("No shards to merge. Received: 0 shard files")
@@ -120,7 +126,7 @@ def check_shards(payloads):
                              f"and {name(payload)}.")
         by_index[index] = payload
     missing = [i for i in range(num_shards) if i not in by_index]
-    if missing:
+    if missing and not allow_missing:
         raise ValueError(f"Missing shard(s) {','.join(map(str, missing))} of {num_shards}. "
                          f"Received: shard(s) {','.join(map(str, sorted(by_index)))}.")
     extra = sorted(i for i in by_index if not 0 <= i < num_shards)
@@ -134,7 +140,7 @@ def check_shards(payloads):
         if got != expected:
             raise ValueError(f"{name(payload)} covers examples [{got[0]}, {got[1]}), shard "
                              f"{index} of {num_shards} is [{expected[0]}, {expected[1]}).")
-    return [by_index[i] for i in range(num_shards)]
+    return [by_index[i] for i in range(num_shards) if i in by_index]
 
 
 def _sum_timings(dicts):
@@ -147,7 +153,7 @@ def _sum_timings(dicts):
     return out
 
 
-def merge_shards(payloads):
+def merge_shards(payloads, allow_missing=False):
     """Merges the S shards of one evaluation into its results dict.
 
     Every number is recomputed from the shards' concatenated per-example
@@ -160,11 +166,17 @@ def merge_shards(payloads):
 
     Args:
         payloads: the shards' payloads (`load_shards`), in any order.
+        allow_missing: merge the shards there are of an unfinished
+            evaluation. Its numbers are those of the images the shards
+            cover (``merged.num_examples``, and ``data.num_examples`` where
+            the shards name their data); ``merged.missing`` lists the
+            missing shards' indices and ``merged.planned_examples`` the
+            evaluation's number of images, so nothing reads it as complete.
 
     Returns:
         The results dict, for `report.write_reports`.
     """
-    shards = check_shards(payloads)
+    shards = check_shards(payloads, allow_missing=allow_missing)
     first = shards[0]
     config = first["config"]
     # Each model's defender has its own N (an ensemble's is its member count).
@@ -177,8 +189,9 @@ def merge_shards(payloads):
     })
     for info in results["models"].values():
         info.pop("fingerprint", None)
+    covered = sum(s["shard"]["stop"] - s["shard"]["start"] for s in shards)
     if "data" in results:
-        results["data"]["num_examples"] = config["num_examples"]
+        results["data"]["num_examples"] = covered
     results["clean"], results["interrater"] = {}, {}
     for key in first["models"]:
         examples = _concat_examples([_decode_examples(s["examples"]["clean"][key])
@@ -200,6 +213,12 @@ def merge_shards(payloads):
         "timings": "summed over the shards (device time, not wall time)",
         "shards": [],
     }
+    missing = [i for i in range(first["shard"]["count"])
+               if i not in {s["shard"]["index"] for s in shards}]
+    if missing:
+        results["merged"].update({"missing": missing, "of_shards": first["shard"]["count"],
+                                  "num_examples": covered,
+                                  "planned_examples": config["num_examples"]})
     for s in shards:
         entry = {"index": s["shard"]["index"], "start": s["shard"]["start"],
                  "stop": s["shard"]["stop"], "command": s.get("command"),
@@ -226,20 +245,22 @@ def _merge_record(record, parts, eval_samples):
     return merged.to_json()
 
 
-def merge_directory(directory, output_dir=None):
+def merge_directory(directory, output_dir=None, allow_missing=False):
     """Merges the shard files of `directory` and writes the reports.
 
     Args:
         directory: where the ``shard-<i>-of-<S>.json`` files are.
         output_dir: where results.json, results.md and robustness.png go
             (default: `directory`).
+        allow_missing: merge the shards there are (`merge_shards`); the
+            reports say which are missing.
 
     Returns:
         ``(results, paths)`` as `report.write_reports` returns the paths.
     """
     from rls_tf.evaluation import report  # pylint: disable=import-outside-toplevel
 
-    results = merge_shards(load_shards(directory))
+    results = merge_shards(load_shards(directory), allow_missing=allow_missing)
     command = results["merged"]["shards"][0]["command"]
     if command:
         # The unsharded command that computes the same numbers in one run.

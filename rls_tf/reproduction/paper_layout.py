@@ -89,6 +89,7 @@ def _index(stages):
                 continue
             records.setdefault((row_id, record["attack"]), []).append({
                 "stage": stage["name"], "order": order, "record": record,
+                "partial": bool(stage.get("partial")),
                 "n": record.get("num_examples") or stage.get("num_examples"),
                 "stochastic": stochastic.get(record["model"], False)})
     runs = {}
@@ -125,7 +126,7 @@ def _cell(records, row, attack, wanted, threat, value):
     rate = record.get("success_rate")
     return {"ours": summary, "param": record.get("param"),
             "threat_model": record.get("threat_model"), "stage": entry["stage"],
-            "num_examples": entry["n"], "settings": len(chosen),
+            "num_examples": entry["n"], "settings": len(chosen), "partial": entry["partial"],
             "weak": bool(rate is not None and rate < _WEAK_SUCCESS_RATE
                          and not entry["stochastic"])}
 

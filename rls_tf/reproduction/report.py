@@ -31,7 +31,8 @@ Adversarially trained runs are never set beside the paper's (clean-trained)
 numbers. Only stages whose completion record is of their current spec
 (`runner.record_state`) are reported: the results of an earlier version of
 a stage (another backbone, recipe or attack list under the same name) are
-not shown as the new one's.
+not shown as the new one's. A sharded stage not finished yet is shown from
+the shards it has (`partial_results`), marked partial with their images.
 
 This module owns the report's data (`collect`: per stage its numbers, per
 dataset the paper's tables, the stages' records) and `write_report`. The
@@ -53,7 +54,8 @@ from rls_tf.reproduction.paper_layout import paper_tables
 from rls_tf.reproduction.report_render import _kappa_text
 from rls_tf.reproduction.report_render import _render
 
-__all__ = ["collect", "first_params", "paper_tables", "worst_cases", "write_report"]
+__all__ = ["collect", "first_params", "paper_tables", "partial_results", "worst_cases",
+           "write_report"]
 
 
 def _param_key(attack, param):
@@ -198,6 +200,75 @@ def worst_cases(stages):
                      for run, info in runs.items() if run in cells]}
 
 
+def _canonical(value):
+    return json.loads(json.dumps(value))
+
+
+def _shard_mismatch(payload, stage):
+    """Why a shard file is not of `stage`'s current definition (None: it is)."""
+    config = payload.get("config") or {}
+    expected = {
+        "shards": (payload.get("shard") or {}).get("count") == stage.num_shards,
+        "num_examples": config.get("num_examples") == stage.num_examples,
+        "attacks": config.get("attacks") == list(stage.attacks),
+        "threat_models": [t.get("name") for t in config.get("threat_models", [])]
+                         == list(stage.threat_models),
+        "models": sorted(payload.get("models") or {}) == sorted(stage.models),
+    }
+    preset = config.get("preset") or {}
+    for key, value in stage.preset_overrides.items():
+        expected[f"preset.{key}"] = _canonical(preset.get(key)) == _canonical(value)
+    for key, value in stage.options.items():
+        if key == "preset":
+            expected[key] = preset.get("name") == value
+        elif key in config:
+            expected[key] = _canonical(config[key]) == _canonical(value)
+    wrong = [key for key, ok in expected.items() if not ok]
+    return ", ".join(wrong) or None
+
+
+def partial_results(suite, output_dir, stage):
+    """The merged shards of an evaluation stage still running (None: nothing to show).
+
+    A stage of several shards spans several runs (and machines); until its last
+    shard is written, the report shows the shards it has (`merge_shards` with
+    ``allow_missing``), marked partial with their images. Only shards of the
+    stage's current definition count: every shard's attacks, threat models,
+    images, shard count, models, preset overrides and options must be the
+    stage's, and the weights the stage recorded (``models.json``) those of the
+    current training records. Otherwise the report says the stage is missing,
+    as before any shard.
+
+    Returns:
+        The results dict (`rls_tf.evaluation.shard_merge.merge_shards`), or
+        None.
+    """
+    # pylint: disable=import-outside-toplevel
+    from rls_tf.evaluation import shard_files, shard_merge
+
+    folder = os.path.join(output_dir, "eval", stage.name)
+    if stage.num_shards < 2 or not os.path.isdir(folder):
+        return None
+    try:
+        payloads = shard_files.load_shards(folder)
+    except ValueError:  # no shard file yet
+        return None
+    weights = os.path.join(folder, "models.json")
+    if not os.path.isfile(weights):
+        return None
+    with open(weights, encoding="utf-8") as f:
+        used = json.load(f)
+    by_name = {s.name: s for s in suite.train}
+    for key, ref in stage.models.items():
+        train = runner.Stage("train", ref, by_name[ref], by_name[ref].estimate_s)
+        state, record = runner.record_state(suite, output_dir, train)
+        if state != "current" or used.get(key) != record.get("fingerprint"):
+            return None
+    if any(_shard_mismatch(p, stage) for p in payloads):
+        return None
+    return shard_merge.merge_shards(payloads, allow_missing=True)
+
+
 def collect(suite, output_dir):
     """The report's data: per evaluation stage of its current spec, its numbers; per
     dataset, the paper's Tables 3, 4 and 6 and the worst cases (`worst_cases`); the
@@ -207,11 +278,15 @@ def collect(suite, output_dir):
         path = os.path.join(output_dir, "eval", stage.name, "results.json")
         state, _ = runner.record_state(
             suite, output_dir, runner.Stage("evaluate", stage.name, stage, stage.estimate_s))
-        if state != "current" or not os.path.isfile(path):
-            stages.append({"name": stage.name, "missing": path, "state": state})
-            continue
-        with open(path, encoding="utf-8") as f:
-            results = json.load(f)
+        if state == "current" and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                results = json.load(f)
+        else:
+            # Never finished: the shards it has, when they are of its current version.
+            results = partial_results(suite, output_dir, stage) if state == "none" else None
+            if results is None:
+                stages.append({"name": stage.name, "missing": path, "state": state})
+                continue
         dataset = suite.dataset_of(stage)
         columns = _columns(suite, stage)
         weights = os.path.join(output_dir, "eval", stage.name, "models.json")
@@ -231,6 +306,13 @@ def collect(suite, output_dir):
             "results": os.path.relpath(path, output_dir),
             "_results": results,
         })
+        merged = results.get("merged") or {}
+        if merged.get("missing"):
+            stages[-1]["partial"] = {
+                "shards": merged["num_shards"], "of_shards": merged["of_shards"],
+                "missing": merged["missing"],
+                "planned_examples": merged["planned_examples"]}
+            stages[-1]["results"] = None  # written when its last shard is
     datasets = []
     for stage in stages:
         if stage.get("dataset") and stage["dataset"] not in datasets:

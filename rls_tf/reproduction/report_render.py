@@ -99,10 +99,12 @@ def _protocol_text(table):
 def _render_table(table):
     """One table of `paper_tables` as Markdown lines."""
     columns = [c["attack"] for c in table["columns"]]
-    letters, sizes = {}, {}
+    letters, sizes, partial = {}, {}, set()
     for row in table["rows"]:
         for cell in row["cells"].values():
             if cell:
+                if cell.get("partial"):
+                    partial.add(cell["stage"])
                 letters.setdefault(cell["stage"], chr(ord("a") + len(letters)))
                 sizes.setdefault(cell["stage"], set()).add(cell["num_examples"])
     tagged = len(letters) > 1
@@ -132,14 +134,15 @@ def _render_table(table):
     out.append("")
 
     def images(stage):
-        return "/".join(str(n) for n in sorted(n for n in sizes[stage] if n)) or "?"
+        text = "/".join(str(n) for n in sorted(n for n in sizes[stage] if n)) or "?"
+        return text + (" images, a partial stage" if stage in partial else " images")
 
     if tagged:
-        out.append("Ours from: " + "; ".join(f"[{letter}] `{stage}` ({images(stage)} images)"
+        out.append("Ours from: " + "; ".join(f"[{letter}] `{stage}` ({images(stage)})"
                                              for stage, letter in letters.items()) + ".")
     elif letters:
         stage = next(iter(letters))
-        out.append(f"Ours from stage `{stage}` ({images(stage)} images).")
+        out.append(f"Ours from stage `{stage}` ({images(stage)}).")
     if multiple:
         out.append("Where a column ran with several settings under this threat model (C&W and "
                    "EAD with confidence 0 and kappa, DeepFool with two overshoots), the cell "
@@ -319,9 +322,17 @@ def _render(data):
             else:
                 out += [f"Not evaluated yet (`{stage['missing']}` is missing).", ""]
             continue
-        out.append(f"Dataset {stage['dataset']}, {stage['num_examples']} test images; all "
-                   f"tables of this stage: [`{stage['results'][:-5]}.md`]"
-                   f"({stage['results'][:-5]}.md).")
+        partial = stage.get("partial")
+        if partial:
+            out.append(f"**Partial: not finished.** Dataset {stage['dataset']}, "
+                       f"{stage['num_examples']} of its {partial['planned_examples']} test "
+                       f"images: {partial['shards']} of its {partial['of_shards']} shards "
+                       f"(missing: {', '.join(map(str, partial['missing']))}), merged as they "
+                       "are; its results.json is written when the last one is.")
+        else:
+            out.append(f"Dataset {stage['dataset']}, {stage['num_examples']} test images; all "
+                       f"tables of this stage: [`{stage['results'][:-5]}.md`]"
+                       f"({stage['results'][:-5]}.md).")
         out.append("")
         out += ["| Model | run | defense | adversarially trained | clean | weights |",
                 "|---|---|---|---|---|---|"]

@@ -145,6 +145,31 @@ def test_merge_refuses_mismatched_missing_and_duplicate_shards(sharded, micro_mo
         shards.merge_shards([parts[0], odd, parts[2]])
 
 
+def test_a_partial_merge_has_the_numbers_of_the_shards_it_has(sharded, tmp_path):
+    # An evaluation still running: shards 0 and 2 of 3 (images 0-2 and 6-9).
+    parts = [sharded["parts"][0], sharded["parts"][2]]
+    merged = _roundtrip(shards.merge_shards(parts, allow_missing=True))
+    assert merged["merged"]["missing"] == [1] and merged["merged"]["num_examples"] == 7
+    assert merged["merged"]["of_shards"] == 3 and merged["merged"]["planned_examples"] == 10
+    assert merged["merged"]["num_shards"] == 2
+    for record in merged["robust"]:
+        assert record["num_examples"] == 7
+        if record["model"] == "plain":  # deterministic: one reading per image
+            own = [next(r for r in p["robust"] if all(
+                r[k] == record[k] for k in ("model", "attack", "param", "threat_model")))
+                for p in parts]
+            hits = sum(r["examples"]["attacker_correct"].count("1") for r in own)
+            assert record["attacker_accuracy"] == pytest.approx(hits / 7)
+    # Complete shards merge as before: nothing is said missing.
+    assert "missing" not in shards.merge_shards(sharded["parts"], allow_missing=True)["merged"]
+    for part in parts:
+        shards.write_shard(part, str(tmp_path))
+    _, paths = shards.merge_directory(str(tmp_path), allow_missing=True)
+    text = open(paths["markdown"], encoding="utf-8").read()
+    assert "**Partial**: shard(s) 1 of 3 not computed yet; these numbers are of the 7 " \
+           "images the other shards cover, of the evaluation's 10." in text
+
+
 def test_shard_files_round_trip(sharded, tmp_path):
     for part in sharded["parts"]:
         path = shards.write_shard(part, str(tmp_path))

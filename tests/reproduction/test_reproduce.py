@@ -1,5 +1,6 @@
 """The smoke suite end to end, resume without redoing finished stages, the CLI."""
 
+import dataclasses
 import json
 import os
 import re
@@ -182,3 +183,57 @@ def test_a_stage_whose_shards_another_run_holds_is_left_unrecorded(smoke_run, tm
     assert not os.path.exists(os.path.join(out, "stages", evaluation))
     assert not [line for line in lines if re.match(r"\[\d+/\d+\] evaluate \S+: ", line)]
     assert [line for line in lines if re.match(r"\[\d+/\d+\] evaluate \S+ \(", line)]
+
+
+def _unfinished_copy(smoke_run, tmp_path):
+    # The smoke suite's evaluation (2 shards of 8 images) with only its first shard:
+    # another run still computes the second.
+    out = str(tmp_path / "partial")
+    shutil.copytree(smoke_run["out"], out)
+    folder = os.path.join(out, "eval", "mnist")
+    os.remove(os.path.join(out, "stages", "evaluate-mnist.json"))
+    for name in ("results.json", "results.md", "shard-1-of-2.json"):
+        os.remove(os.path.join(folder, name))
+    return out, folder
+
+
+def test_an_unfinished_stage_is_reported_from_its_shards_marked_partial(smoke_run, tmp_path):
+    from rls_tf.reproduction import report  # pylint: disable=import-outside-toplevel
+    from rls_tf.reproduction import suites  # pylint: disable=import-outside-toplevel
+    out, folder = _unfinished_copy(smoke_run, tmp_path)
+    suite = suites.load_suite("smoke")
+    with open(os.path.join(smoke_run["out"], "eval", "mnist", "shard-0-of-2.json"),
+              encoding="utf-8") as f:
+        shard = json.load(f)
+    results = report.partial_results(suite, out, suite.evaluate[0])
+    assert results["data"]["num_examples"] == shard["shard"]["stop"] == 4
+    assert results["merged"]["missing"] == [1]
+    assert results["merged"]["planned_examples"] == 8
+    # The numbers are the first shard's alone.
+    first = next(r for r in shard["robust"] if r["model"] == "plain")
+    merged = next(r for r in results["robust"] if r["model"] == "plain"
+                  and r["attack"] == first["attack"] and r["param"] == first["param"]
+                  and r["threat_model"] == first["threat_model"])
+    assert merged["num_examples"] == 4
+    assert merged["accuracy"]["mean"] == pytest.approx(
+        first["examples"]["attacker_correct"].count("1") / 4)
+    with open(report.write_report(suite, out), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("## mnist\n")[1].split("\n## ")[0]
+    assert "**Partial: not finished.** Dataset mnist, 4 of its 8 test images: 1 of its 2 " \
+           "shards (missing: 1)" in section
+    assert "Not evaluated yet" not in section
+    assert not os.path.exists(os.path.join(folder, "results.json"))  # left to the runner
+    # Shards of other weights, or of another definition of the stage, are not shown.
+    with open(os.path.join(folder, "models.json"), encoding="utf-8") as f:
+        weights = json.load(f)
+    with open(os.path.join(folder, "models.json"), "w", encoding="utf-8") as f:
+        json.dump({**weights, "rls": "0" * 16}, f)
+    assert report.partial_results(suite, out, suite.evaluate[0]) is None
+    with open(os.path.join(folder, "models.json"), "w", encoding="utf-8") as f:
+        json.dump(weights, f)
+    for change in ({"attacks": ("fgsm",)}, {"num_examples": 16},
+                   {"preset_overrides": {"pgd_steps": 3}}):
+        other = dataclasses.replace(suite.evaluate[0], **change)
+        assert report.partial_results(suite, out, other) is None, change
+    assert report.partial_results(suite, out, suite.evaluate[0]) is not None
