@@ -224,6 +224,17 @@ def test_merge_refuses_mismatched_and_missing_shards(run_dirs):
     with flagsaver.flagsaver(merge=str(shard_dir)):
         with pytest.raises(SystemExit, match=r"Missing shard\(s\) 1 of 2"):
             attack_eval.main(["attack_eval.py"])
+    # An evaluation still running: its first shard, marked partial.
+    with flagsaver.flagsaver(merge=str(shard_dir), allow_missing_shards=True):
+        attack_eval.main(["attack_eval.py"])
+    partial = json.loads((shard_dir / "results.json").read_text())
+    assert partial["merged"]["missing"] == [1] and partial["merged"]["planned_examples"] == 10
+    assert partial["data"]["num_examples"] == partial["merged"]["num_examples"] == 4
+    assert "**Partial**: shard(s) 1 of 2 not computed yet" in (
+        shard_dir / "results.md").read_text()
+    with flagsaver.flagsaver(allow_missing_shards=True, model_dir=run_dirs["rls"]):
+        with pytest.raises(SystemExit, match="--allow_missing_shards applies to --merge"):
+            attack_eval.main(["attack_eval.py"])
     with flagsaver.flagsaver(merge=str(run_dirs["root"] / "nowhere")):
         with pytest.raises(SystemExit, match="No such directory"):
             attack_eval.main(["attack_eval.py"])

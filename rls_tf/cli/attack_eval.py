@@ -111,6 +111,9 @@ flags.DEFINE_list("combine", None, "Combine the results.json of these evaluation
 flags.DEFINE_string("merge", None, "Merge the shard-<i>-of-<S>.json files of this directory "
                     "into results.json, results.md and robustness.png (in this directory, or "
                     "--output_dir when given); no model is loaded.")
+flags.DEFINE_bool("allow_missing_shards", False, "With --merge: merge the shards there are of "
+                  "an evaluation still running; the numbers are of the images they cover and "
+                  "the reports say which shards are missing (Partial).")
 
 
 # -- one override flag per preset parameter -------------------------------------
@@ -268,9 +271,13 @@ def evaluate_from_flags():
         raise ValueError(f"--merge and --combine are exclusive (merge the shards first, then "
                          f"combine). Received: --merge={FLAGS.merge} "
                          f"--combine={','.join(FLAGS.combine)}")
+    if FLAGS.allow_missing_shards and not FLAGS.merge:
+        raise ValueError("--allow_missing_shards applies to --merge=DIR only. Received: "
+                         "--allow_missing_shards without --merge")
     if FLAGS.merge:
         output_dir = shared.given("output_dir")
-        return api.merge_dir(FLAGS.merge, output_dir=output_dir, log=log)
+        return api.merge_dir(FLAGS.merge, output_dir=output_dir, log=log,
+                             allow_missing=FLAGS.allow_missing_shards)
     if FLAGS.combine:
         return api.combine_dirs(FLAGS.combine, shared.given("output_dir"), log=log)
     model_dirs, labels = {}, {}
