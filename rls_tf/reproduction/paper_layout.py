@@ -89,7 +89,7 @@ def _index(stages):
                 continue
             records.setdefault((row_id, record["attack"]), []).append({
                 "stage": stage["name"], "order": order, "record": record,
-                "partial": bool(stage.get("partial")),
+                "partial": bool((stage.get("partial") or {}).get("missing")),
                 "n": record.get("num_examples") or stage.get("num_examples"),
                 "stochastic": stochastic.get(record["model"], False)})
     runs = {}

@@ -306,13 +306,15 @@ def collect(suite, output_dir):
             "results": os.path.relpath(path, output_dir),
             "_results": results,
         })
-        merged = results.get("merged") or {}
-        if merged.get("missing"):
+        if state != "current":  # merged here from its shards: no results.json yet
+            merged = results["merged"]
+            stages[-1]["results"] = None
             stages[-1]["partial"] = {
-                "shards": merged["num_shards"], "of_shards": merged["of_shards"],
-                "missing": merged["missing"],
-                "planned_examples": merged["planned_examples"]}
-            stages[-1]["results"] = None  # written when its last shard is
+                "shards": merged["num_shards"],
+                "of_shards": merged.get("of_shards", merged["num_shards"]),
+                "missing": merged.get("missing", []),
+                "planned_examples": merged.get("planned_examples",
+                                               results.get("data", {}).get("num_examples"))}
     datasets = []
     for stage in stages:
         if stage.get("dataset") and stage["dataset"] not in datasets:

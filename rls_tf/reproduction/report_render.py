@@ -323,12 +323,16 @@ def _render(data):
                 out += [f"Not evaluated yet (`{stage['missing']}` is missing).", ""]
             continue
         partial = stage.get("partial")
-        if partial:
+        if partial and partial["missing"]:
             out.append(f"**Partial: not finished.** Dataset {stage['dataset']}, "
                        f"{stage['num_examples']} of its {partial['planned_examples']} test "
                        f"images: {partial['shards']} of its {partial['of_shards']} shards "
                        f"(missing: {', '.join(map(str, partial['missing']))}), merged as they "
                        "are; its results.json is written when the last one is.")
+        elif partial:
+            out.append(f"Dataset {stage['dataset']}, {stage['num_examples']} test images: "
+                       f"all {partial['shards']} shards, merged here; the run that records "
+                       "the stage writes its results.json.")
         else:
             out.append(f"Dataset {stage['dataset']}, {stage['num_examples']} test images; all "
                        f"tables of this stage: [`{stage['results'][:-5]}.md`]"

@@ -237,3 +237,9 @@ def test_an_unfinished_stage_is_reported_from_its_shards_marked_partial(smoke_ru
         other = dataclasses.replace(suite.evaluate[0], **change)
         assert report.partial_results(suite, out, other) is None, change
     assert report.partial_results(suite, out, suite.evaluate[0]) is not None
+    # Every shard there but the stage not recorded (its run stopped before): shown whole.
+    shutil.copy(os.path.join(smoke_run["out"], "eval", "mnist", "shard-1-of-2.json"), folder)
+    with open(report.write_report(suite, out), encoding="utf-8") as f:
+        section = f.read().split("## mnist\n")[1].split("\n## ")[0]
+    assert "Dataset mnist, 8 test images: all 2 shards, merged here" in section
+    assert "Partial" not in section
