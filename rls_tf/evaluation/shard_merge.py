@@ -213,8 +213,8 @@ def merge_shards(payloads, allow_missing=False):
         "timings": "summed over the shards (device time, not wall time)",
         "shards": [],
     }
-    missing = [i for i in range(first["shard"]["count"])
-               if i not in {s["shard"]["index"] for s in shards}]
+    present = {s["shard"]["index"] for s in shards}
+    missing = [i for i in range(first["shard"]["count"]) if i not in present]
     if missing:
         results["merged"].update({"missing": missing, "of_shards": first["shard"]["count"],
                                   "num_examples": covered,

@@ -204,8 +204,8 @@ def _canonical(value):
     return json.loads(json.dumps(value))
 
 
-def _shard_mismatch(payload, stage):
-    """Why a shard file is not of `stage`'s current definition (None: it is)."""
+def _of_stage(payload, stage):
+    """Whether a shard file is of `stage`'s current definition."""
     config = payload.get("config") or {}
     expected = {
         "shards": (payload.get("shard") or {}).get("count") == stage.num_shards,
@@ -223,8 +223,7 @@ def _shard_mismatch(payload, stage):
             expected[key] = preset.get("name") == value
         elif key in config:
             expected[key] = _canonical(config[key]) == _canonical(value)
-    wrong = [key for key, ok in expected.items() if not ok]
-    return ", ".join(wrong) or None
+    return all(expected.values())
 
 
 def partial_results(suite, output_dir, stage):
@@ -264,7 +263,7 @@ def partial_results(suite, output_dir, stage):
         state, record = runner.record_state(suite, output_dir, train)
         if state != "current" or used.get(key) != record.get("fingerprint"):
             return None
-    if any(_shard_mismatch(p, stage) for p in payloads):
+    if not all(_of_stage(p, stage) for p in payloads):
         return None
     return shard_merge.merge_shards(payloads, allow_missing=True)
 
